@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "forkwatch",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Forkwatch", targets: ["Forkwatch"]),
+        .library(name: "ForkwatchCore", targets: ["ForkwatchCore"]),
+        .executable(name: "forkwatch", targets: ["ForkwatchCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Macros, globals and the fork+exec child path that Swift cannot (or must not) express.
+        .target(name: "CForkwatch"),
+        // Pure decisions: no syscalls, no clocks. Time is a parameter.
+        .target(name: "ForkwatchCore"),
+        .target(
+            name: "Forkwatch",
+            dependencies: [
+                "CForkwatch", "ForkwatchCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "ForkwatchCLI",
+            dependencies: [
+                "Forkwatch", "ForkwatchCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
+        .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch"]),
+    ]
+)

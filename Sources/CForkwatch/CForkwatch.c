@@ -1,0 +1,149 @@
+#define _GNU_SOURCE
+#include "CForkwatch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int fw_nsig(void) { return NSIG; }
+
+int fw_pipe_cloexec(int fds[2], int nonblocking_read) {
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    if (nonblocking_read) {
+        int flags = fcntl(fds[0], F_GETFL);
+        if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) != 0) {
+            int saved = errno;
+            close(fds[0]);
+            close(fds[1]);
+            errno = saved;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int fw_close_range(unsigned int first, unsigned int last) {
+    if (first > last) return 0;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, first, last, 0) == 0) return 0;
+    if (errno != ENOSYS) return -1;
+#endif
+    // Old kernel: close one by one, bounded by the fd table size.
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0) max = 4096;
+    for (unsigned int fd = first; fd <= last && fd < (unsigned int)max; fd++) close((int)fd);
+    return 0;
+}
+
+static void fill_set(sigset_t *set, const int *signals, int n) {
+    sigemptyset(set);
+    for (int i = 0; i < n; i++) sigaddset(set, signals[i]);
+}
+
+int fw_signalfd(const int *signals, int n, int nonblocking) {
+    sigset_t set;
+    fill_set(&set, signals, n);
+    return signalfd(-1, &set, SFD_CLOEXEC | (nonblocking ? SFD_NONBLOCK : 0));
+}
+
+int fw_sigmask(int how, const int *signals, int n) {
+    sigset_t set;
+    fill_set(&set, signals, n);
+    // pthread_sigmask and sigprocmask are the same in a single-threaded process; in a worker
+    // that later starts threads, threads inherit the mask of the thread that creates them.
+    return pthread_sigmask(how, &set, NULL) == 0 ? 0 : -1;
+}
+
+int fw_signalfd_read(int fd, int32_t *sender_pid, uint32_t *sender_uid) {
+    struct signalfd_siginfo info;
+    for (;;) {
+        ssize_t n = read(fd, &info, sizeof info);
+        if (n == (ssize_t)sizeof info) {
+            *sender_pid = (int32_t)info.ssi_pid;
+            *sender_uid = info.ssi_uid;
+            return (int)info.ssi_signo;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (n >= 0) errno = EIO;
+        return -1;
+    }
+}
+
+pid_t fw_fork(void) { return fork(); }
+
+int fw_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+
+int fw_child_setup(const int *keep, int nkeep, int pdeathsig, pid_t parent) {
+    // 1. Signal dispositions back to default, mask unblocked: the master blocks the signals it
+    //    reads through signalfd, and a blocked mask survives fork and exec.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &dfl, NULL);  // EINVAL for the glibc-reserved RT signals is fine
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    // 2. Close every fd >= 3 except `keep`: insertion-sort a stack copy (no malloc here).
+    int sorted[16];
+    int n = nkeep > 16 ? 16 : nkeep;
+    for (int i = 0; i < n; i++) {
+        int v = keep[i], j = i;
+        while (j > 0 && sorted[j - 1] > v) { sorted[j] = sorted[j - 1]; j--; }
+        sorted[j] = v;
+    }
+    unsigned int next = 3;
+    for (int i = 0; i < n; i++) {
+        if (sorted[i] < 3) continue;
+        if ((unsigned int)sorted[i] > next) fw_close_range(next, (unsigned int)sorted[i] - 1);
+        if ((unsigned int)sorted[i] + 1 > next) next = (unsigned int)sorted[i] + 1;
+    }
+    fw_close_range(next, ~0U);
+
+    // 3. Die with the master. The parent may have died between fork and prctl: re-check.
+    if (pdeathsig > 0) prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0);
+    if (getppid() != parent) return -1;
+    return 0;
+}
+
+static void write_execfail(int fd, int err) {
+    char buf[32] = "execfail ";
+    int len = 9;
+    char digits[12];
+    int nd = 0;
+    unsigned int v = err < 0 ? 0 : (unsigned int)err;
+    do { digits[nd++] = (char)('0' + v % 10); v /= 10; } while (v && nd < 11);
+    while (nd) buf[len++] = digits[--nd];
+    buf[len++] = '\n';
+    ssize_t ignored = write(fd, buf, (size_t)len);
+    (void)ignored;
+}
+
+pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
+                   const int *keep_extra, int nkeep_extra, int pdeathsig, pid_t parent) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+
+    int keep[16];
+    int n = 0;
+    keep[n++] = status_fd;
+    for (int i = 0; i < nkeep_extra && n < 16; i++) keep[n++] = keep_extra[i];
+    if (fw_child_setup(keep, n, pdeathsig, parent) != 0) _exit(1);
+    // The inherited fds the program is meant to keep (a listening socket) must survive exec.
+    for (int i = 0; i < nkeep_extra; i++) {
+        int flags = fcntl(keep_extra[i], F_GETFD);
+        if (flags >= 0) fcntl(keep_extra[i], F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    execve(path, argv, envp);
+    write_execfail(status_fd, errno);
+    _exit(127);
+}

@@ -1,0 +1,54 @@
+// C where Swift cannot reach: wait-status macros, variadic prctl, signalfd, close_range,
+// and the child side of fork+exec, which must use async-signal-safe calls only.
+#ifndef CFORKWATCH_H
+#define CFORKWATCH_H
+
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <stdint.h>
+
+static inline int fw_wifexited(int status) { return WIFEXITED(status); }
+static inline int fw_wexitstatus(int status) { return WEXITSTATUS(status); }
+static inline int fw_wifsignaled(int status) { return WIFSIGNALED(status); }
+static inline int fw_wtermsig(int status) { return WTERMSIG(status); }
+static inline int fw_wcoredump(int status) { return WCOREDUMP(status); }
+static inline int fw_wifstopped(int status) { return WIFSTOPPED(status); }
+
+/// Number of signals the kernel knows (the NSIG macro).
+int fw_nsig(void);
+
+/// pipe2(2) with O_CLOEXEC, and O_NONBLOCK on the read end when `nonblocking_read` is set.
+int fw_pipe_cloexec(int fds[2], int nonblocking_read);
+
+/// close_range(2); falls back to a close() loop where the kernel lacks it.
+int fw_close_range(unsigned int first, unsigned int last);
+
+/// signalfd(2) over `signals` (count `n`), O_CLOEXEC | O_NONBLOCK when `nonblocking`.
+/// The signals must already be blocked with sigprocmask.
+int fw_signalfd(const int *signals, int n, int nonblocking);
+/// Blocks (how = SIG_BLOCK) or unblocks (SIG_UNBLOCK) `signals` for the calling thread/process.
+int fw_sigmask(int how, const int *signals, int n);
+/// Reads one signalfd_siginfo; returns the signal number, stores the sender pid and uid, 0 when
+/// nothing is pending (EAGAIN), -1 on error (errno set).
+int fw_signalfd_read(int fd, int32_t *sender_pid, uint32_t *sender_uid);
+
+/// fork(2). Swift marks fork unavailable on some platforms; the master calls it through here.
+pid_t fw_fork(void);
+
+/// The child setup of the design, in order: every signal disposition back to default, the mask
+/// unblocked, every fd >= 3 closed except `keep` (at most 16), PR_SET_PDEATHSIG(pdeathsig), then
+/// getppid() re-checked against `parent`. Async-signal-safe. Returns -1 if the parent is gone.
+int fw_child_setup(const int *keep, int nkeep, int pdeathsig, pid_t parent);
+
+/// Forks and, in the child, runs fw_child_setup then execve(path, argv, envp). On any failure
+/// the child writes "execfail <errno>\n" to `status_fd` (O_CLOEXEC, so a successful exec closes
+/// it: EOF means the program is running) and _exits 127. Returns the pid, or -1 (errno set).
+/// `keep_extra` are fds besides 0,1,2 and status_fd that the program must inherit.
+pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
+                   const int *keep_extra, int nkeep_extra, int pdeathsig, pid_t parent);
+
+/// prctl(PR_SET_PDEATHSIG, sig).
+int fw_set_pdeathsig(int sig);
+
+#endif

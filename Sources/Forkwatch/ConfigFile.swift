@@ -1,0 +1,159 @@
+import ForkwatchCore
+import Yams
+
+/// A configuration problem, located: `forkwatch.yaml:7: restart_method must be one of …`.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let line: Int?
+    public let message: String
+
+    public init(path: String, line: Int?, message: String) {
+        self.path = path
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String { line.map { "\(path):\($0): \(message)" } ?? "\(path): \(message)" }
+}
+
+/// Reads the launcher's YAML configuration file, with oslo's option names:
+///
+///     graceful_shutdown_timeout: 60
+///     restart_method: rolling        # reload | mutate | rolling
+///     services:
+///       web:
+///         workers: 4
+///         command: ["python3", "-m", "http.server", "8000"]
+///       idle:
+///         workers: 2                 # built-in service "idle" (the name, or `service: NAME`)
+///
+/// Unknown options, wrong types and bad values are errors with the line they are on.
+public enum ConfigFile {
+    public static func load(_ path: String, onto base: LauncherConfiguration = LauncherConfiguration()) throws(ConfigError) -> LauncherConfiguration {
+        let text: String
+        do {
+            text = try Posix.readFile(path)
+        } catch {
+            throw ConfigError(path: path, line: nil, message: "cannot read: \(error.message)")
+        }
+        return try parse(text, path: path, onto: base)
+    }
+
+    public static func parse(_ text: String, path: String, onto base: LauncherConfiguration = LauncherConfiguration()) throws(ConfigError) -> LauncherConfiguration {
+        func fail(_ node: Node?, _ message: String) -> ConfigError {
+            ConfigError(path: path, line: node?.mark?.line, message: message)
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            switch error {
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+                throw ConfigError(path: path, line: mark.line, message: "not valid YAML: \(problem)")
+            default:
+                throw ConfigError(path: path, line: nil, message: "not valid YAML: \(error)")
+            }
+        } catch {
+            throw ConfigError(path: path, line: nil, message: "not valid YAML: \(error)")
+        }
+        var configuration = base
+        guard let root else { return configuration }  // an empty file: all defaults
+        guard case .mapping(let options) = root else {
+            throw fail(root, "expected a mapping of option: value at the top level")
+        }
+        for (keyNode, value) in options {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "graceful_shutdown_timeout":
+                configuration.gracefulShutdownTimeout = try number(value, key, min: 0, fail)
+            case "restart_method":
+                guard let name = value.string, let method = RestartMethod(name: name) else {
+                    throw fail(value, "restart_method must be one of reload, mutate, rolling; got '\(value.string ?? "?")'")
+                }
+                configuration.restartMethod = method
+            case "boot_window":
+                configuration.bootWindow = try number(value, key, min: 0, fail)
+            case "crash_loop_threshold":
+                configuration.crashLoopThreshold = try integer(value, key, min: 1, fail)
+            case "fork_throttle_interval":
+                configuration.forkThrottleInterval = try number(value, key, min: 0, fail)
+            case "log_file":
+                guard let file = value.string, !file.isEmpty else { throw fail(value, "log_file must be a path") }
+                configuration.logFile = file
+            case "services":
+                configuration.services = try services(value, fail)
+            default:
+                let known = LauncherConfiguration.options.map(\.name).joined(separator: ", ")
+                throw fail(keyNode, "unknown option '\(key)' (known: \(known))")
+            }
+        }
+        if let problem = configuration.validate() { throw ConfigError(path: path, line: nil, message: problem) }
+        return configuration
+    }
+
+    private static func services(_ node: Node, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> [ServiceSpec] {
+        guard case .mapping(let entries) = node else { throw fail(node, "services must be a mapping of name: {workers, service | command}") }
+        var specs: [ServiceSpec] = []
+        for (nameNode, body) in entries {
+            guard let name = nameNode.string, !name.isEmpty else { throw fail(nameNode, "a service needs a name") }
+            var workers = 1
+            var builtin: String?
+            var command: [String]?
+            if case .mapping(let fields) = body {
+                for (fieldNode, value) in fields {
+                    switch fieldNode.string ?? "" {
+                    case "workers":
+                        workers = try integer(value, "services.\(name).workers", min: 1, fail)
+                    case "service":
+                        guard let service = value.string else { throw fail(value, "services.\(name).service must be a name") }
+                        builtin = service
+                    case "command":
+                        switch value {
+                        case .scalar(let scalar):
+                            command = scalar.string.split(separator: " ").map(String.init)
+                        case .sequence(let items):
+                            command = items.map { $0.string ?? "" }
+                        default:
+                            throw fail(value, "services.\(name).command must be a string or a list of strings")
+                        }
+                        if command?.isEmpty ?? true { throw fail(value, "services.\(name).command is empty") }
+                    case let other:
+                        throw fail(fieldNode, "unknown option 'services.\(name).\(other)' (known: workers, service, command)")
+                    }
+                }
+            } else if !(body.null != nil || body.string == "") {
+                throw fail(body, "services.\(name) must be a mapping with workers and service or command")
+            }
+            if builtin != nil && command != nil { throw fail(body, "services.\(name): give either service or command, not both") }
+            let program: Program
+            if let command {
+                program = .command(command)
+            } else {
+                let builtinName = builtin ?? name
+                guard ServiceRegistry.contains(builtinName) else {
+                    throw fail(body.mark == nil ? nameNode : body,
+                               "services.\(name): no built-in service '\(builtinName)' (built-in: \(ServiceRegistry.names.joined(separator: ", "))); use command: for a program")
+                }
+                program = .builtin(builtinName)
+            }
+            specs.append(ServiceSpec(name: name, program: program, workers: workers))
+        }
+        return specs
+    }
+
+    private static func number(_ node: Node, _ key: String, min: Double, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Double {
+        guard let text = node.string, let value = Double(text), value.isFinite else {
+            throw fail(node, "\(key) must be a number, got '\(node.string ?? "a collection")'")
+        }
+        guard value >= min else { throw fail(node, "\(key) must be >= \(Int(min)), got \(text)") }
+        return value
+    }
+
+    private static func integer(_ node: Node, _ key: String, min: Int, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Int {
+        guard let text = node.string, let value = Int(text) else {
+            throw fail(node, "\(key) must be a whole number, got '\(node.string ?? "a collection")'")
+        }
+        guard value >= min else { throw fail(node, "\(key) must be >= \(min), got \(text)") }
+        return value
+    }
+}

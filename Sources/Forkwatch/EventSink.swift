@@ -1,0 +1,49 @@
+import ForkwatchCore
+import Logging
+
+/// Where the master's events go: a log line each (human-readable) and, when asked, a JSON line
+/// each to the events file (`--events FILE`, `-` for standard output).
+public final class EventSink {
+    private let log = Log.logger("master")
+    private var eventsFD: Int32?
+    private var ownsFD = false
+    /// Extra observers (tests, an embedding program). Called in the master loop: keep them short.
+    public var observers: [(Event) -> Void] = []
+
+    public init() {}
+
+    /// Opens the events file; `-` is standard output.
+    public func writeEvents(to path: String) throws(PosixError) {
+        if path == "-" {
+            eventsFD = 1
+        } else {
+            eventsFD = try Posix.openAppend(path)
+            ownsFD = true
+        }
+    }
+
+    deinit {
+        if ownsFD, let eventsFD { Posix.close(eventsFD) }
+    }
+
+    func emit(_ event: Event) {
+        log.log(level: Self.level(of: event.kind), "\(event.summary)")
+        if let eventsFD {
+            // A blocking write: a consumer that stops reading a pipe holds up the master. The
+            // control socket (with its bounded per-client buffers) is the way to follow events live.
+            try? Posix.writeAll(eventsFD, EventCodec.encode(event) + "\n")
+        }
+        for observer in observers { observer(event) }
+    }
+
+    static func level(of kind: Event.Kind) -> Logger.Level {
+        switch kind {
+        case .exit(_, _, _, _, _, let expected): return expected ? .info : .warning
+        case .throttle, .escalate, .configError: return .warning
+        case .forkFailed, .forkRefused, .execFailed: return .error
+        case .serviceState(_, let state, _): return state == .running ? .info : .error
+        case .signalSent(_, _, _, _, _, let error): return error == nil ? .info : .warning
+        default: return .info
+        }
+    }
+}

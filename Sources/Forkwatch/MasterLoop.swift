@@ -1,0 +1,255 @@
+import CForkwatch
+import ForkwatchCore
+
+/// The master: one thread, one poll(2) loop, one switch. It waits on the signalfd, one status
+/// pipe per child and the table's next deadline; it never sleeps and never busy-polls.
+/// Decisions are `WorkerTable`'s; this file performs them.
+final class MasterLoop {
+    /// Everything that can wake the master, as one enum handled in `handle(_:)`.
+    enum Input {
+        case signal(Signal, sender: Int32)
+        case childExited(pid: Int32, rawStatus: Int32)
+        case childMessage(pid: Int32, line: String)
+        case childPipeClosed(pid: Int32)
+        case timer
+    }
+
+    /// The master's end of a child's status pipe.
+    private struct ChildPipe {
+        let fd: Int32
+        let isCommand: Bool
+        var buffer: [UInt8] = []
+        var execFailed = false
+    }
+
+    static let masterSignals: [Signal] = [.chld, .term, .int, .hup, .ttin, .ttou, .usr1]
+
+    private var table: WorkerTable
+    private let sink: EventSink
+    private let reloadConfiguration: (() throws -> LauncherConfiguration)?
+    private let serviceFactories: [String: () -> any Service]
+    private let masterPID = Posix.getpid()
+    private var signalFD: Int32 = -1
+    private var deathPipe: (read: Int32, write: Int32) = (-1, -1)
+    private var pipes: [Int32: ChildPipe] = [:]
+    private var exitCode: Int32?
+
+    init(configuration: LauncherConfiguration, sink: EventSink, serviceFactories: [String: () -> any Service],
+         reloadConfiguration: (() throws -> LauncherConfiguration)?) {
+        self.table = WorkerTable(configuration: configuration)
+        self.sink = sink
+        self.serviceFactories = serviceFactories
+        self.reloadConfiguration = reloadConfiguration
+    }
+
+    /// Runs until the table says exit; returns the exit code.
+    func run() throws -> Int32 {
+        // Blocked before anything else, so no signal can take its default action (SIGTTOU would
+        // stop us, SIGHUP kill us) and every one is read from the signalfd instead.
+        try Posix.block(Self.masterSignals)
+        signalFD = try Posix.signalFD(Self.masterSignals)
+        deathPipe = try Posix.pipe(nonblockingRead: false)
+        defer {
+            Posix.close(signalFD)
+            Posix.close(deathPipe.read)
+            Posix.close(deathPipe.write)
+            for pipe in pipes.values { Posix.close(pipe.fd) }
+        }
+        emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
+        perform(table.start(now: Posix.monotonicNow()))
+
+        while exitCode == nil {
+            let pids = Array(pipes.keys)
+            let fds = [signalFD] + pids.map { pipes[$0]!.fd }
+            let timeout = table.nextDeadline.map { max(0, $0 - Posix.monotonicNow()) }
+            let revents = try Posix.poll(fds, timeout: timeout)
+            if revents[0] != 0 { drainSignals() }
+            for (index, pid) in pids.enumerated() where revents[index + 1] != 0 && exitCode == nil {
+                readPipe(of: pid)
+            }
+            if exitCode == nil { handle(.timer) }
+        }
+        return exitCode!
+    }
+
+    // MARK: - The one switch
+
+    private func handle(_ input: Input) {
+        let now = Posix.monotonicNow()
+        switch input {
+        case .signal(let signal, let sender):
+            perform(table.signalReceived(signal, senderPid: sender, now: now))
+        case .childExited(let pid, let rawStatus):
+            perform(table.childExited(pid: pid, rawStatus: rawStatus, now: now))
+        case .childMessage(let pid, let line):
+            if line == "ready" {
+                perform(table.childReady(pid: pid, now: now))
+            } else if line.hasPrefix("execfail "), let errno = Int32(line.dropFirst(9)) {
+                pipes[pid]?.execFailed = true
+                perform(table.execFailed(pid: pid, errno: errno, message: Posix.describe(errno: errno), now: now))
+            } else {
+                emit(.notice(message: "\(pid) sent an unknown status message: \(line)"))
+            }
+        case .childPipeClosed(let pid):
+            // A command's close-on-exec status pipe closes at a successful execve: it is running.
+            if let pipe = pipes.removeValue(forKey: pid) {
+                Posix.close(pipe.fd)
+                if pipe.isCommand && !pipe.execFailed { perform(table.childReady(pid: pid, now: now)) }
+            }
+        case .timer:
+            perform(table.tick(now: now))
+        }
+    }
+
+    // MARK: - Sources
+
+    private func drainSignals() {
+        while exitCode == nil, let (signal, sender) = try? Posix.readSignal(signalFD) {
+            if signal == .chld { reapChildren() } else { handle(.signal(signal, sender: sender)) }
+        }
+    }
+
+    /// waitpid(-1, WNOHANG) until it returns 0 (or ECHILD: none left). A child's last status
+    /// lines are read before its exit is handled, so an exec failure is known when it is judged.
+    private func reapChildren() {
+        while let (pid, status) = (try? Posix.reapOne()) ?? nil {
+            if pipes[pid] != nil { readPipe(of: pid, untilEOF: true) }
+            handle(.childExited(pid: pid, rawStatus: status))
+        }
+    }
+
+    private func readPipe(of pid: Int32, untilEOF: Bool = false) {
+        while let pipe = pipes[pid] {
+            guard let chunk = (try? Posix.read(pipe.fd)) ?? [] as [UInt8]? else {
+                // EAGAIN: nothing more now. A reaped child's writers are gone unless it passed
+                // the pipe on; either way it is of no more use.
+                if untilEOF { handle(.childPipeClosed(pid: pid)) }
+                return
+            }
+            if chunk.isEmpty {
+                handle(.childPipeClosed(pid: pid))
+                return
+            }
+            pipes[pid]!.buffer += chunk
+            while let newline = pipes[pid]?.buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pipes[pid]!.buffer[..<newline], as: UTF8.self)
+                pipes[pid]!.buffer.removeSubrange(...newline)
+                handle(.childMessage(pid: pid, line: line))
+            }
+            if pipes[pid]?.buffer.count ?? 0 > 65_536 { pipes[pid]!.buffer.removeAll() }  // a child writing garbage
+        }
+    }
+
+    // MARK: - Actions
+
+    private func perform(_ actions: [WorkerTable.Action]) {
+        for action in actions {
+            switch action {
+            case .emit(let kind):
+                emit(kind)
+            case .fork(let service, let reason):
+                fork(service: service, reason: reason)
+            case .signal(let pid, let signal, let reason, let origin):
+                send(signal, to: pid, reason: reason, origin: origin)
+            case .reloadConfiguration:
+                reload()
+            case .reopenLog:
+                let path = LogOutput.shared.path ?? "(standard error)"
+                do {
+                    try LogOutput.shared.reopen()
+                    emit(.logReopened(path: path, error: nil))
+                } catch {
+                    emit(.logReopened(path: path, error: error.description))
+                }
+            case .exit(let code):
+                exitCode = code
+            }
+        }
+    }
+
+    private func emit(_ kind: Event.Kind) {
+        sink.emit(Event(mono: Posix.monotonicNow(), wall: Posix.wallNow(), kind: kind))
+    }
+
+    /// Only ever a live child of this master: a pid still in the table has not been reaped, so
+    /// it cannot have been reused by another process.
+    private func send(_ signal: Signal, to pid: Int32, reason: String, origin: String) {
+        guard let worker = table.workers[pid] else { return }
+        var failure: String?
+        do { try Posix.kill(pid, signal) } catch { failure = error.description }
+        emit(.signalSent(pid: pid, service: worker.service, signal: signal, reason: reason, origin: origin, error: failure))
+    }
+
+    private func reload() {
+        guard let reloadConfiguration else {
+            perform(table.applyReload(nil, error: nil, now: Posix.monotonicNow()))
+            return
+        }
+        do {
+            let configuration = try reloadConfiguration()
+            if let path = configuration.logFile, path != LogOutput.shared.path { try? LogOutput.shared.open(path: path) }
+            perform(table.applyReload(configuration, error: nil, now: Posix.monotonicNow()))
+        } catch {
+            perform(table.applyReload(nil, error: "\(error)", now: Posix.monotonicNow()))
+        }
+    }
+
+    private func fork(service name: String, reason: ForkReason) {
+        guard let spec = table.service(named: name)?.spec else { return }
+        let threads = Posix.threadCount()
+        guard threads == 1 else {
+            emit(.forkRefused(service: name, threads: threads))
+            perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
+            return
+        }
+        do {
+            let status = try Posix.pipe(nonblockingRead: true)
+            let pid: Int32
+            switch spec.program {
+            case .command(let argv):
+                pid = try Posix.forkExec(path: Posix.resolveExecutable(argv[0]), argv: argv, statusFD: status.write,
+                                         keep: [], deathSignal: .kill)
+            case .builtin(let builtin):
+                guard let factory = serviceFactories[builtin] ?? nil else {
+                    Posix.close(status.read); Posix.close(status.write)
+                    emit(.configError(message: "service '\(name)': no built-in service named '\(builtin)'"))
+                    perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
+                    return
+                }
+                pid = try Posix.fork()
+                if pid == 0 { runChild(name: name, factory: factory, statusFD: status.write) }
+            }
+            Posix.close(status.write)
+            pipes[pid] = ChildPipe(fd: status.read, isCommand: { if case .command = spec.program { return true }; return false }())
+            perform(table.forked(pid: pid, service: name, reason: reason, now: Posix.monotonicNow()))
+        } catch {
+            emit(.forkFailed(service: name, errno: error.errno, message: error.message))
+            perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
+        }
+    }
+
+    /// The child side for a Swift service: the design's setup, then the service. Never returns.
+    private func runChild(name: String, factory: () -> any Service, statusFD: Int32) -> Never {
+        // The master's signalfd, log file, events file and other children's pipes are closed
+        // here; the status pipe and the parent-death pipe's read end are kept.
+        guard Posix.childSetup(keep: [statusFD, deathPipe.read], deathSignal: .term, parent: masterPID) else {
+            Posix.exitNow(1)
+        }
+        LogOutput.shared.useStandardError()
+        // Each worker must draw different random numbers (oslo's random.seed()); Swift's
+        // generator reads getrandom(2) per call, so only C's srandom needs a new seed.
+        srandom(UInt32(truncatingIfNeeded: Posix.getpid()) ^ UInt32(truncatingIfNeeded: Int(Posix.wallNow() * 1e6)))
+        WorkerRuntime.run(factory(), name: name, statusFD: statusFD, deathFD: deathPipe.read, stopTimeout: nil)
+    }
+
+    private func describe(_ configuration: LauncherConfiguration) -> String {
+        "graceful_shutdown_timeout=\(JSONObject.number(configuration.gracefulShutdownTimeout, decimals: 1)) "
+            + "restart_method=\(configuration.restartMethod) boot_window=\(JSONObject.number(configuration.bootWindow, decimals: 1)) "
+            + "crash_loop_threshold=\(configuration.crashLoopThreshold) "
+            + "fork_throttle_interval=\(JSONObject.number(configuration.forkThrottleInterval, decimals: 2))"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

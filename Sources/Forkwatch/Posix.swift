@@ -1,0 +1,308 @@
+import CForkwatch
+import ForkwatchCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An errno value with the call that failed, thrown by every `Posix` wrapper.
+public struct PosixError: Error, CustomStringConvertible, Equatable {
+    public let call: String
+    public let errno: Int32
+
+    public init(_ call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var message: String { Posix.describe(errno: errno) }
+    public var description: String { "\(call): \(message) (errno \(errno))" }
+}
+
+/// The one file of syscalls: every libc call the master makes goes through here. Calls that can
+/// be interrupted are retried on EINTR; `close` never is (the fd is gone either way on Linux).
+/// EBADF and EFAULT are programmer errors and stop the process.
+public enum Posix {
+    @discardableResult
+    static func retrying<T: BinaryInteger>(_ call: String, _ body: () -> T) throws(PosixError) -> T {
+        while true {
+            let result = body()
+            if result != -1 { return result }
+            let err = errno
+            if err == EINTR { continue }
+            precondition(err != EBADF && err != EFAULT, "\(call): \(describe(errno: err)): a forkwatch bug")
+            throw PosixError(call, errno: err)
+        }
+    }
+
+    /// strerror(3) text for an errno value.
+    public static func describe(errno value: Int32) -> String {
+        guard let text = strerror(value) else { return "errno \(value)" }
+        return String(cString: text)
+    }
+
+    // MARK: Clocks
+
+    /// CLOCK_MONOTONIC in seconds. The corresponding C function is `clock_gettime`.
+    public static func monotonicNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// CLOCK_REALTIME in seconds since the epoch. The corresponding C function is `clock_gettime`.
+    public static func wallNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    // MARK: Processes
+
+    public static func getpid() -> Int32 { Glibc.getpid() }
+    public static func getppid() -> Int32 { Glibc.getppid() }
+
+    /// The number of threads of this process: entries of /proc/self/task. The corresponding C
+    /// functions are `opendir`/`readdir`.
+    public static func threadCount() -> Int {
+        guard let dir = opendir("/proc/self/task") else { return -1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
+        }
+        return count
+    }
+
+    /// The corresponding C function is `fork`.
+    public static func fork() throws(PosixError) -> Int32 {
+        try retrying("fork") { fw_fork() }
+    }
+
+    /// fork, then in the child the design's setup and `execve`. The corresponding C function is
+    /// `fw_fork_exec` (CForkwatch), which stays async-signal-safe between fork and exec.
+    public static func forkExec(path: String, argv: [String], statusFD: Int32, keep: [Int32], deathSignal: Signal) throws(PosixError) -> Int32 {
+        // Every allocation happens here, before fork: the child only reads these arrays.
+        let cPath = strdup(path)
+        let cArgv = argv.map { strdup($0) } + [nil]
+        defer {
+            free(cPath)
+            cArgv.forEach { free($0) }
+        }
+        let parent = getpid()
+        return try retrying("fork") {
+            cArgv.withUnsafeBufferPointer { argvBuffer in
+                keep.withUnsafeBufferPointer { keepBuffer in
+                    fw_fork_exec(cPath, argvBuffer.baseAddress, environ, statusFD,
+                                 keepBuffer.baseAddress, Int32(keep.count), deathSignal.rawValue, parent)
+                }
+            }
+        }
+    }
+
+    /// The child half of the design's setup for a Swift worker (no exec). Returns false if the
+    /// parent is already gone. The corresponding C function is `fw_child_setup`.
+    public static func childSetup(keep: [Int32], deathSignal: Signal, parent: Int32) -> Bool {
+        keep.withUnsafeBufferPointer { fw_child_setup($0.baseAddress, Int32(keep.count), deathSignal.rawValue, parent) == 0 }
+    }
+
+    /// The corresponding C function is `kill`.
+    public static func kill(_ pid: Int32, _ signal: Signal) throws(PosixError) {
+        precondition(pid > 0, "kill(\(pid)) would signal a process group")
+        try retrying("kill") { Glibc.kill(pid, signal.rawValue) }
+    }
+
+    /// One reaped child, or nil when none is ready (WNOHANG) or none is left (ECHILD).
+    /// The corresponding C function is `waitpid`.
+    public static func reapOne() throws(PosixError) -> (pid: Int32, status: Int32)? {
+        var status: Int32 = 0
+        while true {
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid > 0 { return (pid, status) }
+            if pid == 0 { return nil }
+            switch errno {
+            case EINTR: continue
+            case ECHILD: return nil
+            case let err: throw PosixError("waitpid", errno: err)
+            }
+        }
+    }
+
+    /// The corresponding C function is `_exit`.
+    public static func exitNow(_ code: Int32) -> Never { _exit(code) }
+
+    /// Turns core dumps off for this process. The corresponding C function is `setrlimit`.
+    public static func disableCoreDumps() {
+        var limit = rlimit(rlim_cur: 0, rlim_max: 0)
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &limit)
+    }
+
+    /// Sends `signal` to this process with the default disposition restored and the signal
+    /// unblocked, so it really ends the process. The corresponding C function is `raise`.
+    public static func dieBy(_ signal: Signal) -> Never {
+        Glibc.signal(signal.rawValue, SIG_DFL)
+        var one = [signal.rawValue]
+        _ = fw_sigmask(SIG_UNBLOCK, &one, 1)
+        raise(signal.rawValue)
+        _exit(128 + signal.rawValue)
+    }
+
+    // MARK: Signals
+
+    /// Blocks `signals` for the calling thread (and the threads it creates later).
+    /// The corresponding C function is `pthread_sigmask`.
+    public static func block(_ signals: [Signal]) throws(PosixError) {
+        var numbers = signals.map(\.rawValue)
+        try retrying("sigprocmask") { fw_sigmask(SIG_BLOCK, &numbers, Int32(numbers.count)) }
+    }
+
+    /// A non-blocking, close-on-exec signalfd for `signals`, which must be blocked already.
+    /// The corresponding C function is `signalfd`.
+    public static func signalFD(_ signals: [Signal], nonblocking: Bool = true) throws(PosixError) -> Int32 {
+        var numbers = signals.map(\.rawValue)
+        return try retrying("signalfd") { fw_signalfd(&numbers, Int32(numbers.count), nonblocking ? 1 : 0) }
+    }
+
+    /// The next pending signal and its sender's pid, or nil. The corresponding C function is `read`.
+    public static func readSignal(_ fd: Int32) throws(PosixError) -> (Signal, sender: Int32)? {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        let signo = try retrying("read(signalfd)") { fw_signalfd_read(fd, &pid, &uid) }
+        return signo == 0 ? nil : (Signal(rawValue: signo), pid)
+    }
+
+    // MARK: Files and pipes
+
+    /// A close-on-exec pipe, its read end non-blocking if asked. The corresponding C function is `pipe2`.
+    public static func pipe(nonblockingRead: Bool) throws(PosixError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        try retrying("pipe2") { fw_pipe_cloexec(&fds, nonblockingRead ? 1 : 0) }
+        return (fds[0], fds[1])
+    }
+
+    /// The corresponding C function is `close`. Never retried: on Linux the fd is released even
+    /// when close reports EINTR.
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Reads what is there: nil on EAGAIN, [] on EOF. The corresponding C function is `read`.
+    public static func read(_ fd: Int32, max: Int = 4096) throws(PosixError) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, max) }
+            if n >= 0 { return Array(buffer[0..<n]) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return nil
+            case let err: throw PosixError("read", errno: err)
+            }
+        }
+    }
+
+    /// Writes all of `bytes` (blocking fds), retrying short writes and EINTR.
+    /// The corresponding C function is `write`.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(PosixError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = try retrying("write") {
+                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            }
+            offset += n
+        }
+    }
+
+    public static func writeAll(_ fd: Int32, _ text: String) throws(PosixError) {
+        try writeAll(fd, Array(text.utf8))
+    }
+
+    /// Opens `path` for appending, creating it 0644. The corresponding C function is `open`.
+    public static func openAppend(_ path: String) throws(PosixError) -> Int32 {
+        try retrying("open \(path)") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+    }
+
+    /// The fds this process has open (entries of /proc/self/fd, minus the one readdir uses).
+    public static func openFDCount() -> Int {
+        guard let dir = opendir("/proc/self/fd") else { return -1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
+        }
+        return count - 1
+    }
+
+    /// Finds `name` on $PATH the way execvp would, so the child can use execve (execvp is not
+    /// async-signal-safe). Returns `name` unchanged when it has a slash or is not found; the
+    /// child's execve then reports the errno. The corresponding C function is `access`.
+    public static func resolveExecutable(_ name: String) -> String {
+        guard !name.contains("/") else { return name }
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return name
+    }
+
+    // MARK: Waiting
+
+    /// Waits for any of `fds` to be readable, up to `timeout` seconds (nil = forever). Returns
+    /// the revents for each fd. The corresponding C function is `poll`.
+    public static func poll(_ fds: [Int32], timeout: Double?) throws(PosixError) -> [Int16] {
+        var entries = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let millis: Int32 = timeout.map { Int32(min(max(($0 * 1000).rounded(.up), 0), 86_400_000)) } ?? -1
+        while true {
+            let n = entries.withUnsafeMutableBufferPointer { Glibc.poll($0.baseAddress, nfds_t($0.count), millis) }
+            if n >= 0 { return entries.map(\.revents) }
+            if errno == EINTR { continue }
+            throw PosixError("poll", errno: errno)
+        }
+    }
+
+    // MARK: Threads (workers only, after fork)
+
+    private final class ThreadBody {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
+    /// Starts a detached thread. Workers only: the master never creates a thread.
+    /// The corresponding C function is `pthread_create`.
+    public static func startThread(_ body: @escaping () -> Void) {
+        let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(describe(errno: rc))")
+        pthread_detach(thread)
+    }
+
+    /// The corresponding C function is `usleep`-like `nanosleep`. Workers and tests only.
+    public static func sleep(seconds: Double) {
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
+    }
+}
+
+extension Posix {
+    /// A whole file as UTF-8 text (config files: small). The corresponding C functions are
+    /// `open` and `read`.
+    public static func readFile(_ path: String) throws(PosixError) -> String {
+        let fd = try retrying("open") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        while true {
+            guard let chunk = try read(fd, max: 65_536) else { continue }
+            if chunk.isEmpty { break }
+            bytes += chunk
+            if bytes.count > 16 << 20 { throw PosixError("read \(path)", errno: EFBIG) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

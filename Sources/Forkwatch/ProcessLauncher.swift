@@ -1,0 +1,70 @@
+import ForkwatchCore
+
+/// Why a launcher refused to start.
+public enum LauncherError: Error, CustomStringConvertible {
+    /// Forking a multi-threaded process leaves locks held by vanished threads: refused.
+    case multithreaded(threads: Int)
+    case invalidConfiguration(String)
+    case unknownService(String)
+
+    public var description: String {
+        switch self {
+        case .multithreaded(let threads):
+            return "refusing to fork: this process has \(threads) threads; the master must be single-threaded "
+                + "(start no Dispatch, Swift concurrency, NIO or SQLite before ProcessLauncher.wait())"
+        case .invalidConfiguration(let message): return message
+        case .unknownService(let name):
+            return "unknown service '\(name)' (built-in: \(ServiceRegistry.names.joined(separator: ", ")))"
+        }
+    }
+}
+
+/// oslo.service's `ProcessLauncher`: runs services in forked workers, reaps and respawns them
+/// through the throttle, and turns signals into stop, reload and scale.
+///
+///     let launcher = ProcessLauncher()
+///     launcher.launchService("api", workers: 4) { MyService() }
+///     exit(try launcher.wait())
+public final class ProcessLauncher {
+    public var configuration: LauncherConfiguration
+    public let events = EventSink()
+    /// Re-reads the configuration on SIGHUP; nil restarts workers with the running one.
+    public var reloadConfiguration: (() throws -> LauncherConfiguration)?
+    private var factories: [String: () -> any Service] = [:]
+
+    public init(configuration: LauncherConfiguration = LauncherConfiguration()) {
+        self.configuration = configuration
+    }
+
+    /// Runs `factory()`'s service in `workers` forked workers. The factory runs in each worker,
+    /// after fork.
+    public func launchService(_ name: String, workers: Int, _ factory: @escaping () -> any Service) {
+        factories[name] = factory
+        configuration.services.append(ServiceSpec(name: name, program: .builtin(name), workers: workers))
+    }
+
+    /// Runs a service from the registry, or any command, in `workers` workers.
+    public func launchService(_ name: String, workers: Int, program: Program) {
+        configuration.services.append(ServiceSpec(name: name, program: program, workers: workers))
+    }
+
+    /// Runs the master loop until the launcher stops; returns the process exit code (0 after a
+    /// graceful stop, 1 after a fast or escalated one, 3 when every service failed to boot).
+    public func wait() throws -> Int32 {
+        if let problem = configuration.validate() { throw LauncherError.invalidConfiguration(problem) }
+        for spec in configuration.services {
+            if case .builtin(let name) = spec.program, factories[name] == nil {
+                guard ServiceRegistry.contains(name) else { throw LauncherError.unknownService(name) }
+                factories[name] = { ServiceRegistry.make(name)! }
+            }
+        }
+        let threads = Posix.threadCount()
+        guard threads == 1 else { throw LauncherError.multithreaded(threads: threads) }
+        // Built-in names a reload may introduce resolve through the registry.
+        var all = factories
+        for name in ServiceRegistry.names where all[name] == nil { all[name] = { ServiceRegistry.make(name)! } }
+        let loop = MasterLoop(configuration: configuration, sink: events, serviceFactories: all,
+                              reloadConfiguration: reloadConfiguration)
+        return try loop.run()
+    }
+}

@@ -1,0 +1,123 @@
+import ForkwatchCore
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs one `Service` in the current process, oslo's child loop: SIGTERM = `stop()` and a
+/// graceful exit 0, SIGHUP = `reset()` in place, SIGINT = exit 1 now, the parent-death pipe's
+/// EOF = stop and exit 1. Used by a forked worker and by `ServiceLauncher` alike.
+enum WorkerRuntime {
+    static let handledSignals: [Signal] = [.term, .hup, .int, .usr1]
+
+    /// `statusFD`: where "ready" goes (the master's status pipe). `deathFD`: the read end of the
+    /// parent-death pipe. `stopTimeout`: exit 1 if `stop()` has not ended `wait()` by then (only
+    /// ServiceLauncher sets it; under a master, the master enforces graceful_shutdown_timeout).
+    static func run(_ service: any Service, name: String, statusFD: Int32?, deathFD: Int32?, stopTimeout: Double?) -> Never {
+        let log = Log.logger(name)
+        let outcome = Outcome()
+        do {
+            // Blocked before the service can start a thread, so every thread inherits the mask
+            // and the signals reach only the signalfd.
+            try Posix.block(handledSignals)
+            let signalFD = try Posix.signalFD(handledSignals)
+            try service.start()
+            if let statusFD { try Posix.writeAll(statusFD, "ready\n") }
+            Posix.startThread {
+                controlLoop(service: service, log: log, signalFD: signalFD, deathFD: deathFD,
+                            stopTimeout: stopTimeout, outcome: outcome)
+            }
+        } catch let error as BootError {
+            log.error("\(error); exiting \(ExitCode.bootError)")
+            Posix.exitNow(ExitCode.bootError)
+        } catch {
+            log.error("start failed: \(error)")
+            Posix.exitNow(1)
+        }
+        service.wait()
+        Posix.exitNow(outcome.code)
+    }
+
+    private static func controlLoop(service: any Service, log: Logger, signalFD: Int32, deathFD: Int32?,
+                                    stopTimeout: Double?, outcome: Outcome) {
+        var watchDeath = deathFD
+        var hardDeadline: Double?
+        var stopping = false
+        while true {
+            let fds = [signalFD] + (watchDeath.map { [$0] } ?? [])
+            let timeout = hardDeadline.map { max(0, $0 - Posix.monotonicNow()) }
+            guard let revents = try? Posix.poll(fds, timeout: timeout) else { Posix.exitNow(1) }
+            if let deadline = hardDeadline, Posix.monotonicNow() >= deadline {
+                log.error("stop() did not finish in time; exiting 1")
+                Posix.exitNow(1)
+            }
+            if revents[0] != 0 {
+                while let (signal, _) = try? Posix.readSignal(signalFD) {
+                    switch signal {
+                    case .term:
+                        guard !stopping else { continue }
+                        stopping = true
+                        log.info("SIGTERM: stopping gracefully")
+                        hardDeadline = stopTimeout.map { Posix.monotonicNow() + $0 }
+                        service.stop()
+                    case .hup:
+                        log.info("SIGHUP: reset in place")
+                        service.reset()
+                    case .int:
+                        log.info("SIGINT: exiting 1 now")
+                        Posix.exitNow(1)
+                    case .usr1:
+                        try? LogOutput.shared.reopen()
+                    default:
+                        break
+                    }
+                }
+            }
+            if fds.count > 1, revents[1] != 0 {
+                // oslo's _pipe_watcher: only the master held the write end; EOF = it is gone.
+                log.error("Parent process has died unexpectedly, exiting")
+                watchDeath = nil
+                outcome.code = 1
+                // Bounded: a worker with no master must not outlive it by more than a second.
+                hardDeadline = Posix.monotonicNow() + 1
+                if !stopping {
+                    stopping = true
+                    service.stop()
+                }
+            }
+        }
+    }
+
+    /// The exit code the main thread uses once `wait()` returns, set by the control thread.
+    final class Outcome: @unchecked Sendable {
+        private var mutex = pthread_mutex_t()
+        private var value: Int32 = 0
+        init() { pthread_mutex_init(&mutex, nil) }
+        var code: Int32 {
+            get { pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }; return value }
+            set { pthread_mutex_lock(&mutex); value = newValue; pthread_mutex_unlock(&mutex) }
+        }
+    }
+}
+
+/// oslo's `ServiceLauncher`: runs one service in this process, no fork (`--no-fork`, as
+/// nova-compute does). Signals as in a worker; SIGTERM waits `gracefulShutdownTimeout` for
+/// `stop()` to end `wait()`, then exits 1.
+public struct ServiceLauncher {
+    public let service: any Service
+    public let name: String
+    public var gracefulShutdownTimeout: Double
+
+    public init(service: any Service, name: String, gracefulShutdownTimeout: Double = 60) {
+        self.service = service
+        self.name = name
+        self.gracefulShutdownTimeout = gracefulShutdownTimeout
+    }
+
+    /// Runs the service until it stops, then exits the process.
+    public func wait() -> Never {
+        Log.logger("master").info("running \(name) in this process (no fork), pid \(Posix.getpid())")
+        WorkerRuntime.run(service, name: name, statusFD: nil, deathFD: nil,
+                          stopTimeout: gracefulShutdownTimeout > 0 ? gracefulShutdownTimeout : nil)
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Forkwatch
+import ForkwatchCore
+
+@main
+struct ForkwatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forkwatch",
+        abstract: "Run services in pre-forked workers, oslo.service style, and watch every fork, signal and exit.",
+        subcommands: [Run.self, Demo.self]
+    )
+
+    /// Bad input exits 2 with one line that names it (ArgumentParser's own default is 64).
+    static func main() {
+        do {
+            // Everything after the first `--` is the command to supervise, verbatim: split it
+            // off here because ArgumentParser cannot have it beside the SERVICE array.
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            if let terminator = arguments.firstIndex(of: "--") {
+                PassthroughCommand.argv = Array(arguments[(terminator + 1)...])
+                PassthroughCommand.given = true
+                arguments = Array(arguments[..<terminator])
+            }
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Posix.exitNow(0)
+            }
+            if let exit = error as? ArgumentParser.ExitCode { Posix.exitNow(exit.rawValue) }
+            let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            try? Posix.writeAll(2, "forkwatch: \(message.replacingOccurrences(of: "Error: ", with: ""))\n")
+            Posix.exitNow(2)
+        }
+    }
+}
+
+/// A problem found before anything was forked: exit 2 with this line.
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension String {
+    func replacingOccurrences(of target: String, with replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
+
+/// The `-- COMMAND ARGS…` part of the command line.
+enum PassthroughCommand {
+    nonisolated(unsafe) static var argv: [String] = []
+    nonisolated(unsafe) static var given = false
+}

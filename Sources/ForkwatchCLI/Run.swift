@@ -1,0 +1,195 @@
+import ArgumentParser
+import Forkwatch
+import ForkwatchCore
+
+/// Options shared by `run` and `demo`.
+struct LauncherOptions: ParsableArguments {
+    @Option(name: .long, help: "Write every event as a JSON line to FILE ('-' for standard output).")
+    var events: String?
+
+    @Option(name: .long, help: "Write the master's log lines to FILE instead of standard error (SIGUSR1 reopens it).")
+    var logFile: String?
+
+    @Option(name: .long, help: "Seconds from SIGTERM to SIGKILL when stopping; 0 waits forever (oslo's graceful_shutdown_timeout).")
+    var gracefulShutdownTimeout: Double?
+
+    @Option(name: .long, help: "What SIGHUP does: reload, mutate or rolling (oslo's restart_method).")
+    var restartMethod: String?
+
+    @Option(name: .long, help: "The respawn throttle's interval in seconds (oslo: 1); 0 disables it.")
+    var forkThrottleInterval: Double?
+
+    @Option(name: .long, help: "A worker dying within this many seconds of its fork is a quick death.")
+    var bootWindow: Double?
+
+    @Option(name: .long, help: "Quick deaths in a row that mark a service crash-looping.")
+    var crashLoopThreshold: Int?
+
+    /// Flags win over the file.
+    func apply(to configuration: inout LauncherConfiguration) throws {
+        if let value = gracefulShutdownTimeout {
+            guard value >= 0, value.isFinite else { throw UsageError("--graceful-shutdown-timeout must be >= 0, got \(value)") }
+            configuration.gracefulShutdownTimeout = value
+        }
+        if let name = restartMethod {
+            guard let method = RestartMethod(name: name) else {
+                throw UsageError("--restart-method must be one of reload, mutate, rolling; got '\(name)'")
+            }
+            configuration.restartMethod = method
+        }
+        if let value = forkThrottleInterval {
+            guard value >= 0, value.isFinite else { throw UsageError("--fork-throttle-interval must be >= 0, got \(value)") }
+            configuration.forkThrottleInterval = value
+        }
+        if let value = bootWindow {
+            guard value >= 0, value.isFinite else { throw UsageError("--boot-window must be >= 0, got \(value)") }
+            configuration.bootWindow = value
+        }
+        if let value = crashLoopThreshold {
+            guard value >= 1 else { throw UsageError("--crash-loop-threshold must be >= 1, got \(value)") }
+            configuration.crashLoopThreshold = value
+        }
+        if let logFile { configuration.logFile = logFile }
+    }
+
+    /// Runs the master over `configuration` and exits with its code. Every check that can fail
+    /// happens before the first fork.
+    func launch(_ configuration: LauncherConfiguration, reload: (() throws -> LauncherConfiguration)?) throws -> Never {
+        if let problem = configuration.validate() { throw UsageError(problem) }
+        do {
+            try LogOutput.shared.open(path: configuration.logFile)
+        } catch {
+            throw UsageError("--log-file \(configuration.logFile ?? ""): \(error.message)")
+        }
+        let launcher = ProcessLauncher(configuration: configuration)
+        if let events {
+            do { try launcher.events.writeEvents(to: events) } catch {
+                throw UsageError("--events \(events): \(error.message)")
+            }
+        }
+        launcher.reloadConfiguration = reload
+        do {
+            Posix.exitNow(try launcher.wait())
+        } catch let error as LauncherError {
+            throw UsageError(error.description)
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Supervise a built-in service or any command in forked workers.",
+        discussion: """
+            forkwatch run --headless --workers 4 idle
+            forkwatch run --headless --workers 2 -- python3 -m http.server 8000
+            forkwatch run --headless --config forkwatch.yaml
+
+            Signals to the master: TERM graceful stop, INT fast stop, HUP reload (restart_method), \
+            TTIN/TTOU one worker more/fewer, USR1 reopen the log file.
+            Built-in services: \(ServiceRegistry.names.map { "\($0) (\(ServiceRegistry.summary($0)))" }.joined(separator: "; ")).
+            """
+    )
+
+    @Flag(help: "Log lines on standard error, no dashboard (the dashboard arrives with 'forkwatch top').")
+    var headless = false
+
+    @Flag(name: .customLong("no-fork"), help: "Run one built-in service in this process, without a master (oslo's ServiceLauncher).")
+    var noFork = false
+
+    @Option(name: .long, help: "A YAML configuration file with oslo's option names (see the README).")
+    var config: String?
+
+    @Option(name: .long, help: "Workers for each service named here (or for the command).")
+    var workers: Int?
+
+    @OptionGroup var options: LauncherOptions
+
+    @Argument(help: "Built-in services to run (default: the services of --config), or '-- COMMAND ARGS…' to supervise any program.")
+    var services: [String] = []
+
+    /// After `--` (split off in `ForkwatchCommand.main`).
+    var command: [String] { PassthroughCommand.argv }
+
+    func validate() throws {
+        if let workers, workers < 1 { throw ValidationError("--workers must be >= 1, got \(workers)") }
+        if PassthroughCommand.given && command.isEmpty { throw ValidationError("'--' must be followed by a command") }
+        if !command.isEmpty && !services.isEmpty {
+            throw ValidationError("give either service names or '-- COMMAND', not both")
+        }
+        for name in services where !ServiceRegistry.contains(name) {
+            throw ValidationError("unknown service '\(name)' (built-in: \(ServiceRegistry.names.joined(separator: ", ")))")
+        }
+        if config == nil && command.isEmpty && services.isEmpty {
+            throw ValidationError("nothing to run: name a service (\(ServiceRegistry.names.joined(separator: ", "))), '-- COMMAND' or --config FILE")
+        }
+    }
+
+    /// The configuration file, then the command line on top of it.
+    func resolveConfiguration() throws -> LauncherConfiguration {
+        var configuration = LauncherConfiguration()
+        if let config { configuration = try ConfigFile.load(config) }
+        if !command.isEmpty {
+            let name = String(command[0].split(separator: "/").last ?? "command")
+            configuration.services = [ServiceSpec(name: name, program: .command(command), workers: workers ?? 1)]
+        } else if !services.isEmpty {
+            configuration.services = services.map { name in
+                let fromFile = configuration.services.first { $0.name == name }
+                return ServiceSpec(name: name, program: .builtin(name), workers: workers ?? fromFile?.workers ?? 1)
+            }
+        } else if let workers {
+            for index in configuration.services.indices { configuration.services[index].workers = workers }
+        }
+        if configuration.services.isEmpty { throw UsageError("\(config ?? "the command line") names no service to run") }
+        try options.apply(to: &configuration)
+        return configuration
+    }
+
+    func run() throws {
+        let configuration: LauncherConfiguration
+        do {
+            configuration = try resolveConfiguration()
+        } catch let error as ConfigError {
+            throw UsageError(error.description)
+        }
+        if noFork {
+            guard configuration.services.count == 1, case .builtin(let name) = configuration.services[0].program,
+                  let service = ServiceRegistry.make(name) else {
+                throw UsageError("--no-fork runs exactly one built-in service in this process")
+            }
+            ServiceLauncher(service: service, name: name, gracefulShutdownTimeout: configuration.gracefulShutdownTimeout).wait()
+        }
+        try options.launch(configuration, reload: config == nil ? nil : { try resolveConfiguration() })
+    }
+}
+
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the demo: idle and crashy workers, so forks, exits, the throttle and crash loops show.",
+        discussion: "Stop it with Ctrl-C (fast stop) or SIGTERM (graceful stop)."
+    )
+
+    @Option(name: .long, help: "Workers of the crashy service.")
+    var crashy = 4
+
+    @Option(name: .long, help: "Workers of the idle service.")
+    var idle = 2
+
+    @OptionGroup var options: LauncherOptions
+
+    func run() throws {
+        guard crashy >= 1, idle >= 1 else { throw UsageError("--crashy and --idle must be >= 1") }
+        var configuration = LauncherConfiguration()
+        configuration.services = [
+            ServiceSpec(name: "idle", program: .builtin("idle"), workers: idle),
+            ServiceSpec(name: "crashy", program: .builtin("crashy"), workers: crashy),
+        ]
+        try options.apply(to: &configuration)
+        try? Posix.writeAll(2, """
+            forkwatch demo: \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random
+            exit code or signal). Watch the reaping, the decoded exits and the respawn throttle.
+            Try from another terminal: kill -TTIN/-TTOU/-HUP \(Posix.getpid()). Stop: Ctrl-C (fast) or kill \(Posix.getpid()) (graceful).
+
+            """)
+        try options.launch(configuration, reload: nil)
+    }
+}

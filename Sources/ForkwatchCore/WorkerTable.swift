@@ -1,0 +1,460 @@
+/// The master's state as a value: services, their workers, the throttle, the stop phase.
+/// Every input (a child exit, a signal, a timer) is a mutating method that returns the actions
+/// the caller must perform, in order. No syscalls and no clock here: `now` is a parameter
+/// (CLOCK_MONOTONIC seconds), so every rule is testable with a scripted sequence.
+public struct WorkerTable: Sendable {
+    public enum Action: Sendable, Hashable {
+        /// Fork one worker for `service`, then report `forked(...)` or `forkFailed(...)`.
+        case fork(service: String, reason: ForkReason)
+        /// Send `signal` to `pid`; `reason` and `origin` go into the signal_sent event.
+        case signal(pid: Int32, signal: Signal, reason: String, origin: String)
+        /// Re-read the configuration file and report `applyReload(...)`.
+        case reloadConfiguration
+        case reopenLog
+        /// Every worker is gone: the master exits with this code.
+        case exit(code: Int32)
+        case emit(Event.Kind)
+    }
+
+    public struct Worker: Sendable, Hashable {
+        public let pid: Int32
+        public let service: String
+        public let generation: Int
+        public let forkedAt: Double
+        public var readyAt: Double?
+        /// Asked to stop and not to be replaced (scale down, rolling restart, master stop).
+        public var retiring = false
+        /// Asked to stop by forkwatch (any reason): its exit is expected.
+        public var stopRequested = false
+        /// execve failed in this child (errno); its exit is a boot error.
+        public var execErrno: Int32?
+        public var restarts: Int
+    }
+
+    public struct Service: Sendable, Hashable {
+        public var spec: ServiceSpec
+        public var state: ServiceState = .running
+        public var throttle: ForkThrottle
+        public var generation = 1
+        public var quickDeaths = 0
+        /// Deaths of running workers since launch (the dashboard's RST column).
+        public var restarts = 0
+        /// Forks asked for whose `forked`/`forkFailed` has not come back yet.
+        public var forksInFlight = 0
+        /// A fork the throttle delayed, due at this time.
+        public var pendingForkAt: Double?
+        public var rolling: RollingRestart?
+    }
+
+    public struct RollingRestart: Sendable, Hashable {
+        /// Old workers still to replace, oldest first.
+        public var remaining: [Int32]
+        /// The new worker forked for the current step, until it is ready.
+        public var surgePid: Int32?
+        /// A surge fork was asked for and its pid is not known yet.
+        public var surgeForking = false
+    }
+
+    public enum Phase: Sendable, Hashable {
+        case running
+        /// `killAt`: when survivors get SIGKILL (nil: never, or already sent).
+        case stopping(mode: StopMode, killAt: Double?, exitCode: Int32)
+        case exited
+    }
+
+    public private(set) var configuration: LauncherConfiguration
+    public private(set) var services: [Service]
+    public private(set) var workers: [Int32: Worker] = [:]
+    public private(set) var phase: Phase = .running
+
+    public init(configuration: LauncherConfiguration) {
+        self.configuration = configuration
+        self.services = configuration.services.map {
+            Service(spec: $0, throttle: ForkThrottle(interval: configuration.forkThrottleInterval))
+        }
+    }
+
+    // MARK: - Queries
+
+    public func service(named name: String) -> Service? { services.first { $0.spec.name == name } }
+
+    public func workers(of service: String) -> [Worker] {
+        workers.values.filter { $0.service == service }.sorted { $0.forkedAt < $1.forkedAt || ($0.forkedAt == $1.forkedAt && $0.pid < $1.pid) }
+    }
+
+    /// The earliest time at which `tick(now:)` has something to do.
+    public var nextDeadline: Double? {
+        var deadlines: [Double] = []
+        if case .stopping(_, let killAt?, _) = phase { deadlines.append(killAt) }
+        for service in services {
+            if let at = service.pendingForkAt { deadlines.append(at) }
+            if service.state == .crashLooping {
+                for worker in workers.values where worker.service == service.spec.name {
+                    deadlines.append(worker.forkedAt + configuration.bootWindow)
+                }
+            }
+        }
+        return deadlines.min()
+    }
+
+    // MARK: - Inputs
+
+    /// The first forks of every service.
+    public mutating func start(now: Double) -> [Action] {
+        var actions: [Action] = []
+        for index in services.indices { actions += reconcile(index, now: now, reason: .initial) }
+        return actions
+    }
+
+    /// A fork for `service` succeeded.
+    public mutating func forked(pid: Int32, service name: String, reason: ForkReason, now: Double) -> [Action] {
+        guard let index = index(of: name) else { return [] }
+        services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
+        workers[pid] = Worker(pid: pid, service: name, generation: services[index].generation, forkedAt: now,
+                              restarts: services[index].restarts)
+        if var rolling = services[index].rolling, rolling.surgeForking {
+            rolling.surgeForking = false
+            rolling.surgePid = pid
+            services[index].rolling = rolling
+        }
+        return [.emit(.fork(pid: pid, service: name, reason: reason, generation: services[index].generation))]
+    }
+
+    /// A fork failed (EAGAIN, ENOMEM) or was refused: try again after the throttle interval.
+    public mutating func forkFailed(service name: String, now: Double) -> [Action] {
+        guard let index = index(of: name) else { return [] }
+        services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
+        if var rolling = services[index].rolling, rolling.surgeForking {
+            rolling.surgeForking = false
+            services[index].rolling = rolling
+        }
+        if services[index].pendingForkAt == nil, phase == .running {
+            services[index].pendingForkAt = now + max(configuration.forkThrottleInterval, 0.1)
+        }
+        return []
+    }
+
+    /// The child reported readiness on its status pipe (or, for a command, its exec succeeded).
+    public mutating func childReady(pid: Int32, now: Double) -> [Action] {
+        guard var worker = workers[pid], worker.readyAt == nil else { return [] }
+        worker.readyAt = now
+        workers[pid] = worker
+        var actions: [Action] = [.emit(.ready(pid: pid, service: worker.service, after: now - worker.forkedAt))]
+        if let index = index(of: worker.service), var rolling = services[index].rolling, rolling.surgePid == pid {
+            rolling.surgePid = nil
+            // Retire the oldest old worker that is still there.
+            while let old = rolling.remaining.first, workers[old] == nil || workers[old]!.retiring {
+                rolling.remaining.removeFirst()
+            }
+            if let old = rolling.remaining.first {
+                rolling.remaining.removeFirst()
+                workers[old]?.retiring = true
+                workers[old]?.stopRequested = true
+                actions.append(.emit(.rollingStep(service: worker.service, newPid: pid, oldPid: old, remaining: rolling.remaining.count)))
+                actions.append(.signal(pid: old, signal: .term, reason: "rolling restart: replacement \(pid) is ready", origin: "master"))
+            }
+            services[index].rolling = rolling.remaining.isEmpty ? nil : rolling
+            if services[index].rolling == nil { actions.append(.emit(.rollingDone(service: worker.service))) }
+            actions += reconcile(index, now: now, reason: .rolling)
+        }
+        return actions
+    }
+
+    /// The child's execve failed with `errno`.
+    public mutating func execFailed(pid: Int32, errno: Int32, message: String, now: Double) -> [Action] {
+        guard var worker = workers[pid] else { return [] }
+        worker.execErrno = errno
+        workers[pid] = worker
+        return [.emit(.execFailed(pid: pid, service: worker.service, errno: errno, message: message))]
+    }
+
+    /// waitpid reported `pid` gone with `rawStatus`.
+    public mutating func childExited(pid: Int32, rawStatus: Int32, now: Double) -> [Action] {
+        let status = TerminationStatus(waitStatus: rawStatus)
+        guard let worker = workers.removeValue(forKey: pid) else {
+            return [.emit(.exit(pid: pid, service: nil, status: status, rawStatus: rawStatus, uptime: nil, expected: false)),
+                    .emit(.notice(message: "reaped pid \(pid), which is not a worker of this master"))]
+        }
+        let uptime = now - worker.forkedAt
+        var actions: [Action] = [.emit(.exit(pid: pid, service: worker.service, status: status, rawStatus: rawStatus,
+                                             uptime: uptime, expected: worker.stopRequested))]
+        guard let index = index(of: worker.service) else { return actions }
+
+        if var rolling = services[index].rolling {
+            rolling.remaining.removeAll { $0 == pid }
+            if rolling.surgePid == pid { rolling.surgePid = nil }
+            services[index].rolling = rolling
+        }
+
+        switch phase {
+        case .running:
+            if !worker.stopRequested { services[index].restarts += 1 }
+            actions += judgeExit(index, worker: worker, status: status, uptime: uptime)
+            actions += reconcile(index, now: now, reason: worker.retiring ? .scale : .respawn)
+        case .stopping(_, _, let code):
+            if workers.isEmpty {
+                phase = .exited
+                actions += [.emit(.stopped(exitCode: code)), .exit(code: code)]
+            }
+        case .exited:
+            break
+        }
+        actions += exitIfAllFailed()
+        return actions
+    }
+
+    /// A signal reached the master.
+    public mutating func signalReceived(_ signal: Signal, senderPid: Int32, now: Double) -> [Action] {
+        var actions: [Action] = [.emit(.signalReceived(signal: signal, senderPid: senderPid))]
+        switch (signal, phase) {
+        case (.term, .running):
+            actions += stop(mode: .graceful, now: now)
+        case (.int, .running):
+            actions += stop(mode: .fast, now: now)
+        case (.term, .stopping), (.int, .stopping):
+            actions += stop(mode: .immediate, now: now)
+        case (.hup, .running):
+            actions.append(.reloadConfiguration)
+        case (.ttin, .running), (.ttou, .running):
+            if let first = services.first {
+                let target = first.spec.workers + (signal == .ttin ? 1 : -1)
+                actions += scale(service: first.spec.name, to: max(1, target), reason: "\(signal.name) from pid \(senderPid)", now: now)
+            }
+        case (.usr1, _):
+            actions.append(.reopenLog)
+        case (_, .stopping):
+            actions.append(.emit(.notice(message: "\(signal.name) ignored: the master is stopping")))
+        default:
+            break
+        }
+        return actions
+    }
+
+    /// Timers: throttled forks now due, the stop deadline, crash-loop recovery.
+    public mutating func tick(now: Double) -> [Action] {
+        var actions: [Action] = []
+        if case .stopping(let mode, let killAt?, let code) = phase, now >= killAt {
+            phase = .stopping(mode: mode, killAt: nil, exitCode: code)
+            let reason = mode == .graceful
+                ? "graceful_shutdown_timeout (\(JSONObject.number(configuration.gracefulShutdownTimeout, decimals: 1)) s) expired"
+                : "fast stop: workers still alive 1 s after SIGINT"
+            actions += killAll(reason: reason)
+        }
+        for index in services.indices {
+            if let due = services[index].pendingForkAt, now >= due {
+                services[index].pendingForkAt = nil
+                if phase == .running, deficit(index) > 0 {
+                    services[index].throttle.record(forkAt: now)
+                    actions += forkAction(index, reason: .respawn)
+                }
+                actions += reconcile(index, now: now, reason: .respawn)
+            }
+            if services[index].state == .crashLooping {
+                let name = services[index].spec.name
+                if workers.values.contains(where: { $0.service == name && now - $0.forkedAt >= configuration.bootWindow }) {
+                    services[index].state = .running
+                    services[index].quickDeaths = 0
+                    actions.append(.emit(.serviceState(service: name, state: .running,
+                        reason: "a worker has stayed up longer than boot_window (\(JSONObject.number(configuration.bootWindow, decimals: 1)) s)")))
+                }
+            }
+        }
+        return actions
+    }
+
+    /// Sets a service's worker count: forks the missing ones, retires the oldest extra ones.
+    public mutating func scale(service name: String, to count: Int, reason: String, now: Double) -> [Action] {
+        guard phase == .running, let index = index(of: name), count >= 1 else { return [] }
+        let from = services[index].spec.workers
+        guard from != count else { return [] }
+        services[index].spec.workers = count
+        var actions: [Action] = [.emit(.scale(service: name, from: from, to: count, reason: reason))]
+        var excess = -deficit(index)
+        if services[index].rolling != nil { excess -= 1 }
+        for worker in workers(of: name) where excess > 0 && !worker.retiring {
+            workers[worker.pid]?.retiring = true
+            workers[worker.pid]?.stopRequested = true
+            actions.append(.signal(pid: worker.pid, signal: .term, reason: "scale \(name) \(from) → \(count)", origin: "master"))
+            excess -= 1
+        }
+        actions += reconcile(index, now: now, reason: .scale)
+        return actions
+    }
+
+    /// The configuration was re-read after SIGHUP (nil: the file could not be read, keep the old
+    /// one and restart nothing). Restarts workers by `restart_method`.
+    public mutating func applyReload(_ newConfiguration: LauncherConfiguration?, error: String?, now: Double) -> [Action] {
+        guard phase == .running else { return [] }
+        if let error {
+            return [.emit(.configError(message: "reload refused, keeping the running configuration: \(error)"))]
+        }
+        var changes: [String] = []
+        if let new = newConfiguration {
+            if new != configuration { changes.append("configuration changed") }
+            configuration.gracefulShutdownTimeout = new.gracefulShutdownTimeout
+            configuration.restartMethod = new.restartMethod
+            configuration.bootWindow = new.bootWindow
+            configuration.crashLoopThreshold = new.crashLoopThreshold
+            configuration.forkThrottleInterval = new.forkThrottleInterval
+            configuration.logFile = new.logFile
+            for spec in new.services {
+                if let index = index(of: spec.name) {
+                    if services[index].spec.program != spec.program { changes.append("\(spec.name): program changed") }
+                    services[index].spec.program = spec.program
+                    services[index].throttle.interval = new.forkThrottleInterval
+                } else {
+                    changes.append("\(spec.name): new service")
+                    var service = Service(spec: spec, throttle: ForkThrottle(interval: new.forkThrottleInterval))
+                    service.spec.workers = spec.workers
+                    services.append(service)
+                }
+            }
+        }
+        let method = configuration.restartMethod
+        var actions: [Action] = [.emit(.reload(method: method, changes: changes.isEmpty ? "none" : changes.joined(separator: "; ")))]
+        for index in services.indices {
+            let name = services[index].spec.name
+            if services[index].state != .running {
+                services[index].state = .running
+                services[index].quickDeaths = 0
+                actions.append(.emit(.serviceState(service: name, state: .running, reason: "reload: respawning again")))
+            }
+            services[index].generation += 1
+            let current = workers(of: name).filter { !$0.retiring }
+            switch method {
+            case .mutate:
+                for worker in current {
+                    actions.append(.signal(pid: worker.pid, signal: .hup, reason: "reload (mutate): reset in place", origin: "master"))
+                }
+            case .reload:
+                for worker in current {
+                    workers[worker.pid]?.stopRequested = true
+                    actions.append(.signal(pid: worker.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master"))
+                }
+            default:
+                services[index].rolling = current.isEmpty ? nil : RollingRestart(remaining: current.map(\.pid))
+            }
+            if let new = newConfiguration, let spec = new.services.first(where: { $0.name == name }), spec.workers != services[index].spec.workers {
+                actions += scale(service: name, to: spec.workers, reason: "reload: workers changed in the configuration", now: now)
+            }
+            actions += reconcile(index, now: now, reason: method == .rolling ? .rolling : .reload)
+        }
+        return actions
+    }
+
+    // MARK: - Rules
+
+    private func index(of name: String) -> Int? { services.firstIndex { $0.spec.name == name } }
+
+    /// Workers wanted minus workers counted (retiring ones do not count; a rolling step wants one extra).
+    private func deficit(_ index: Int) -> Int {
+        let service = services[index]
+        let counted = workers.values.filter { $0.service == service.spec.name && !$0.retiring }.count + service.forksInFlight
+        let surge = service.rolling.map { $0.surgePid != nil || $0.surgeForking || !$0.remaining.isEmpty } ?? false
+        return service.spec.workers + (surge ? 1 : 0) - counted
+    }
+
+    private mutating func forkAction(_ index: Int, reason: ForkReason) -> [Action] {
+        services[index].forksInFlight += 1
+        if var rolling = services[index].rolling, rolling.surgePid == nil, !rolling.surgeForking, !rolling.remaining.isEmpty {
+            rolling.surgeForking = true
+            services[index].rolling = rolling
+            return [.fork(service: services[index].spec.name, reason: .rolling)]
+        }
+        return [.fork(service: services[index].spec.name, reason: reason)]
+    }
+
+    /// Forks until the service has its workers, each fork through the throttle. A delayed fork
+    /// becomes `pendingForkAt`, and the rest wait for it, as oslo's sequential sleeps would.
+    private mutating func reconcile(_ index: Int, now: Double, reason: ForkReason) -> [Action] {
+        guard phase == .running, services[index].state != .failed, services[index].pendingForkAt == nil else { return [] }
+        var actions: [Action] = []
+        while deficit(index) > 0 {
+            switch services[index].throttle.admit(now: now, workers: services[index].spec.workers) {
+            case .forkNow:
+                actions += forkAction(index, reason: reason)
+            case .delay(let until, let forks, let span, let window):
+                services[index].pendingForkAt = until
+                actions.append(.emit(.throttle(service: services[index].spec.name, forks: forks, span: span,
+                                               window: window, delay: until - now)))
+                return actions
+            }
+        }
+        return actions
+    }
+
+    private mutating func judgeExit(_ index: Int, worker: Worker, status: TerminationStatus, uptime: Double) -> [Action] {
+        let name = worker.service
+        if worker.stopRequested { return [] }
+        if let errno = worker.execErrno {
+            services[index].state = .failed
+            return [.emit(.serviceState(service: name, state: .failed, reason: "execve failed (errno \(errno)): boot error, not respawning"))]
+        }
+        if status == .exited(code: ExitCode.bootError) {
+            services[index].state = .failed
+            return [.emit(.serviceState(service: name, state: .failed, reason: "worker \(worker.pid) exited with 3 (boot error): not respawning until a reload"))]
+        }
+        if uptime < configuration.bootWindow {
+            services[index].quickDeaths += 1
+            if services[index].quickDeaths >= configuration.crashLoopThreshold, services[index].state == .running {
+                services[index].state = .crashLooping
+                return [.emit(.serviceState(service: name, state: .crashLooping,
+                    reason: "\(services[index].quickDeaths) workers in a row died within boot_window (\(JSONObject.number(configuration.bootWindow, decimals: 1)) s) of their fork"))]
+            }
+        } else {
+            services[index].quickDeaths = 0
+            if services[index].state == .crashLooping {
+                services[index].state = .running
+                return [.emit(.serviceState(service: name, state: .running, reason: "worker \(worker.pid) lived \(JSONObject.number(uptime, decimals: 1)) s"))]
+            }
+        }
+        return []
+    }
+
+    private mutating func stop(mode: StopMode, now: Double) -> [Action] {
+        var code: Int32 = mode == .graceful ? 0 : 1
+        if case .stopping(_, _, let previous) = phase { code = max(code, previous) }
+        for index in services.indices {
+            services[index].pendingForkAt = nil
+            services[index].rolling = nil
+        }
+        let timeout: Double? = switch mode {
+        case .graceful: configuration.gracefulShutdownTimeout > 0 ? configuration.gracefulShutdownTimeout : nil
+        case .fast: 1
+        case .immediate: nil
+        }
+        phase = .stopping(mode: mode, killAt: timeout.map { now + $0 }, exitCode: code)
+        var actions: [Action] = [.emit(.stopping(mode: mode, timeout: timeout, workers: workers.count))]
+        if mode == .immediate {
+            actions += killAll(reason: "second stop signal during a stop: escalating")
+        } else {
+            let signal: Signal = mode == .graceful ? .term : .int
+            for worker in workers.values.sorted(by: { $0.pid < $1.pid }) {
+                workers[worker.pid]?.retiring = true
+                workers[worker.pid]?.stopRequested = true
+                actions.append(.signal(pid: worker.pid, signal: signal, reason: "\(mode.rawValue) stop", origin: "master"))
+            }
+        }
+        if workers.isEmpty {
+            phase = .exited
+            actions += [.emit(.stopped(exitCode: code)), .exit(code: code)]
+        }
+        return actions
+    }
+
+    private mutating func killAll(reason: String) -> [Action] {
+        var actions: [Action] = [.emit(.escalate(reason: reason, survivors: workers.count))]
+        for worker in workers.values.sorted(by: { $0.pid < $1.pid }) {
+            workers[worker.pid]?.stopRequested = true
+            actions.append(.signal(pid: worker.pid, signal: .kill, reason: reason, origin: "master"))
+        }
+        return actions
+    }
+
+    /// Nothing left to supervise: every service failed and its workers are gone.
+    private mutating func exitIfAllFailed() -> [Action] {
+        guard phase == .running, workers.isEmpty, !services.isEmpty, services.allSatisfy({ $0.state == .failed }) else { return [] }
+        phase = .exited
+        return [.emit(.stopped(exitCode: ExitCode.bootError)), .exit(code: ExitCode.bootError)]
+    }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Benchmark forkwatch against oslo.service's ProcessLauncher (eventlet backend)
+# and gunicorn, side by side, and write docs/benchmarks.md.
+#
+#   bash bench/run.sh                 # from the repository root (or anywhere)
+#
+# Environment:
+#   FORKWATCH_BIN=path   measure this binary instead of building
+#                        .build/release/forkwatch
+#   BENCH_NO_FORKWATCH=1 measure the anchors only (no build)
+#   BENCH_OUT=path       write the report there instead of docs/benchmarks.md
+# Extra arguments are passed to bench/bench.py (see --help), e.g.
+#   bash bench/run.sh --reps 3 --kills 30
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="bench/.venv"
+PY="${PYTHON:-python3}"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+# 1. Anchors in a virtualenv (reused when present and complete).
+step "virtualenv $VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV" || {
+        echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+        exit 1
+    }
+fi
+if ! "$VENV/bin/python" - <<'PYEOF' 2>/dev/null
+import importlib.metadata as m, sys
+want = {}
+for line in open("bench/requirements.txt"):
+    line = line.split("#")[0].strip()
+    if line:
+        name, ver = line.split("==")
+        want[name] = ver
+sys.exit(0 if all(m.version(n) == v for n, v in want.items()) else 1)
+PYEOF
+then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r bench/requirements.txt
+fi
+"$VENV/bin/python" -c "import oslo_service.backend, oslo_config, eventlet, gunicorn" \
+    || { echo "anchor packages do not import" >&2; exit 1; }
+
+# 2. forkwatch, release build, once.
+FW_ARGS=()
+if [ "${BENCH_NO_FORKWATCH:-0}" = "1" ]; then
+    step "forkwatch: skipped (BENCH_NO_FORKWATCH=1)"
+elif [ -n "${FORKWATCH_BIN:-}" ]; then
+    step "forkwatch: using FORKWATCH_BIN=$FORKWATCH_BIN"
+    [ -x "$FORKWATCH_BIN" ] || { echo "FORKWATCH_BIN is not executable" >&2; exit 1; }
+    FW_ARGS=(--forkwatch "$FORKWATCH_BIN")
+else
+    step "swift build -c release --static-swift-stdlib --product forkwatch"
+    swift build -c release --static-swift-stdlib --product forkwatch >&2
+    [ -x .build/release/forkwatch ] || { echo "no .build/release/forkwatch after the build" >&2; exit 1; }
+    FW_ARGS=(--forkwatch .build/release/forkwatch)
+fi
+
+# 3. Measure and report.
+step "measuring (about 6 minutes)"
+exec "$PY" bench/bench.py "${FW_ARGS[@]}" --venv "$VENV" \
+    --out "${BENCH_OUT:-docs/benchmarks.md}" --command "bash bench/run.sh" "$@"
