@@ -120,10 +120,17 @@ final class MasterLoop {
 
     private func readPipe(of pid: Int32, untilEOF: Bool = false) {
         while let pipe = pipes[pid] {
-            guard let chunk = (try? Posix.read(pipe.fd)) ?? [] as [UInt8]? else {
-                // EAGAIN: nothing more now. A reaped child's writers are gone unless it passed
-                // the pipe on; either way it is of no more use.
-                if untilEOF { handle(.childPipeClosed(pid: pid)) }
+            let chunk: [UInt8]
+            do {
+                guard let bytes = try Posix.read(pipe.fd) else {
+                    // EAGAIN: nothing more now. A reaped child's writers are gone unless it
+                    // passed the pipe on; either way the pipe is of no more use then.
+                    if untilEOF { handle(.childPipeClosed(pid: pid)) }
+                    return
+                }
+                chunk = bytes
+            } catch {
+                handle(.childPipeClosed(pid: pid))
                 return
             }
             if chunk.isEmpty {
