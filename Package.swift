@@ -27,14 +27,19 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // ncurses through a system library module (libncurses-dev): shim.h wraps macros and globals.
+        .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
+        // The dashboard: a pure model rendered into a character grid, an ncurses screen, a control client.
+        .target(name: "ForkwatchTUI", dependencies: ["ForkwatchCore", "CNcurses", "CForkwatch"]),
         .executableTarget(
             name: "ForkwatchCLI",
             dependencies: [
-                "Forkwatch", "ForkwatchCore",
+                "Forkwatch", "ForkwatchCore", "ForkwatchTUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
+        .testTarget(name: "ForkwatchTUITests", dependencies: ["ForkwatchTUI", "ForkwatchCore"]),
         .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch"]),
     ]
 )

@@ -309,6 +309,14 @@ def final_cleanup():
         reap_any()
 
 
+def describe_status(st):
+    if st is None or st < 0:
+        return "status unknown"
+    if os.WIFSIGNALED(st):
+        return f"killed by signal {os.WTERMSIG(st)}"
+    return f"exit status {os.WEXITSTATUS(st)}"
+
+
 class BenchError(Exception):
     pass
 
@@ -325,7 +333,7 @@ def wait_children(m, n, timeout):
             return t - m.t0, c
         if t > next_exit_check:
             if m.exited():
-                raise BenchError(f"master exited (status {m.status}) "
+                raise BenchError(f"master exited ({describe_status(m.status)}) "
                                  f"before reaching {n} workers; see {m.err_path}")
             next_exit_check = t + 0.05
         if t > deadline:
@@ -631,7 +639,8 @@ def sc_crash(L, skip, window):
             prev = c
             if t > nxt:
                 if m.exited():
-                    raise BenchError("master exited during the crash loop; see "
+                    raise BenchError("master exited during the crash loop "
+                                     f"({describe_status(m.status)}); see "
                                      + m.err_path)
                 nxt = t + 0.05
         t_end_real = now()
@@ -795,6 +804,8 @@ def fmt_ms(s, nd=1):
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "n/a"
+    if a == 0:
+        return "0×"
     r = a / b
     if r >= 100:
         return f"{r:.0f}×"
@@ -1046,6 +1057,7 @@ def main():
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.alarm(args.timeout)
     set_subreaper()
 
@@ -1135,4 +1147,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("interrupted (every launched process was killed and reaped)")

@@ -42,7 +42,7 @@ then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         -r bench/requirements.txt
 fi
-"$VENV/bin/python" -c "import oslo_service.backend, oslo_config, eventlet, gunicorn" \
+"$VENV/bin/python" -W ignore -c "import oslo_service.backend, oslo_config, eventlet, gunicorn" \
     || { echo "anchor packages do not import" >&2; exit 1; }
 
 # 2. forkwatch, release build, once.
@@ -61,6 +61,6 @@ else
 fi
 
 # 3. Measure and report.
-step "measuring (about 6 minutes)"
+step "measuring (about 5 minutes)"
 exec "$PY" bench/bench.py "${FW_ARGS[@]}" --venv "$VENV" \
     --out "${BENCH_OUT:-docs/benchmarks.md}" --command "bash bench/run.sh" "$@"

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -76,6 +77,17 @@ int fw_signalfd_read(int fd, int32_t *sender_pid, uint32_t *sender_uid) {
 }
 
 pid_t fw_fork(void) { return fork(); }
+
+int fw_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int fw_peer_credentials(int fd, int32_t *pid, uint32_t *uid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *pid = (int32_t)cred.pid;
+    *uid = (uint32_t)cred.uid;
+    return 0;
+}
 
 int fw_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 

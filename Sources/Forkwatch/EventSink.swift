@@ -26,12 +26,15 @@ public final class EventSink {
         if ownsFD, let eventsFD { Posix.close(eventsFD) }
     }
 
-    func emit(_ event: Event) {
+    var writesEvents: Bool { eventsFD != nil }
+
+    /// Logs `event` and writes its JSON `line` (encoded once by the caller) to the events file.
+    func emit(_ event: Event, line: String? = nil) {
         log.log(level: Self.level(of: event.kind), "\(event.summary)")
         if let eventsFD {
             // A blocking write: a consumer that stops reading a pipe holds up the master. The
             // control socket (with its bounded per-client buffers) is the way to follow events live.
-            try? Posix.writeAll(eventsFD, EventCodec.encode(event) + "\n")
+            try? Posix.writeAll(eventsFD, line ?? EventCodec.encode(event) + "\n")
         }
         for observer in observers { observer(event) }
     }
@@ -43,6 +46,7 @@ public final class EventSink {
         case .forkFailed, .forkRefused, .execFailed: return .error
         case .serviceState(_, let state, _): return state == .running ? .info : .error
         case .signalSent(_, _, _, _, _, let error): return error == nil ? .info : .warning
+        case .stats, .snapshot: return .debug
         default: return .info
         }
     }

@@ -11,6 +11,7 @@ final class MasterLoop {
         case childExited(pid: Int32, rawStatus: Int32)
         case childMessage(pid: Int32, line: String)
         case childPipeClosed(pid: Int32)
+        case control(client: Int32, request: ControlRequest)
         case timer
     }
 
@@ -33,14 +34,23 @@ final class MasterLoop {
     private var deathPipe: (read: Int32, write: Int32) = (-1, -1)
     private var pipes: [Int32: ChildPipe] = [:]
     private var exitCode: Int32?
+    private let control: ControlServer?
+    private let stats = StatsSampler()
+    private var nextStatsAt: Double?
+    private let startedAt = Posix.monotonicNow()
 
-    init(configuration: LauncherConfiguration, sink: EventSink, serviceFactories: [String: () -> any Service],
-         reloadConfiguration: (() throws -> LauncherConfiguration)?) {
+    init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
+         serviceFactories: [String: () -> any Service], reloadConfiguration: (() throws -> LauncherConfiguration)?) {
         self.table = WorkerTable(configuration: configuration)
         self.sink = sink
+        self.control = control
         self.serviceFactories = serviceFactories
         self.reloadConfiguration = reloadConfiguration
     }
+
+    /// Once a second while someone watches (a subscriber or an events file); never otherwise,
+    /// so an unwatched master does not wake at all.
+    private var statsWanted: Bool { (control?.subscriberCount ?? 0) > 0 || sink.writesEvents }
 
     /// Runs until the table says exit; returns the exit code.
     func run() throws -> Int32 {
@@ -54,17 +64,29 @@ final class MasterLoop {
             Posix.close(deathPipe.read)
             Posix.close(deathPipe.write)
             for pipe in pipes.values { Posix.close(pipe.fd) }
+            control?.close()
         }
         emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
         perform(table.start(now: Posix.monotonicNow()))
 
         while exitCode == nil {
             let pids = Array(pipes.keys)
-            let fds = [signalFD] + pids.map { pipes[$0]!.fd }
-            let timeout = table.nextDeadline.map { max(0, $0 - Posix.monotonicNow()) }
-            let revents = try Posix.poll(fds, timeout: timeout)
+            let controlSet = control?.pollSet ?? []
+            let watched = [(signalFD, Int16(POLLIN))] + controlSet + pids.map { (pipes[$0]!.fd, Int16(POLLIN)) }
+            let revents = try Posix.poll(watched, timeout: nextDeadline().map { max(0, $0 - Posix.monotonicNow()) })
             if revents[0] != 0 { drainSignals() }
-            for (index, pid) in pids.enumerated() where revents[index + 1] != 0 && exitCode == nil {
+            for (index, entry) in controlSet.enumerated() where revents[index + 1] != 0 && exitCode == nil {
+                for (client, request) in control!.handle(fd: entry.fd, revents: revents[index + 1]) {
+                    switch request {
+                    case .success(let request): handle(.control(client: client, request: request))
+                    case .failure(let error): control!.send(client, error.line)
+                    }
+                }
+                control?.finishReplies(entry.fd)
+            }
+            for notice in control?.takeNotices() ?? [] { emit(.notice(message: notice)) }
+            let offset = 1 + controlSet.count
+            for (index, pid) in pids.enumerated() where revents[offset + index] != 0 && exitCode == nil {
                 readPipe(of: pid)
             }
             if exitCode == nil { handle(.timer) }
@@ -96,8 +118,72 @@ final class MasterLoop {
                 Posix.close(pipe.fd)
                 if pipe.isCommand && !pipe.execFailed { perform(table.childReady(pid: pid, now: now)) }
             }
+        case .control(let client, let request):
+            answer(request, from: client, now: now)
         case .timer:
             perform(table.tick(now: now))
+            sampleStatsIfDue(now: now)
+        }
+    }
+
+    private func nextDeadline() -> Double? {
+        if statsWanted, nextStatsAt == nil { nextStatsAt = Posix.monotonicNow() }
+        if !statsWanted { nextStatsAt = nil }
+        return [table.nextDeadline, nextStatsAt].compactMap { $0 }.min()
+    }
+
+    private func sampleStatsIfDue(now: Double) {
+        guard let due = nextStatsAt, now >= due, statsWanted else { return }
+        nextStatsAt = now + 1
+        let pids = [masterPID] + table.workers.keys.sorted()
+        emit(.stats(samples: stats.sample(pids, now: now)))
+    }
+
+    // MARK: - Control requests
+
+    private func answer(_ request: ControlRequest, from client: Int32, now: Double) {
+        guard let control else { return }
+        func ok(_ extra: String = "") { control.send(client, "{\"ok\":true,\"op\":\"\(request.op)\"\(extra)}\n") }
+        switch request {
+        case .subscribe, .status:
+            let snapshot = Event(mono: now, wall: Posix.wallNow(),
+                                 kind: .snapshot(table.snapshot(masterPid: masterPID, startedAt: startedAt,
+                                                                configuration: describe(table.configuration))))
+            control.send(client, EventCodec.encode(snapshot) + "\n")
+            if request == .subscribe {
+                control.subscribe(client)
+                nextStatsAt = nextStatsAt ?? now
+            }
+        case .signal(let pid, let signal):
+            // Only a live worker of this master: never the master itself, never a stranger.
+            guard table.workers[pid] != nil else {
+                control.send(client, ControlError("pid \(pid) is not a live worker of this master").line)
+                return
+            }
+            send(signal, to: pid, reason: "asked over the control socket", origin: "you")
+            ok(",\"pid\":\(pid),\"signal\":\"\(signal.name)\"")
+        case .scale(let service, let workers):
+            guard table.service(named: service) != nil else {
+                let names = table.services.map(\.spec.name).joined(separator: ", ")
+                control.send(client, ControlError("no service named '\(service)' (services: \(names))").line)
+                return
+            }
+            guard table.phase == .running else {
+                control.send(client, ControlError("the master is stopping").line)
+                return
+            }
+            perform(table.scale(service: service, to: workers, reason: "asked over the control socket", now: now))
+            ok()
+        case .reload:
+            guard table.phase == .running else {
+                control.send(client, ControlError("the master is stopping").line)
+                return
+            }
+            ok()
+            reload()
+        case .stop(let mode):
+            ok()
+            perform(table.requestStop(mode: mode, now: now))
         }
     }
 
@@ -175,7 +261,10 @@ final class MasterLoop {
     }
 
     private func emit(_ kind: Event.Kind) {
-        sink.emit(Event(mono: Posix.monotonicNow(), wall: Posix.wallNow(), kind: kind))
+        let event = Event(mono: Posix.monotonicNow(), wall: Posix.wallNow(), kind: kind)
+        let line = sink.writesEvents || (control?.subscriberCount ?? 0) > 0 ? EventCodec.encode(event) + "\n" : nil
+        sink.emit(event, line: line)
+        if let line { control?.broadcast(line) }
     }
 
     /// Only ever a live child of this master: a pid still in the table has not been reaped, so

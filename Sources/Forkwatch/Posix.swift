@@ -251,7 +251,12 @@ public enum Posix {
     /// Waits for any of `fds` to be readable, up to `timeout` seconds (nil = forever). Returns
     /// the revents for each fd. The corresponding C function is `poll`.
     public static func poll(_ fds: [Int32], timeout: Double?) throws(PosixError) -> [Int16] {
-        var entries = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        try poll(fds.map { ($0, Int16(POLLIN)) }, timeout: timeout)
+    }
+
+    /// poll(2) over (fd, events) pairs; returns the revents for each.
+    public static func poll(_ watched: [(fd: Int32, events: Int16)], timeout: Double?) throws(PosixError) -> [Int16] {
+        var entries = watched.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         let millis: Int32 = timeout.map { Int32(min(max(($0 * 1000).rounded(.up), 0), 86_400_000)) } ?? -1
         while true {
             let n = entries.withUnsafeMutableBufferPointer { Glibc.poll($0.baseAddress, nfds_t($0.count), millis) }

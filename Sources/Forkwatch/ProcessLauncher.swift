@@ -6,6 +6,7 @@ public enum LauncherError: Error, CustomStringConvertible {
     case multithreaded(threads: Int)
     case invalidConfiguration(String)
     case unknownService(String)
+    case controlSocket(PosixError)
 
     public var description: String {
         switch self {
@@ -13,6 +14,8 @@ public enum LauncherError: Error, CustomStringConvertible {
             return "refusing to fork: this process has \(threads) threads; the master must be single-threaded "
                 + "(start no Dispatch, Swift concurrency, NIO or SQLite before ProcessLauncher.wait())"
         case .invalidConfiguration(let message): return message
+        case .controlSocket(let error):
+            return "control socket: \(error)"
         case .unknownService(let name):
             return "unknown service '\(name)' (built-in: \(ServiceRegistry.names.joined(separator: ", ")))"
         }
@@ -30,6 +33,10 @@ public final class ProcessLauncher {
     public let events = EventSink()
     /// Re-reads the configuration on SIGHUP; nil restarts workers with the running one.
     public var reloadConfiguration: (() throws -> LauncherConfiguration)?
+    /// Where the control socket listens; nil for none. Default: `ControlSocket.defaultPath`.
+    public var controlSocketPath: String? = ControlSocket.defaultPath
+    /// Bytes a control client may leave unread before it is dropped.
+    public var controlBufferLimit = 8 << 20
     private var factories: [String: () -> any Service] = [:]
 
     public init(configuration: LauncherConfiguration = LauncherConfiguration()) {
@@ -63,8 +70,17 @@ public final class ProcessLauncher {
         // Built-in names a reload may introduce resolve through the registry.
         var all = factories
         for name in ServiceRegistry.names where all[name] == nil { all[name] = { ServiceRegistry.make(name)! } }
-        let loop = MasterLoop(configuration: configuration, sink: events, serviceFactories: all,
+        var control: ControlServer?
+        if let path = controlSocketPath {
+            do { control = try ControlServer(path: path, outboxLimit: controlBufferLimit) } catch { throw LauncherError.controlSocket(error) }
+        }
+        let loop = MasterLoop(configuration: configuration, sink: events, control: control, serviceFactories: all,
                               reloadConfiguration: reloadConfiguration)
         return try loop.run()
     }
+}
+
+/// Where masters listen by default, and where `forkwatch top` and the CLI look.
+public enum ControlSocket {
+    public static var defaultPath: String { Posix.runtimeDirectory() + "/forkwatch.sock" }
 }

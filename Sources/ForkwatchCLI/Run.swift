@@ -7,6 +7,12 @@ struct LauncherOptions: ParsableArguments {
     @Option(name: .long, help: "Write every event as a JSON line to FILE ('-' for standard output).")
     var events: String?
 
+    @Option(name: .long, help: "The control socket to serve (default: \(ControlSocket.defaultPath)); 'none' for no socket.")
+    var controlSocket: String?
+
+    @Option(name: .long, help: "Bytes a control client may leave unread before it is dropped (default 8 MiB).")
+    var controlBufferLimit: Int?
+
     @Option(name: .long, help: "Write the master's log lines to FILE instead of standard error (SIGUSR1 reopens it).")
     var logFile: String?
 
@@ -68,6 +74,11 @@ struct LauncherOptions: ParsableArguments {
             }
         }
         launcher.reloadConfiguration = reload
+        if let limit = controlBufferLimit {
+            guard limit >= 4096 else { throw UsageError("--control-buffer-limit must be >= 4096, got \(limit)") }
+            launcher.controlBufferLimit = limit
+        }
+        launcher.controlSocketPath = controlSocket == "none" ? nil : controlSocket ?? ControlSocket.defaultPath
         do {
             Posix.exitNow(try launcher.wait())
         } catch let error as LauncherError {

@@ -62,6 +62,10 @@ public struct Event: Sendable, Hashable {
         case stopped(exitCode: Int32)
         case configError(message: String)
         case logReopened(path: String, error: String?)
+        /// CPU, RSS, state and threads of the master and every worker, once a second while someone watches.
+        case stats(samples: [ProcessSample])
+        /// The master's whole state: the first line a subscriber gets.
+        case snapshot(Snapshot)
         /// Something the master noticed and ignored (an unknown pid reaped, a HUP while stopping).
         case notice(message: String)
     }
@@ -89,6 +93,8 @@ public struct Event: Sendable, Hashable {
         case .stopped: return "stopped"
         case .configError: return "config_error"
         case .logReopened: return "log_reopened"
+        case .stats: return "stats"
+        case .snapshot: return "snapshot"
         case .notice: return "notice"
         }
     }

@@ -71,9 +71,45 @@ public enum EventCodec {
             json.add("message", message)
         case .logReopened(let path, let error):
             json.add("path", path); json.addOptional("error", error)
+        case .stats(let samples):
+            json.addRaw("samples", "[" + samples.map(sampleJSON).joined(separator: ",") + "]")
+        case .snapshot(let snapshot):
+            json.add("pid", Int(snapshot.masterPid))
+            json.add("started_at", snapshot.startedAt, decimals: 6)
+            json.add("phase", snapshot.phase)
+            json.add("config", snapshot.configuration)
+            json.addRaw("services", "[" + snapshot.services.map(serviceInfoJSON).joined(separator: ",") + "]")
+            json.addRaw("workers", "[" + snapshot.workers.map(workerInfoJSON).joined(separator: ",") + "]")
         case .notice(let message):
             json.add("message", message)
         }
+        return json.string
+    }
+
+    private static func sampleJSON(_ sample: ProcessSample) -> String {
+        var json = JSONObject()
+        json.add("pid", Int(sample.pid)); json.add("cpu", sample.cpuPercent, decimals: 2)
+        json.add("rss", sample.rssBytes); json.add("state", sample.state); json.add("threads", sample.threads)
+        return json.string
+    }
+
+    private static func serviceInfoJSON(_ info: Snapshot.ServiceInfo) -> String {
+        var json = JSONObject()
+        json.add("name", info.name); json.add("program", info.program); json.add("workers", info.workers)
+        json.add("state", info.state.rawValue); json.add("restarts", info.restarts); json.add("generation", info.generation)
+        json.addRaw("fork_times", "[" + info.forkTimes.map { JSONObject.number($0, decimals: 6) }.joined(separator: ",") + "]")
+        if let at = info.pendingForkAt { json.add("pending_fork_at", at, decimals: 6) } else { json.addRaw("pending_fork_at", "null") }
+        json.add("throttle_interval", info.throttleInterval, decimals: 3)
+        json.add("quick_deaths", info.quickDeaths)
+        return json.string
+    }
+
+    private static func workerInfoJSON(_ info: Snapshot.WorkerInfo) -> String {
+        var json = JSONObject()
+        json.add("pid", Int(info.pid)); json.add("service", info.service); json.add("generation", info.generation)
+        json.add("forked_at", info.forkedAt, decimals: 6)
+        if let at = info.readyAt { json.add("ready_at", at, decimals: 6) } else { json.addRaw("ready_at", "null") }
+        json.add("restarts", info.restarts); json.add("retiring", info.retiring)
         return json.string
     }
 

@@ -48,6 +48,10 @@ extension Event {
             return "configuration error: \(message)"
         case .logReopened(let path, let error):
             return "log file \(path) reopened" + (error.map { ": FAILED, \($0)" } ?? "")
+        case .stats(let samples):
+            return "stats: " + samples.map { "\($0.pid) \(JSONObject.number($0.cpuPercent, decimals: 1))% \($0.rssBytes / 1024) KiB" }.joined(separator: ", ")
+        case .snapshot(let snapshot):
+            return "snapshot: master \(snapshot.masterPid), \(snapshot.workers.count) workers, \(snapshot.phase)"
         case .notice(let message):
             return message
         }
@@ -124,6 +128,11 @@ extension Event {
             return "The new configuration was rejected as a whole; the running one is unchanged."
         case .logReopened:
             return "SIGUSR1: the log file was closed and opened again (for logrotate)."
+        case .stats:
+            return "The master read /proc/PID/stat (state, utime+stime, threads) and /proc/PID/statm (resident pages) "
+                + "for itself and each worker, as htop does; CPU % is the tick delta over the interval."
+        case .snapshot:
+            return "The master's state as a subscriber first sees it."
         case .notice:
             return ""
         }

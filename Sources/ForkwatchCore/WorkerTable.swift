@@ -262,6 +262,15 @@ public struct WorkerTable: Sendable {
         return actions
     }
 
+    /// A stop asked for over the control socket: like the signals, a second request escalates.
+    public mutating func requestStop(mode: StopMode, now: Double) -> [Action] {
+        switch phase {
+        case .running: return stop(mode: mode, now: now)
+        case .stopping: return mode == .graceful ? [] : stop(mode: .immediate, now: now)
+        case .exited: return []
+        }
+    }
+
     /// Sets a service's worker count: forks the missing ones, retires the oldest extra ones.
     public mutating func scale(service name: String, to count: Int, reason: String, now: Double) -> [Action] {
         guard phase == .running, let index = index(of: name), count >= 1 else { return [] }

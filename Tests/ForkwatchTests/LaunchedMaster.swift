@@ -19,6 +19,8 @@ struct TestFailure: Error, CustomStringConvertible {
 final class LaunchedMaster {
     let pid: pid_t
     let logPath: String
+    /// The control socket (each master gets its own, so tests can run side by side).
+    let socketPath: String
     private let eventsFD: Int32
     private var pending = Data()
     private(set) var events: [[String: Any]] = []
@@ -28,6 +30,7 @@ final class LaunchedMaster {
 
     init(_ arguments: [String], events: Bool = true) throws {
         logPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString).log"
+        socketPath = NSTemporaryDirectory() + "forkwatch-test-sockets/\(UUID().uuidString.prefix(8)).sock"
         var fds: [Int32] = [-1, -1]
         guard fw_pipe_cloexec(&fds, 0) == 0 else { throw TestFailure("pipe2 failed") }
         eventsFD = fds[0]
@@ -53,7 +56,7 @@ final class LaunchedMaster {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let argv = [forkwatchBinary] + (events ? ["run", "--headless", "--events", "-"] : []) + arguments
+        let argv = [forkwatchBinary] + (events ? ["run", "--headless", "--events", "-", "--control-socket", socketPath] : []) + arguments
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var child: pid_t = 0

@@ -48,6 +48,12 @@ int fw_child_setup(const int *keep, int nkeep, int pdeathsig, pid_t parent);
 pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
                    const int *keep_extra, int nkeep_extra, int pdeathsig, pid_t parent);
 
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int fw_accept_nonblocking(int fd);
+
+/// getsockopt(SO_PEERCRED): the peer's pid and uid.
+int fw_peer_credentials(int fd, int32_t *pid, uint32_t *uid);
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 int fw_set_pdeathsig(int sig);
 

@@ -1,0 +1,67 @@
+import ForkwatchCore
+
+/// A client of a master's control socket: sends request lines, reads reply and event lines.
+/// Blocking by default (the CLI); the dashboard polls `fd` and calls `readLines()`.
+public final class ControlClient {
+    public let path: String
+    public let fd: Int32
+    private var buffer: [UInt8] = []
+
+    public init(path: String) throws(PosixError) {
+        self.path = path
+        fd = try Posix.connectUnix(path)
+    }
+
+    deinit { Posix.close(fd) }
+
+    public func send(_ request: ControlRequest) throws(PosixError) {
+        try Posix.writeAll(fd, request.line)
+    }
+
+    /// The next line, waiting up to `timeout` seconds (nil = forever); nil at EOF or timeout.
+    public func readLine(timeout: Double? = 10) throws(PosixError) -> String? {
+        let deadline = timeout.map { Posix.monotonicNow() + $0 }
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            let left = deadline.map { max(0, $0 - Posix.monotonicNow()) }
+            if let left, left <= 0 { return nil }
+            let revents = try Posix.poll([fd], timeout: left)
+            if revents[0] == 0 { continue }
+            guard let chunk = try Posix.read(fd, max: 65_536) else { continue }
+            if chunk.isEmpty { return nil }
+            buffer += chunk
+        }
+    }
+
+    /// The lines that have arrived, without waiting; `closed` once the master hung up.
+    public func readAvailable() -> (lines: [String], closed: Bool) {
+        var closed = false
+        while true {
+            guard let chunk = try? Posix.read(fd, max: 65_536) else { break }
+            if chunk.isEmpty { closed = true; break }
+            buffer += chunk
+            if chunk.count < 65_536 { break }
+        }
+        var lines: [String] = []
+        while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+            lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
+            buffer.removeSubrange(...newline)
+        }
+        return (lines, closed)
+    }
+
+    /// Sends one request and returns its reply line, parsed; throws the master's error message.
+    public func request(_ request: ControlRequest, timeout: Double = 10) throws -> JSONValue {
+        try send(request)
+        guard let line = try readLine(timeout: timeout) else {
+            throw ControlError("no reply from the master at \(path) within \(Int(timeout)) s")
+        }
+        let reply = try JSONValue.parse(line)
+        if reply["ok"]?.bool == false { throw ControlError(reply["error"]?.string ?? line) }
+        return reply
+    }
+}

@@ -1,0 +1,130 @@
+import CForkwatch
+import ForkwatchCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Unix-domain sockets and directories for the control socket. Part of the one file of
+/// syscalls, split only to keep files short.
+extension Posix {
+    public struct PeerCredentials: Equatable {
+        public let pid: Int32
+        public let uid: UInt32
+    }
+
+    private static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) throws(PosixError) -> T {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else { throw PosixError("socket path \(path) is longer than \(capacity - 1) bytes", errno: ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+
+    /// A listening Unix stream socket at `path`, mode 0600, non-blocking, close-on-exec.
+    /// The corresponding C functions are `socket`, `bind`, `chmod` and `listen`.
+    public static func listenUnix(_ path: String, backlog: Int32 = 64) throws(PosixError) -> Int32 {
+        let fd = try retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0) }
+        do throws(PosixError) {
+            // umask first so the socket never exists with wider permissions, even for an instant.
+            let old = umask(0o177)
+            let rc = try withAddress(path) { bind(fd, $0, $1) }
+            umask(old)
+            if rc != 0 { throw PosixError("bind \(path)", errno: errno) }
+            try retrying("chmod \(path)") { chmod(path, 0o600) }
+            try retrying("listen") { listen(fd, backlog) }
+            return fd
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// A connected (blocking) Unix stream socket. The corresponding C function is `connect`.
+    public static func connectUnix(_ path: String) throws(PosixError) -> Int32 {
+        let fd = try retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let rc = try withAddress(path) { connect(fd, $0, $1) }
+        if rc != 0 {
+            let err = errno
+            close(fd)
+            throw PosixError("connect \(path)", errno: err)
+        }
+        return fd
+    }
+
+    /// A new client, non-blocking and close-on-exec, or nil when none is waiting.
+    /// The corresponding C function is `accept4`.
+    public static func accept(_ listenFD: Int32) throws(PosixError) -> Int32? {
+        while true {
+            let fd = fw_accept_nonblocking(listenFD)
+            if fd >= 0 { return fd }
+            switch errno {
+            case EINTR, ECONNABORTED: continue
+            case EAGAIN: return nil
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM: throw PosixError("accept4", errno: errno)
+            case let err: throw PosixError("accept4", errno: err)
+            }
+        }
+    }
+
+    /// Who is on the other end of a Unix socket. The corresponding C function is `getsockopt(SO_PEERCRED)`.
+    public static func peerCredentials(_ fd: Int32) throws(PosixError) -> PeerCredentials {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        try retrying("getsockopt(SO_PEERCRED)") { fw_peer_credentials(fd, &pid, &uid) }
+        return PeerCredentials(pid: pid, uid: uid)
+    }
+
+    /// Writes what the socket takes now: the number of bytes written (0 when it would block).
+    /// The corresponding C function is `send` (MSG_NOSIGNAL: a gone reader is EPIPE, not SIGPIPE).
+    public static func writeSome(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(PosixError) -> Int {
+        while true {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n >= 0 { return n }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return 0
+            case let err: throw PosixError("send", errno: err)
+            }
+        }
+    }
+
+    public static func effectiveUID() -> UInt32 { geteuid() }
+
+    /// Makes `path` a directory owned by this user with mode 0700, creating it if needed.
+    /// The corresponding C functions are `mkdir`, `lstat` and `chmod`.
+    public static func ensurePrivateDirectory(_ path: String) throws(PosixError) {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw PosixError("mkdir \(path)", errno: errno) }
+        var info = stat()
+        try retrying("lstat \(path)") { lstat(path, &info) }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw PosixError("\(path) is not a directory", errno: ENOTDIR) }
+        guard info.st_uid == geteuid() else { throw PosixError("\(path) belongs to uid \(info.st_uid), not to us", errno: EPERM) }
+        if info.st_mode & 0o777 != 0o700 { try retrying("chmod \(path)") { chmod(path, 0o700) } }
+    }
+
+    /// The corresponding C function is `unlink`.
+    public static func unlink(_ path: String) { _ = Glibc.unlink(path) }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The run-time directory for sockets and state: `$XDG_RUNTIME_DIR/forkwatch`, else
+    /// `/tmp/forkwatch-UID`.
+    public static func runtimeDirectory() -> String {
+        if let xdg = getenv("XDG_RUNTIME_DIR"), xdg.pointee != 0 { return String(cString: xdg) + "/forkwatch" }
+        return "/tmp/forkwatch-\(geteuid())"
+    }
+}
+
+extension Posix {
+    /// Sets O_NONBLOCK. The corresponding C function is `fcntl`.
+    public static func setNonBlocking(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+}

@@ -1,0 +1,140 @@
+/// One process's resource use, sampled by the master from /proc (htop's method).
+public struct ProcessSample: Hashable, Sendable {
+    public var pid: Int32
+    /// Percent of one CPU over the last sampling interval.
+    public var cpuPercent: Double
+    public var rssBytes: Int
+    /// /proc/PID/stat's state letter: R running, S sleeping, D disk wait, Z zombie, T stopped.
+    public var state: String
+    public var threads: Int
+
+    public init(pid: Int32, cpuPercent: Double, rssBytes: Int, state: String, threads: Int) {
+        self.pid = pid
+        self.cpuPercent = cpuPercent
+        self.rssBytes = rssBytes
+        self.state = state
+        self.threads = threads
+    }
+}
+
+/// The master's whole state at one moment: what a subscriber gets before the event stream.
+public struct Snapshot: Hashable, Sendable {
+    public struct ServiceInfo: Hashable, Sendable {
+        public var name: String
+        public var program: String
+        public var workers: Int
+        public var state: ServiceState
+        public var restarts: Int
+        public var generation: Int
+        /// The throttle's window: recorded fork times (CLOCK_MONOTONIC seconds), oldest first.
+        public var forkTimes: [Double]
+        public var pendingForkAt: Double?
+        public var throttleInterval: Double
+        public var quickDeaths: Int
+
+        public init(name: String, program: String, workers: Int, state: ServiceState, restarts: Int, generation: Int,
+                    forkTimes: [Double], pendingForkAt: Double?, throttleInterval: Double, quickDeaths: Int) {
+            self.name = name
+            self.program = program
+            self.workers = workers
+            self.state = state
+            self.restarts = restarts
+            self.generation = generation
+            self.forkTimes = forkTimes
+            self.pendingForkAt = pendingForkAt
+            self.throttleInterval = throttleInterval
+            self.quickDeaths = quickDeaths
+        }
+    }
+
+    public struct WorkerInfo: Hashable, Sendable {
+        public var pid: Int32
+        public var service: String
+        public var generation: Int
+        public var forkedAt: Double
+        public var readyAt: Double?
+        public var restarts: Int
+        public var retiring: Bool
+
+        public init(pid: Int32, service: String, generation: Int, forkedAt: Double, readyAt: Double?, restarts: Int, retiring: Bool) {
+            self.pid = pid
+            self.service = service
+            self.generation = generation
+            self.forkedAt = forkedAt
+            self.readyAt = readyAt
+            self.restarts = restarts
+            self.retiring = retiring
+        }
+    }
+
+    public var masterPid: Int32
+    /// When the master started (CLOCK_MONOTONIC seconds).
+    public var startedAt: Double
+    /// "running", "stopping" or "exited".
+    public var phase: String
+    public var configuration: String
+    public var services: [ServiceInfo]
+    public var workers: [WorkerInfo]
+
+    public init(masterPid: Int32, startedAt: Double, phase: String, configuration: String, services: [ServiceInfo], workers: [WorkerInfo]) {
+        self.masterPid = masterPid
+        self.startedAt = startedAt
+        self.phase = phase
+        self.configuration = configuration
+        self.services = services
+        self.workers = workers
+    }
+}
+
+extension WorkerTable {
+    /// The table as a snapshot, for a subscriber.
+    public func snapshot(masterPid: Int32, startedAt: Double, configuration summary: String) -> Snapshot {
+        let phaseName: String = switch phase {
+        case .running: "running"
+        case .stopping: "stopping"
+        case .exited: "exited"
+        }
+        return Snapshot(
+            masterPid: masterPid, startedAt: startedAt, phase: phaseName, configuration: summary,
+            services: services.map {
+                Snapshot.ServiceInfo(name: $0.spec.name, program: $0.spec.program.summary, workers: $0.spec.workers,
+                                     state: $0.state, restarts: $0.restarts, generation: $0.generation,
+                                     forkTimes: $0.throttle.forkTimes, pendingForkAt: $0.pendingForkAt,
+                                     throttleInterval: $0.throttle.interval, quickDeaths: $0.quickDeaths)
+            },
+            workers: workers.values.sorted { $0.pid < $1.pid }.map {
+                Snapshot.WorkerInfo(pid: $0.pid, service: $0.service, generation: $0.generation, forkedAt: $0.forkedAt,
+                                    readyAt: $0.readyAt, restarts: $0.restarts, retiring: $0.retiring)
+            })
+    }
+}
+
+/// Parses /proc/PID/stat and /proc/PID/statm text (the master reads the files, this decides).
+public enum ProcStat {
+    public struct Reading: Hashable, Sendable {
+        public var state: String
+        /// utime + stime, in clock ticks.
+        public var cpuTicks: Int
+        public var threads: Int
+        public var rssPages: Int
+    }
+
+    /// `stat`: "pid (comm) S ppid …" — comm may hold spaces and parentheses, so fields are
+    /// counted after the last ')'. `statm`: "size resident shared …" in pages.
+    public static func parse(stat: String, statm: String) -> Reading? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After ')': [0]=state [1]=ppid … [11]=utime [12]=stime … [17]=num_threads
+        guard fields.count > 17, let utime = Int(fields[11]), let stime = Int(fields[12]),
+              let threads = Int(fields[17]) else { return nil }
+        let statmFields = statm.split(separator: " ")
+        guard statmFields.count > 1, let resident = Int(statmFields[1]) else { return nil }
+        return Reading(state: String(fields[0]), cpuTicks: utime + stime, threads: threads, rssPages: resident)
+    }
+
+    /// CPU percent of one core between two readings `seconds` apart.
+    public static func cpuPercent(from earlier: Int, to later: Int, seconds: Double, ticksPerSecond: Int) -> Double {
+        guard seconds > 0, ticksPerSecond > 0, later >= earlier else { return 0 }
+        return Double(later - earlier) / Double(ticksPerSecond) / seconds * 100
+    }
+}

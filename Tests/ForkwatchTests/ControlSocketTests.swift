@@ -1,0 +1,217 @@
+import Forkwatch
+import ForkwatchCore
+import Foundation
+import Glibc
+import Testing
+
+/// The control socket over a real Unix socket, against a real master.
+@Suite struct ControlSocketTests {
+    private func connect(_ master: LaunchedMaster) throws -> ControlClient {
+        for _ in 0..<500 {
+            if let client = try? ControlClient(path: master.socketPath) { return client }
+            usleep(10_000)
+        }
+        throw TestFailure("no control socket at \(master.socketPath)")
+    }
+
+    private func snapshot(_ line: String?) throws -> Snapshot {
+        guard let line, case .snapshot(let snapshot) = try EventCodec.decode(line).kind else {
+            throw TestFailure("expected a snapshot, got \(line ?? "nothing")")
+        }
+        return snapshot
+    }
+
+    @Test func statusAndSubscribeStartWithASnapshotThenStreamEvents() throws {
+        let master = try LaunchedMaster(["--workers", "2", "idle"])
+        let pids = try master.waitForReady(2)
+        let client = try connect(master)
+        try client.send(.status)
+        let status = try snapshot(client.readLine())
+        #expect(status.masterPid == master.pid)
+        #expect(Set(status.workers.map(\.pid)) == Set(pids))
+        #expect(status.services.first?.workers == 2)
+
+        let watcher = try connect(master)
+        try watcher.send(.subscribe)
+        _ = try snapshot(watcher.readLine())
+        let reply = try client.request(.signal(pid: pids[0], signal: .kill))
+        #expect(reply["pid"]?.int32 == pids[0])
+        // The subscriber sees who sent it, the decoded exit and the respawn.
+        var seen: [String] = []
+        while let line = try watcher.readLine(timeout: 10) {
+            let event = try EventCodec.decode(line)
+            seen.append(event.type)
+            if case .signalSent(let pid, _, let signal, _, let origin, _) = event.kind {
+                #expect(pid == pids[0] && signal == .kill && origin == "you")
+            }
+            if case .fork(_, _, .respawn, _) = event.kind { break }
+        }
+        #expect(seen.contains("signal_sent") && seen.contains("exit") && seen.contains("fork"))
+        // Stats arrive once a second while someone subscribes, for the master and each worker.
+        while let line = try watcher.readLine(timeout: 5) {
+            if case .stats(let samples) = try EventCodec.decode(line).kind {
+                #expect(samples.contains { $0.pid == master.pid && $0.threads == 1 && $0.rssBytes > 0 })
+                break
+            }
+        }
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    @Test func scaleReloadAndStopRequests() throws {
+        let master = try LaunchedMaster(["--workers", "1", "--restart-method", "reload", "idle"])
+        try master.waitForReady(1)
+        let client = try connect(master)
+        _ = try client.request(.scale(service: "idle", workers: 3))
+        try master.waitFor("scale") { $0["to"] as? Int == 3 }
+        try master.waitForReady(2)
+        _ = try client.request(.reload)
+        try master.waitFor("reload")
+        try master.waitFor("fork") { $0["generation"] as? Int == 2 }
+        _ = try client.request(.stop(mode: .graceful))
+        try master.waitFor("stopping") { $0["mode"] as? String == "graceful" }
+        #expect(try master.waitExit() == 0)
+        #expect(!FileManager.default.fileExists(atPath: master.socketPath))
+    }
+
+    @Test(arguments: [
+        ("not json at all", "malformed JSON"),
+        ("[1,2,3]", "a request is a JSON object"),
+        ("{\"pid\": 3}", "missing \"op\""),
+        ("{\"op\":\"launch-missiles\"}", "unknown op 'launch-missiles'"),
+        ("{\"op\":\"signal\",\"pid\":1,\"signal\":\"SIGFOO\"}", "no such signal: 'SIGFOO'"),
+        ("{\"op\":\"signal\",\"pid\":1,\"signal\":\"KILL\"}", "pid 1 is not a live worker"),
+        ("{\"op\":\"signal\",\"pid\":-5,\"signal\":\"KILL\"}", "positive whole number"),
+        ("{\"op\":\"scale\",\"service\":\"idle\",\"workers\":0}", "from 1 to 100000"),
+        ("{\"op\":\"scale\",\"service\":\"nope\",\"workers\":2}", "no service named 'nope'"),
+        ("{\"op\":\"stop\",\"mode\":\"sideways\"}", "stop mode must be"),
+    ])
+    func aBadRequestGetsAnErrorAndChangesNothing(line: String, expected: String) throws {
+        let master = try LaunchedMaster(["--workers", "2", "idle"])
+        let pids = try master.waitForReady(2)
+        let client = try connect(master)
+        try Posix.writeAll(client.fd, line + "\n")
+        let reply = try JSONValue.parse(try #require(try client.readLine()))
+        #expect(reply["ok"]?.bool == false)
+        #expect(reply["error"]?.string?.contains(expected) == true, "\(reply)")
+        // The connection stays usable and nothing changed.
+        try client.send(.status)
+        let status = try snapshot(client.readLine())
+        #expect(Set(status.workers.map(\.pid)) == Set(pids))
+        #expect(status.phase == "running")
+        #expect(master.all("signal_sent").isEmpty)
+    }
+
+    @Test func theMasterPidIsNotAWorker() throws {
+        let master = try LaunchedMaster(["--workers", "1", "idle"])
+        try master.waitForReady(1)
+        let client = try connect(master)
+        #expect(throws: ControlError.self) { try client.request(.signal(pid: master.pid, signal: .kill)) }
+        #expect(Proc.isRunning(master.pid))
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    @Test func aLineOverTheLimitIsRefusedAfterTheEarlierRepliesAndTheClientClosed() throws {
+        let master = try LaunchedMaster(["--workers", "1", "idle"])
+        try master.waitForReady(1)
+        let client = try connect(master)
+        try Posix.writeAll(client.fd, "{\"op\":\"nope\"}\n" + String(repeating: "x", count: 10_000) + "\n")
+        #expect(try client.readLine()?.contains("unknown op") == true)
+        #expect(try client.readLine()?.contains("byte limit") == true)
+        #expect(try client.readLine() == nil)  // closed
+        #expect(Proc.isRunning(master.pid))
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    @Test func manyClientsAtOnce() throws {
+        let master = try LaunchedMaster(["--workers", "1", "idle"])
+        try master.waitForReady(1)
+        let clients = try (0..<40).map { _ in try connect(master) }
+        for client in clients { try client.send(.subscribe) }
+        for client in clients { #expect(try snapshot(client.readLine()).masterPid == master.pid) }
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+        for client in clients {
+            // Each subscriber sees the stop and then the master hang up.
+            var last: String?
+            while let line = try client.readLine(timeout: 5) { last = line }
+            #expect(last?.contains("\"type\":\"stopped\"") == true)
+        }
+    }
+
+    @Test func theSocketIsPrivate() throws {
+        let master = try LaunchedMaster(["--workers", "1", "idle"])
+        try master.waitForReady(1)
+        let socketMode = try FileManager.default.attributesOfItem(atPath: master.socketPath)[.posixPermissions] as? Int
+        let dirMode = try FileManager.default.attributesOfItem(atPath: (master.socketPath as NSString).deletingLastPathComponent)[.posixPermissions] as? Int
+        #expect(socketMode == 0o600)
+        #expect(dirMode == 0o700)
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    @Test func anotherUsersUidIsRefused() throws {
+        guard getuid() == 0 else { return }  // needs root to become another user; CI runs as root
+        let master = try LaunchedMaster(["--workers", "1", "idle"])
+        try master.waitForReady(1)
+        _ = try connect(master)
+        // Open the file-system permissions so only SO_PEERCRED stands in the way.
+        let directory = (master.socketPath as NSString).deletingLastPathComponent
+        chmod(directory, 0o755)
+        chmod(master.socketPath, 0o666)
+        defer { chmod(directory, 0o700) }
+        let script = """
+            import os, socket, sys
+            os.setgid(65534); os.setuid(65534)
+            s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+            s.sendall(b'{"op":"stop","mode":"immediate"}\\n')
+            print(s.recv(4096).decode().strip())
+            """
+        let process = Process()
+        // Debian's python (not a pyenv shim under /root, which the other user cannot read).
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script, master.socketPath]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        process.waitUntilExit()
+        let reply = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(reply.contains("permission denied: uid 65534"), "\(reply)")
+        #expect(Proc.isRunning(master.pid))
+        try master.waitFor("notice") { ($0["message"] as? String)?.contains("refused") == true }
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    @Test func aStalledClientIsDroppedWhileTheMasterKeepsReaping() throws {
+        let master = try LaunchedMaster(["--workers", "4", "--fork-throttle-interval", "0", "--control-buffer-limit", "65536",
+                                         "--", "/bin/sh", "-c", "exit 1"])
+        let stalled = try connect(master)
+        try stalled.send(.subscribe)  // and never read again
+        let drop = try master.waitFor("notice", timeout: 30) { ($0["message"] as? String)?.contains("dropped: not reading") == true }
+        // The master kept reaping and forking through it and after it.
+        let forksBefore = master.all("fork").count
+        try master.waitFor("fork")
+        #expect(master.all("fork").count > forksBefore)
+        #expect(drop["message"] != nil)
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    @Test func aSecondMasterOnTheSameSocketIsRefusedAndAStaleOneReplaced() throws {
+        let first = try LaunchedMaster(["--workers", "1", "idle"])
+        try first.waitForReady(1)
+        let second = try LaunchedMaster(["run", "--headless", "--control-socket", first.socketPath, "idle"], events: false)
+        #expect(try second.waitExit() == 2)
+        #expect(second.log.contains("already listening"))
+        kill(first.pid, SIGKILL)  // leaves a stale socket file behind
+        _ = try first.waitExit()
+        #expect(FileManager.default.fileExists(atPath: first.socketPath))
+        let third = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", first.socketPath, "idle"], events: false)
+        try third.waitForReady(1)
+        third.signal(SIGTERM)
+        #expect(try third.waitExit() == 0)
+    }
+}
