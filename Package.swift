@@ -30,7 +30,7 @@ let package = Package(
         // ncurses through a system library module (libncurses-dev): shim.h wraps macros and globals.
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // The dashboard: a pure model rendered into a character grid, an ncurses screen, a control client.
-        .target(name: "ForkwatchTUI", dependencies: ["ForkwatchCore", "CNcurses", "CForkwatch"]),
+        .target(name: "ForkwatchTUI", dependencies: ["ForkwatchCore", "Forkwatch", "CNcurses", "CForkwatch"]),
         .executableTarget(
             name: "ForkwatchCLI",
             dependencies: [

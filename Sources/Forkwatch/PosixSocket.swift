@@ -128,3 +128,34 @@ extension Posix {
         if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
     }
 }
+
+extension Posix {
+    /// Starts `argv` in a new session (the dashboard's background master), output to `logPath`.
+    /// The corresponding C function is `posix_spawn` (with POSIX_SPAWN_SETSID).
+    public static func spawnInNewSession(_ argv: [String], logPath: String) throws(PosixError) -> Int32 {
+        let out = try openAppend(logPath)
+        defer { close(out) }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        return try retrying("posix_spawn \(argv[0])") { fw_spawn_session(argv[0], cArgs, environ, out) }
+    }
+
+    /// This program's path. The corresponding C function is `readlink("/proc/self/exe")`.
+    public static func executablePath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A child's exit code if it has exited (reaping it), else nil. The corresponding C function
+    /// is `waitpid(pid, WNOHANG)`.
+    public static func exitCode(of pid: Int32) -> Int32? {
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        let low = status & 0x7f
+        return low == 0 ? (status >> 8) & 0xff : 128 + low
+    }
+
+    public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+}

@@ -101,7 +101,7 @@ struct Run: ParsableCommand {
             """
     )
 
-    @Flag(help: "Log lines on standard error, no dashboard (the dashboard arrives with 'forkwatch top').")
+    @Flag(help: "No dashboard: the master runs in the foreground, log lines on standard error.")
     var headless = false
 
     @Flag(name: .customLong("no-fork"), help: "Run one built-in service in this process, without a master (oslo's ServiceLauncher).")
@@ -169,8 +169,21 @@ struct Run: ParsableCommand {
             }
             ServiceLauncher(service: service, name: name, gracefulShutdownTimeout: configuration.gracefulShutdownTimeout).wait()
         }
+        if !headless {
+            let title = configuration.services.map(\.name).joined(separator: "+")
+            try DashboardLauncher.launchAndWatch(title: title, headlessArguments: headlessArguments("run"),
+                                                 socket: options.controlSocket)
+        }
         try options.launch(configuration, reload: config == nil ? nil : { try resolveConfiguration() })
     }
+}
+
+/// This command line with `--headless` added: what the dashboard starts in the background.
+func headlessArguments(_ subcommand: String) -> [String] {
+    var arguments = Array(CommandLine.arguments.dropFirst())
+    let at = arguments.firstIndex(of: subcommand).map { $0 + 1 } ?? 0
+    arguments.insert("--headless", at: at)
+    return arguments
 }
 
 struct Demo: ParsableCommand {
@@ -178,6 +191,9 @@ struct Demo: ParsableCommand {
         abstract: "Run the demo: idle and crashy workers, so forks, exits, the throttle and crash loops show.",
         discussion: "Stop it with Ctrl-C (fast stop) or SIGTERM (graceful stop)."
     )
+
+    @Flag(help: "No dashboard: the master runs in the foreground, log lines on standard error.")
+    var headless = false
 
     @Option(name: .long, help: "Workers of the crashy service.")
     var crashy = 4
@@ -195,6 +211,11 @@ struct Demo: ParsableCommand {
             ServiceSpec(name: "crashy", program: .builtin("crashy"), workers: crashy),
         ]
         try options.apply(to: &configuration)
+        if !headless {
+            if let problem = configuration.validate() { throw UsageError(problem) }
+            try DashboardLauncher.launchAndWatch(title: "demo", headlessArguments: headlessArguments("demo"),
+                                                 socket: options.controlSocket)
+        }
         try? Posix.writeAll(2, """
             forkwatch demo: \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random
             exit code or signal). Watch the reaping, the decoded exits and the respawn throttle.

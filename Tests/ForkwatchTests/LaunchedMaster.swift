@@ -30,7 +30,8 @@ final class LaunchedMaster {
 
     init(_ arguments: [String], events: Bool = true) throws {
         logPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString).log"
-        socketPath = NSTemporaryDirectory() + "forkwatch-test-sockets/\(UUID().uuidString.prefix(8)).sock"
+        // A directory of its own: the master makes it 0700, and a test may loosen it.
+        socketPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString.prefix(8))/ctl.sock"
         var fds: [Int32] = [-1, -1]
         guard fw_pipe_cloexec(&fds, 0) == 0 else { throw TestFailure("pipe2 failed") }
         eventsFD = fds[0]
@@ -76,6 +77,7 @@ final class LaunchedMaster {
         for worker in seenWorkers { kill(worker, SIGKILL) }
         close(eventsFD)
         try? FileManager.default.removeItem(atPath: logPath)
+        try? FileManager.default.removeItem(atPath: (socketPath as NSString).deletingLastPathComponent)
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

@@ -259,7 +259,12 @@ import Testing
         (["run", "--restart-method", "sideways", "idle"], "--restart-method must be one of"),
         (["run", "--"], "'--' must be followed by a command"),
         (["run", "--config", "/nonexistent/forkwatch.yaml"], "/nonexistent/forkwatch.yaml: cannot read"),
-        (["run", "--events", "/nonexistent/dir/events", "idle"], "--events /nonexistent/dir/events"),
+        (["run", "--headless", "--events", "/nonexistent/dir/events", "idle"], "--events /nonexistent/dir/events"),
+        (["run", "--workers", "2", "idle"], "the dashboard needs a terminal"),
+        (["demo"], "the dashboard needs a terminal"),
+        (["top", "--socket", "/nonexistent/forkwatch.sock"], "the dashboard needs a terminal"),
+        (["status", "--socket", "/nonexistent/forkwatch.sock"], "cannot reach a master at /nonexistent/forkwatch.sock"),
+        (["replay", "/nonexistent/recording.events"], "/nonexistent/recording.events: No such file"),
     ])
     func aBadFlagIsOneLineExit2(arguments: [String], expected: String) throws {
         let master = try LaunchedMaster(arguments, events: false)

@@ -54,6 +54,11 @@ int fw_accept_nonblocking(int fd);
 /// getsockopt(SO_PEERCRED): the peer's pid and uid.
 int fw_peer_credentials(int fd, int32_t *pid, uint32_t *uid);
 
+/// posix_spawn with POSIX_SPAWN_SETSID (a new session: terminal signals never reach it), the
+/// signal mask emptied and dispositions defaulted; stdin from /dev/null, stdout and stderr to
+/// `out_fd`. Returns the pid or -1 (errno set).
+pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd);
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 int fw_set_pdeathsig(int sig);
 

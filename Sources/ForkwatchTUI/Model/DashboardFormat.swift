@@ -18,7 +18,7 @@ enum DashboardFormat {
         let kib = Double(count) / 1024
         if kib < 1000 { return "\(Int(kib.rounded()))K" }
         let mib = kib / 1024
-        if mib < 9.95 { return JSONObject.number(mib, decimals: 1) + "M" }
+        if mib < 9.95 { return JSONObject.number(mib, decimals: 1).droppingSuffix(".0") + "M" }
         if mib < 999.5 { return "\(Int(mib.rounded()))M" }
         let gib = mib / 1024
         return JSONObject.number(gib, decimals: gib < 9.95 ? 1 : 0) + "G"
@@ -29,10 +29,18 @@ enum DashboardFormat {
         percent < 99.95 ? JSONObject.number(max(0, percent), decimals: 1) : "\(Int(percent.rounded()))"
     }
 
-    /// Seconds for the throttle panel: `0.8 s`, `3.2 s`, `12 s`.
+    /// Seconds for the throttle panel: `0.8 s`, `3.2 s`, `4 s`, `12 s`.
     static func seconds(_ value: Double) -> String {
         let v = max(0, value)
-        return (v < 10 ? JSONObject.number(v, decimals: 1) : "\(Int(v.rounded()))") + " s"
+        var text = v < 10 ? JSONObject.number(v, decimals: 1) : "\(Int(v.rounded()))"
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text + " s"
+    }
+
+    /// The master's uptime in the header, always with hours: `0:03:12`.
+    static func hours(_ seconds: Double) -> String {
+        let total = max(0, Int(seconds))
+        return "\(total / 3600):\(pad2(total / 60 % 60)):\(pad2(total % 60))"
     }
 
     /// `HH:MM:SS.mmm` of a Unix time, shifted by a fixed UTC offset (the app passes the local
@@ -142,4 +150,11 @@ enum DashboardFormat {
 
     private static func pad2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
     private static func pad3(_ n: Int) -> String { n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)" }
+}
+
+extension String {
+    /// `9.0` → `9`: drops a suffix when present.
+    func droppingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
 }

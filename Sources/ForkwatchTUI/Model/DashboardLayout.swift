@@ -13,8 +13,10 @@ struct DashboardLayout: Sendable, Equatable {
     var rightColumn: Int { leftWidth + 1 }
 
     let headerRow = 0
-    var statusRow: Int { height - 2 }
-    var footerRow: Int { height - 1 }
+    /// The keys: one row when they fit, two on narrow terminals.
+    let footerRows: Int
+    var statusRow: Int { height - 1 - footerRows }
+    var footerRow: Int { height - footerRows }
     /// Panels use rows 1 ..< statusRow.
     var bodyRows: Range<Int> { 1..<statusRow }
 
@@ -23,20 +25,27 @@ struct DashboardLayout: Sendable, Equatable {
     let firstWorkerRow = 3
     /// Worker rows that fit (the list scrolls beyond).
     let workerRows: Int
-    var eventsTitleRow: Int { firstWorkerRow + workerRows }
+    /// The explain pane (title + text) between WORKERS and EVENTS; 0 when closed.
+    let explainRows: Int
+    var explainTitleRow: Int { firstWorkerRow + workerRows }
+    var eventsTitleRow: Int { explainTitleRow + explainRows }
     var firstEventRow: Int { eventsTitleRow + 1 }
     var eventRows: Int { max(0, statusRow - firstEventRow) }
 
     var fits: Bool { width >= Self.minimumWidth && height >= Self.minimumHeight }
 
-    init(width: Int, height: Int, workerRowCount: Int) {
+    init(width: Int, height: Int, workerRowCount: Int, explainLines: Int = 0, footerRows: Int = 1) {
         self.width = width
         self.height = height
+        self.footerRows = footerRows
         // The right column grows a little with the terminal; the left one takes the rest.
         rightWidth = min(48, max(25, width * 3 / 10))
         leftWidth = max(0, width - rightWidth - 1)
-        // Body minus the two panel titles and the column header: shared by workers and events.
-        let dataRows = max(2, height - 3 - 3)
+        let body = max(0, height - 2 - footerRows)
+        // The explain pane takes up to half the body; the workers and events panels share the rest.
+        explainRows = explainLines > 0 ? min(explainLines + 1, body / 2) : 0
+        // Minus the two panel titles and the column header.
+        let dataRows = max(2, body - explainRows - 3)
         let workerCap = max(3, dataRows * 6 / 10)
         workerRows = max(1, min(workerRowCount, workerCap))
     }

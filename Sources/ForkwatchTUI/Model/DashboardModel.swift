@@ -102,30 +102,13 @@ public struct DashboardModel: Sendable {
     /// Live: the screen is frozen while paused; events keep being applied underneath.
     public var isReplay: Bool { mode == .replay }
 
+    /// The master's pid, once a snapshot or master_started has said it.
+    public var masterPid: Int32? { live.masterPid }
+
+    /// The pid under the selection bar (a worker, or the master row).
+    public var selection: Int32? { selectedPid }
+
     // MARK: - Derived views
-
-    /// The rows of the WORKERS panel: the master at the root, then workers grouped by service
-    /// (in the master's service order) and by pid, filtered.
-    var workerRows: [WorkerRow] { Self.rows(of: shown, filter: filter) }
-
-    static func rows(of world: DashboardWorld, filter: String) -> [WorkerRow] {
-        var pids: [Int32] = []
-        let needle = filter.lowercased()
-        let matches: (DashboardWorld.Worker) -> Bool = { worker in
-            needle.isEmpty || worker.service.lowercased().contains(needle) || String(worker.pid).contains(needle)
-        }
-        var byService: [String: [Int32]] = [:]
-        for worker in world.workers.values where matches(worker) { byService[worker.service, default: []].append(worker.pid) }
-        for service in world.services { pids += (byService.removeValue(forKey: service.name) ?? []).sorted() }
-        for name in byService.keys.sorted() { pids += byService[name]!.sorted() }
-        var rows: [WorkerRow] = []
-        rows.reserveCapacity(pids.count + 1)
-        if let master = world.masterPid { rows.append(WorkerRow(pid: master, branch: .root)) }
-        for (index, pid) in pids.enumerated() {
-            rows.append(WorkerRow(pid: pid, branch: index == pids.count - 1 ? .last : .middle))
-        }
-        return rows
-    }
 
     /// The EVENTS panel's entries (filtered), oldest first.
     var visibleEvents: [EventLog.Entry] { shown.log.entries(matching: filter) }
@@ -139,8 +122,19 @@ public struct DashboardModel: Sendable {
         return 0
     }
 
-    var layout: DashboardLayout {
-        DashboardLayout(width: layoutSize.width, height: layoutSize.height, workerRowCount: workerRows.count)
+    var layout: DashboardLayout { layout(rowCount: Self.rowCount(of: shown, filter: filter)) }
+
+    private func layout(rowCount: Int) -> DashboardLayout {
+        layout(width: layoutSize.width, height: layoutSize.height, rowCount: rowCount)
+    }
+
+    /// The layout for a terminal size, with room for the explain pane when it is open.
+    func layout(width: Int, height: Int, rowCount: Int) -> DashboardLayout {
+        let footer = DashboardRenderer.footerLines(mode, width: width).count
+        let plain = DashboardLayout(width: width, height: height, workerRowCount: rowCount, footerRows: footer)
+        guard explainOpen else { return plain }
+        let lines = DashboardRenderer.explainLines(self, panelWidth: plain.leftWidth).count
+        return DashboardLayout(width: width, height: height, workerRowCount: rowCount, explainLines: lines, footerRows: footer)
     }
 
     var selectedWorker: DashboardWorld.Worker? { selectedPid.flatMap { shown.workers[$0] } }
@@ -148,28 +142,30 @@ public struct DashboardModel: Sendable {
     // MARK: - Selection
 
     /// Keeps the selection on its pid whatever the list does; when the pid has left the list,
-    /// takes the row now at its place (the nearest one).
+    /// takes the row now at its place (the nearest one). Runs after every event that may add,
+    /// remove or reorder rows, so its common case (the pid is still there) avoids sorting.
     mutating func reconcileSelection(force: Bool = false) {
         guard force || shown.rowsVersion != seenRowsVersion else { return }
         seenRowsVersion = shown.rowsVersion
-        let rows = workerRows
-        guard !rows.isEmpty else {
+        let world = shown
+        let rowCount = Self.rowCount(of: world, filter: filter)
+        guard rowCount > 0 else {
             selectedPid = nil
             return
         }
-        var index: Int
-        if let pid = selectedPid, let found = rows.firstIndex(where: { $0.pid == pid }) {
-            index = found
-        } else if selectedPid == nil {
-            index = rows.count > 1 ? 1 : 0
+        if let pid = selectedPid, let found = Self.position(of: pid, in: world, filter: filter),
+           userMovedSelection || pid != world.masterPid || rowCount == 1 {
+            selectedRowHint = found
         } else {
-            index = min(selectedRowHint, rows.count - 1)
+            let rows = Self.rows(of: world, filter: filter)
+            var index = selectedPid == nil ? 1 : min(selectedRowHint, rows.count - 1)
+            // Nothing chosen by hand yet: a worker is what a person wants to act on, not the master.
+            if !userMovedSelection && (index >= rows.count || rows[index].isMaster) { index = 1 }
+            index = min(index, rows.count - 1)
+            selectedPid = rows[index].pid
+            selectedRowHint = index
         }
-        // Nothing chosen by hand yet: a worker is what a person wants to act on, not the master.
-        if !userMovedSelection && rows[index].isMaster && rows.count > 1 { index = 1 }
-        selectedPid = rows[index].pid
-        selectedRowHint = index
-        workerScrollTop = layout.workerScrollTop(selected: selectedRowHint, previousTop: workerScrollTop, rowCount: rows.count)
+        workerScrollTop = layout(rowCount: rowCount).workerScrollTop(selected: selectedRowHint, previousTop: workerScrollTop, rowCount: rowCount)
     }
 
     /// Moves the selection to row `index` (clamped), as a person did.

@@ -82,6 +82,9 @@ struct DashboardWorld: Sendable {
     var lastReload: RestartMethod?
     /// Bumped when the set or order of worker rows may have changed (the selection re-checks).
     private(set) var rowsVersion = 0
+    /// Workers shown as gone until `goneLinger` has passed (kept apart so that pruning costs
+    /// nothing while nobody is dying).
+    private var gonePids: Set<Int32> = []
 
     // MARK: - Queries
 
@@ -182,6 +185,7 @@ struct DashboardWorld: Sendable {
             service.pendingForkAt = nil
         }
         let restarts = service(named: name)?.restarts ?? 0
+        gonePids.remove(pid)  // a recycled pid replaces a row still shown as gone
         workers[pid] = Worker(pid: pid, service: name, state: .starting, forkedAt: time, restarts: restarts,
                               replacedExit: replaced)
         rowsVersion += 1
@@ -205,6 +209,7 @@ struct DashboardWorld: Sendable {
     private mutating func exited(pid: Int32, service name: String?, status: TerminationStatus, expected: Bool, at time: Double) {
         guard let name else { return }  // a reaped stranger: logged, not a row
         if workers[pid] != nil {
+            gonePids.insert(pid)
             workers[pid]?.state = .gone
             workers[pid]?.exit = status
             workers[pid]?.goneAt = time
@@ -249,6 +254,7 @@ struct DashboardWorld: Sendable {
             return service
         }
         workers = [:]
+        gonePids = []
         for info in snapshot.workers {
             let state: WorkerState = info.retiring ? .stopping : info.readyAt == nil ? .starting : .ready
             workers[info.pid] = Worker(pid: info.pid, service: info.service, state: state, forkedAt: info.forkedAt,
@@ -260,11 +266,13 @@ struct DashboardWorld: Sendable {
     }
 
     private mutating func pruneGone() {
-        let expired = workers.values.filter { $0.state == .gone && now - ($0.goneAt ?? now) >= Self.goneLinger }
+        guard !gonePids.isEmpty else { return }
+        let expired = gonePids.filter { pid in workers[pid].map { now - ($0.goneAt ?? now) >= Self.goneLinger } ?? true }
         guard !expired.isEmpty else { return }
-        for worker in expired {
-            workers[worker.pid] = nil
-            usage[worker.pid] = nil
+        for pid in expired {
+            gonePids.remove(pid)
+            workers[pid] = nil
+            usage[pid] = nil
         }
         rowsVersion += 1
     }

@@ -1,0 +1,209 @@
+import CNcurses
+import Forkwatch
+import ForkwatchCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The dashboard's one loop: poll(2) over the keyboard, the master's control socket (or the
+/// replay clock) and a signalfd; every key becomes commands, every line an event for the model.
+public final class DashboardApp {
+    /// How the dashboard ended, for the CLI to report after the terminal is restored.
+    public enum Outcome: Equatable {
+        case stoppedMaster(exitCode: Int32?)
+        case leftRunning(masterPid: Int32?, socket: String)
+        case masterGone
+        case interrupted(signal: Signal, masterPid: Int32?, socket: String)
+        case replayFinished
+    }
+
+    private let terminal: Terminal
+    private var model: DashboardModel
+    private let signalFD: Int32
+    private var refreshInterval = 1.0
+    private var nextRefresh = 0.0
+
+    /// Opens the terminal (throws `Terminal.NotATerminal` without one).
+    public init(title: String, mode: DashboardModel.Mode) throws {
+        terminal = try Terminal()
+        var offset = 0
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        offset = parts.tm_gmtoff
+        model = DashboardModel(title: title, mode: mode, utcOffset: offset)
+        // Signals the dashboard answers itself: a kill from outside restores the terminal, and
+        // SIGWINCH comes here instead of to ncurses' own handler (which would interrupt poll).
+        try Posix.block([.term, .int, .hup, Signal(rawValue: SIGWINCH)])
+        signalFD = try Posix.signalFD([.term, .int, .hup, Signal(rawValue: SIGWINCH)])
+    }
+
+    deinit {
+        terminal.close()
+        Posix.close(signalFD)
+    }
+
+    public func close() { terminal.close() }
+
+    // MARK: - Live
+
+    /// Follows the master at `socketPath` until the user quits or the master goes away.
+    public func runLive(socketPath: String, masterPid: Int32?) throws -> Outcome {
+        let client = try ControlClient(path: socketPath)
+        try client.send(.subscribe)
+        Posix.setNonBlocking(client.fd)
+        var stopping = false
+        var knownMaster = masterPid
+        render(force: true)
+        while true {
+            let now = Posix.monotonicNow()
+            let revents = try Posix.poll([0, client.fd, signalFD], timeout: max(0, nextRefresh - now))
+            if revents[2] != 0, let signal = handleSignals() {
+                return .interrupted(signal: signal, masterPid: knownMaster, socket: socketPath)
+            }
+            if revents[1] != 0 {
+                let (lines, closed) = client.readAvailable()
+                for line in lines {
+                    guard let json = try? JSONValue.parse(line) else { continue }
+                    if json["ok"] != nil {
+                        if json["ok"]?.bool == false { model.showMessage("master: " + (json["error"]?.string ?? line)) }
+                        continue
+                    }
+                    guard let event = try? EventCodec.decode(json) else { continue }
+                    if case .snapshot(let snapshot) = event.kind { knownMaster = snapshot.masterPid }
+                    model.apply(event)
+                    if case .stopped(let code) = event.kind, stopping { return .stoppedMaster(exitCode: code) }
+                }
+                if closed {
+                    if stopping { return .stoppedMaster(exitCode: nil) }
+                    model.showMessage("the master has exited; press q to leave")
+                    render(force: true)
+                    return try waitForQuitAfterMasterGone()
+                }
+            }
+            if revents[0] != 0 {
+                for command in readCommands() {
+                    switch command {
+                    case .signal(let pid, let signal): sendRequest(.signal(pid: pid, signal: signal), client)
+                    case .scale(let service, let workers): sendRequest(.scale(service: service, workers: workers), client)
+                    case .reload: sendRequest(.reload, client)
+                    case .stop(let mode): sendRequest(.stop(mode: mode), client)
+                    case .quit(let stopServices):
+                        guard stopServices else { return .leftRunning(masterPid: knownMaster, socket: socketPath) }
+                        if stopping {
+                            sendRequest(.stop(mode: .immediate), client)
+                        } else {
+                            stopping = true
+                            model.showMessage("stopping the services… (q again: SIGKILL them now)")
+                            sendRequest(.stop(mode: .graceful), client)
+                        }
+                    case .setFastRefresh(let fast): refreshInterval = fast ? 0.1 : 1
+                    case .replayStep, .replaySpeed: break
+                    }
+                }
+            }
+            render(force: revents[0] != 0)
+        }
+    }
+
+    private func sendRequest(_ request: ControlRequest, _ client: ControlClient) {
+        do { try Posix.writeAll(client.fd, request.line) } catch {
+            model.showMessage("could not reach the master: \(error.message)")
+        }
+        if case .signal(let pid, let signal) = request { model.showMessage("you → \(signal.name) \(pid)") }
+    }
+
+    private func waitForQuitAfterMasterGone() throws -> Outcome {
+        while true {
+            let revents = try Posix.poll([0, signalFD], timeout: refreshInterval)
+            if revents[1] != 0, handleSignals() != nil { return .masterGone }
+            if revents[0] != 0 {
+                let (keys, resized) = terminal.readKeys()
+                if resized { terminal.invalidate() }
+                if keys.contains(where: { $0 == .character("q") || $0 == .escape || $0 == .enter }) { return .masterGone }
+            }
+            model.setNow(Posix.monotonicNow())
+            render(force: true)
+        }
+    }
+
+    // MARK: - Replay
+
+    /// Plays `events` (a recorded file) on a clock the user can pause, step and speed up.
+    /// Gaps longer than 2 s are shortened to 2 s: a recording of a quiet night stays watchable.
+    public func runReplay(_ events: [Event]) throws -> Outcome {
+        var index = 0
+        var clock = events.first?.mono ?? 0  // the recording's time now showing
+        var last = Posix.monotonicNow()
+        render(force: true)
+        while true {
+            let now = Posix.monotonicNow()
+            if !model.isPaused && index < events.count {
+                clock += (now - last) * model.replaySpeed
+                if events[index].mono - clock > 2 { clock = events[index].mono - 2 }
+                while index < events.count, events[index].mono <= clock {
+                    model.apply(events[index])
+                    index += 1
+                }
+                if index == events.count { model.showMessage("end of the recording (\(events.count) events); q to leave") }
+            }
+            last = now
+            model.setNow(clock)
+            let timeout = min(max(0, nextRefresh - now), 0.05)
+            let revents = try Posix.poll([0, signalFD], timeout: timeout)
+            if revents[1] != 0, let signal = handleSignals() {
+                return .interrupted(signal: signal, masterPid: nil, socket: "")
+            }
+            if revents[0] != 0 {
+                for command in readCommands() {
+                    switch command {
+                    case .quit: return .replayFinished
+                    case .replayStep:
+                        if index < events.count {
+                            clock = events[index].mono
+                            model.apply(events[index])
+                            index += 1
+                        }
+                    default: break
+                    }
+                }
+            }
+            render(force: revents[0] != 0)
+        }
+    }
+
+    // MARK: - Shared
+
+    private func readCommands() -> [DashboardCommand] {
+        let (keys, resized) = terminal.readKeys()
+        if resized { terminal.invalidate() }
+        return keys.flatMap { model.handle($0) }
+    }
+
+    /// Handles pending signals; returns one that ends the dashboard.
+    private func handleSignals() -> Signal? {
+        while let (signal, _) = try? Posix.readSignal(signalFD) {
+            if signal.rawValue == SIGWINCH {
+                var size = winsize()
+                if ioctl(1, UInt(TIOCGWINSZ), &size) == 0 {
+                    resizeterm(Int32(size.ws_row), Int32(size.ws_col))
+                }
+                terminal.invalidate()
+                render(force: true)
+            } else {
+                return signal
+            }
+        }
+        return nil
+    }
+
+    private func render(force: Bool) {
+        let now = Posix.monotonicNow()
+        guard force || now >= nextRefresh else { return }
+        nextRefresh = now + refreshInterval
+        if model.mode == .live { model.setNow(now) }
+        let (width, height) = terminal.size
+        model.setTerminalSize(width: width, height: height)
+        terminal.draw(DashboardRenderer.render(model, width: width, height: height, unicode: terminal.unicode))
+    }
+}

@@ -1,0 +1,85 @@
+import ForkwatchCore
+
+/// The boxes drawn over the dashboard: help, the SIGKILL confirmation, the quit question.
+extension DashboardRenderer {
+    /// Every key with what it does, for the help overlay (and the README).
+    static func helpEntries(_ mode: DashboardModel.Mode) -> [(keys: String, meaning: String)] {
+        let navigation: [(String, String)] = [
+            ("↑ ↓ PgUp PgDn", "select a worker (the selection follows its pid)"),
+            ("Home End", "first / last worker (or event)"),
+            ("Tab ← →", "move the keys between WORKERS and EVENTS"),
+            ("[ ]", "older / newer event; ] past the newest follows again"),
+            ("e  Enter", "explain the selected event (syscall, status word, throttle)"),
+            ("/", "filter events and workers (Enter keeps, Esc clears)"),
+        ]
+        let live: [(String, String)] = [
+            ("t", "SIGTERM the selected worker: graceful stop, then respawn"),
+            ("h", "SIGHUP the selected worker: reset() in place"),
+            ("i", "SIGINT the selected worker: exit 1 now"),
+            ("k", "SIGKILL the selected worker (asks y/N first)"),
+            ("+ -", "one worker more / fewer for the selected service"),
+            ("r", "reload: restart the workers by restart_method"),
+            ("space", "pause the display (the master keeps running)"),
+        ]
+        let replay: [(String, String)] = [
+            ("space", "pause / resume the replay"),
+            (". n", "step one event"),
+            ("< >", "half / double replay speed"),
+        ]
+        let common: [(String, String)] = [
+            ("f", "fast refresh: every 100 ms instead of every second"),
+            ("Esc", "close the explanation, clear the filter"),
+            ("?", "this help (any key closes it)"),
+            ("q", mode == .replay ? "quit the replay" : "quit: stop the services or leave them running"),
+        ]
+        return navigation + (mode == .replay ? replay : live) + common
+    }
+
+    static func drawHelp(_ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout) {
+        let entries = helpEntries(model.mode)
+        let keyWidth = entries.map(\.keys.count).max() ?? 0
+        // Border, a space, the keys, two spaces, the meaning, a space, border.
+        let width = min(layout.width - 2, keyWidth + 7 + (entries.map(\.meaning.count).max() ?? 0))
+        let height = min(layout.height - 2, entries.count + 2)
+        let top = max(0, (layout.height - height) / 2)
+        let left = max(0, (layout.width - width) / 2)
+        canvas.box(top: top, left: left, height: height, width: width, title: "KEYS · any key closes", style: Frame.Style(bold: true, color: .cyan))
+        for (index, entry) in entries.prefix(height - 2).enumerated() {
+            let row = top + 1 + index
+            let column = canvas.put(" " + DashboardFormat.padRight(entry.keys, keyWidth), row: row, column: left + 1, style: Frame.Style(bold: true))
+            canvas.put("  " + entry.meaning, row: row, column: column, maxWidth: left + width - 1 - column)
+        }
+    }
+
+    static func drawKillConfirm(_ canvas: inout Canvas, _ layout: DashboardLayout, pid: Int32, service: String) {
+        let lines: [Line] = [
+            ("Send SIGKILL to \(pid) \(service)? y/N", Frame.Style(bold: true, color: .red)),
+            ("SIGKILL cannot be caught: the kernel ends it at once.", .plain),
+            ("y sends it; any other key cancels.", Frame.Style(dim: true)),
+        ]
+        drawPromptBox(&canvas, layout, title: "SIGKILL", lines: lines, style: Frame.Style(bold: true, color: .red))
+    }
+
+    static func drawQuitPrompt(_ canvas: inout Canvas, _ layout: DashboardLayout) {
+        let lines: [Line] = [
+            ("Quit the dashboard.", Frame.Style(bold: true)),
+            ("Stop the services (s) / leave them running (l) / cancel (any other key)", .plain),
+            ("Left running, they can be watched again with: forkwatch top", Frame.Style(dim: true)),
+        ]
+        drawPromptBox(&canvas, layout, title: "QUIT", lines: lines, style: Frame.Style(bold: true, color: .yellow))
+    }
+
+    /// A centred box sized to its lines (wrapped when the terminal is narrow).
+    private static func drawPromptBox(_ canvas: inout Canvas, _ layout: DashboardLayout, title: String, lines: [Line], style: Frame.Style) {
+        let inner = min(layout.width - 6, lines.map(\.text.count).max() ?? 0)
+        let wrapped: [Line] = lines.flatMap { line in DashboardFormat.wrap(line.text, width: inner).map { ($0, line.style) } }
+        let width = inner + 4
+        let height = wrapped.count + 2
+        let top = max(0, (layout.height - height) / 2)
+        let left = max(0, (layout.width - width) / 2)
+        canvas.box(top: top, left: left, height: height, width: width, title: title, style: style)
+        for (index, line) in wrapped.enumerated() {
+            canvas.put(line.text, row: top + 1 + index, column: left + 2, style: line.style, maxWidth: inner)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import ForkwatchCore
+
+/// The right column: the throttle of each service, then the periodic tasks and the accept
+/// queue (placeholders until those features land).
+extension DashboardRenderer {
+    typealias Line = (text: String, style: Frame.Style)
+
+    /// Returns the rows that hold a panel title (the separator joins them).
+    static func drawRightColumn(_ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout) -> Set<Int> {
+        let world = model.shown
+        let left = layout.rightColumn
+        let textWidth = layout.rightWidth - 1
+        var titles: Set<Int> = []
+        var row = layout.bodyRows.lowerBound
+        let placeholders: [(title: String, text: String)] = [
+            ("PERIODIC TASKS", "no periodic tasks yet"),
+            ("ACCEPT QUEUE", "no HTTP service"),
+        ]
+        let bottom = layout.bodyRows.upperBound - placeholders.count * 2
+
+        titles.insert(row)
+        canvas.title("THROTTLE", row: row, from: left, to: layout.width)
+        row += 1
+        if world.services.isEmpty {
+            canvas.put("  no services yet", row: row, column: left, style: Frame.Style(dim: true), maxWidth: textWidth)
+            row += 1
+        }
+        let perService = world.services.isEmpty ? 0 : min(8, max(1, (bottom - row) / world.services.count))
+        for (index, service) in world.services.enumerated() {
+            let lines = throttleLines(service, world: world, width: textWidth - 1, count: perService, canvas: canvas)
+            if row + lines.count > bottom {
+                let more = world.services.count - index
+                canvas.put(" +\(more) more service\(more == 1 ? "" : "s")", row: min(row, bottom - 1), column: left, style: Frame.Style(dim: true), maxWidth: textWidth)
+                row = bottom
+                break
+            }
+            for line in lines {
+                canvas.put(" " + line.text, row: row, column: left, style: line.style, maxWidth: textWidth)
+                row += 1
+            }
+        }
+        for placeholder in placeholders {
+            titles.insert(row)
+            canvas.title(placeholder.title, row: row, from: left, to: layout.width)
+            canvas.put("  " + placeholder.text, row: row + 1, column: left, style: Frame.Style(dim: true), maxWidth: textWidth)
+            row += 2
+        }
+        return titles
+    }
+
+    /// A service's throttle in `count` lines at most, most important first: its name and
+    /// state, the pending fork, the oslo window, forks per second, crash-loop state, then why
+    /// the last fork waited, restarts and last exit, a rolling restart in progress.
+    static func throttleLines(_ service: DashboardWorld.Service, world: DashboardWorld, width: Int, count: Int, canvas: Canvas) -> [Line] {
+        let now = world.now
+        let alive = world.workers.values.filter { $0.service == service.name && $0.state != .gone }.count
+        let wanted = service.wanted ?? max(1, alive)
+        var lines: [Line] = []
+
+        let name = "\(service.name) \(canvas.times)\(wanted)"
+        switch service.state {
+        case .running: lines.append((name, Frame.Style(bold: true)))
+        case .crashLooping: lines.append((name + " CRASH-LOOP", Frame.Style(bold: true, color: .yellow)))
+        case .failed: lines.append((name + " FAILED", Frame.Style(bold: true, color: .red)))
+        }
+
+        if let due = service.pendingForkAt {
+            let wait = due - now
+            lines.append((wait > 0 ? " next fork in " + DashboardFormat.seconds(wait) : " next fork due now", Frame.Style(bold: true, color: .yellow)))
+        } else if service.state == .failed {
+            lines.append((" no respawn until a reload", Frame.Style(bold: true, color: .red)))
+        } else {
+            lines.append((" no fork pending", Frame.Style(dim: true)))
+        }
+
+        lines.append(windowLine(service, wanted: wanted, now: now, width: width))
+
+        let label = " forks/s "
+        let buckets = forksPerSecond(service.forkHistory, now: now, seconds: min(30, max(1, width - label.count)))
+        lines.append((label + DashboardFormat.sparkline(buckets, width: buckets.count, ceiling: max(1, buckets.max() ?? 0), unicode: canvas.unicode),
+                      Frame.Style(color: .green)))
+
+        switch service.state {
+        case .running: lines.append((" crash-loop: no", .plain))
+        case .crashLooping: lines.append((" crash-loop: yes", Frame.Style(bold: true, color: .yellow)))
+        case .failed: lines.append((" crash-loop: failed", Frame.Style(bold: true, color: .red)))
+        }
+
+        if let last = service.lastThrottle {
+            // Why the last fork waited (the window line above says how it stands now).
+            let (delay, span) = (DashboardFormat.seconds(last.delay), DashboardFormat.seconds(last.span))
+            lines.append((longest([" last wait \(delay): \(last.forks) forks in \(span)", " waited \(delay): \(last.forks) in \(span)"], width),
+                          Frame.Style(color: .yellow)))
+        }
+        var restarts = [" restarts \(service.restarts)"]
+        if let exit = service.lastExit {
+            let how = DashboardFormat.exitShort(exit.status, width: 9)
+            restarts = [" restarts \(service.restarts), last \(exit.pid) \(how)", " restarts \(service.restarts), last \(how)",
+                        " \(service.restarts) rst, last \(how)"]
+        }
+        lines.append((longest(restarts, width), .plain))
+        if let remaining = service.rollingRemaining {
+            lines.append((" rolling restart: \(remaining) old left", Frame.Style(color: .cyan)))
+        }
+        return Array(lines.prefix(count)).map { ($0.text.count > width ? DashboardFormat.fit($0.text, width) : $0.text, $0.style) }
+    }
+
+    /// oslo's rule as a sentence: the last `workers + 1` forks and the span they cover, against
+    /// the window of `workers × interval` seconds. Longest wording that fits.
+    private static func windowLine(_ service: DashboardWorld.Service, wanted: Int, now: Double, width: Int) -> Line {
+        guard service.interval > 0 else { return (" throttle off (interval 0)", Frame.Style(dim: true)) }
+        let forks = service.forkTimes.count
+        guard let oldest = service.forkTimes.first else { return (" window: no forks yet", Frame.Style(dim: true)) }
+        let span = DashboardFormat.seconds(now - oldest)
+        let window = DashboardFormat.seconds(Double(wanted) * service.interval)
+        let candidates: [String]
+        var style = Frame.Style.plain
+        if forks > wanted {
+            let tight = now - oldest < Double(wanted) * service.interval
+            let comparison = tight ? "<" : "≥"
+            if tight { style = Frame.Style(color: .yellow) }
+            candidates = [" window \(forks) forks in \(span) \(comparison) \(window)",
+                          " \(forks) forks in \(span) \(comparison) \(window)",
+                          " \(forks) forks/\(span) \(comparison) \(window)"]
+        } else {
+            candidates = [" window \(forks) of \(wanted + 1) forks: no wait",
+                          " \(forks)/\(wanted + 1) forks: no wait"]
+        }
+        return (longest(candidates, width), style)
+    }
+
+    /// The first wording that fits (they come longest first), else the shortest one.
+    private static func longest(_ candidates: [String], _ width: Int) -> String {
+        candidates.first { $0.count <= width } ?? candidates.last!
+    }
+
+    /// Forks in each of the last `seconds` one-second buckets, oldest first.
+    static func forksPerSecond(_ times: [Double], now: Double, seconds: Int) -> [Double] {
+        var buckets = [Double](repeating: 0, count: seconds)
+        for time in times {
+            let age = now - time
+            guard age >= 0 else { continue }
+            let bucket = seconds - 1 - Int(age)
+            if bucket >= 0 && bucket < seconds { buckets[bucket] += 1 }
+        }
+        return buckets
+    }
+}
