@@ -114,7 +114,8 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 
 int fw_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 
-int fw_child_setup(const int *keep, int nkeep, int pdeathsig, pid_t parent) {
+int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked, int stdout_to_stderr,
+                   int pdeathsig, pid_t parent) {
     // 1. Signal dispositions back to default, mask unblocked: the master blocks the signals it
     //    reads through signalfd, and a blocked mask survives fork and exec.
     struct sigaction dfl;
@@ -124,9 +125,11 @@ int fw_child_setup(const int *keep, int nkeep, int pdeathsig, pid_t parent) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         sigaction(sig, &dfl, NULL);  // EINVAL for the glibc-reserved RT signals is fine
     }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int i = 0; i < nblocked; i++) sigaddset(&mask, blocked[i]);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    if (stdout_to_stderr) dup2(2, 1);
 
     // 2. Close every fd >= 3 except `keep`: insertion-sort a stack copy (no malloc here).
     int sorted[16];
@@ -164,7 +167,7 @@ static void write_execfail(int fd, int err) {
 }
 
 pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
-                   const int *keep_extra, int nkeep_extra, int pdeathsig, pid_t parent) {
+                   const int *keep_extra, int nkeep_extra, int stdout_to_stderr, int pdeathsig, pid_t parent) {
     pid_t pid = fork();
     if (pid != 0) return pid;
 
@@ -172,7 +175,7 @@ pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int
     int n = 0;
     keep[n++] = status_fd;
     for (int i = 0; i < nkeep_extra && n < 16; i++) keep[n++] = keep_extra[i];
-    if (fw_child_setup(keep, n, pdeathsig, parent) != 0) _exit(1);
+    if (fw_child_setup(keep, n, NULL, 0, stdout_to_stderr, pdeathsig, parent) != 0) _exit(1);
     // The inherited fds the program is meant to keep (a listening socket) must survive exec.
     for (int i = 0; i < nkeep_extra; i++) {
         int flags = fcntl(keep_extra[i], F_GETFD);

@@ -27,6 +27,8 @@ public final class EventSink {
     }
 
     var writesEvents: Bool { eventsFD != nil }
+    /// Workers must not write into the JSON stream: their stdout goes to stderr then.
+    var eventsOnStandardOutput: Bool { eventsFD == 1 }
 
     /// Logs `event` and writes its JSON `line` (encoded once by the caller) to the events file.
     func emit(_ event: Event, line: String? = nil) {
@@ -34,7 +36,14 @@ public final class EventSink {
         if let eventsFD {
             // A blocking write: a consumer that stops reading a pipe holds up the master. The
             // control socket (with its bounded per-client buffers) is the way to follow events live.
-            try? Posix.writeAll(eventsFD, line ?? EventCodec.encode(event) + "\n")
+            do {
+                try Posix.writeAll(eventsFD, line ?? EventCodec.encode(event) + "\n")
+            } catch {
+                // The reader went away (EPIPE) or the disk is full: stop writing events, say so once.
+                log.error("events output closed: \(error); events are no longer written")
+                if ownsFD { Posix.close(eventsFD) }
+                self.eventsFD = nil
+            }
         }
         for observer in observers { observer(event) }
     }

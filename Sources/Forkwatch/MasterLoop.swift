@@ -57,6 +57,7 @@ final class MasterLoop {
         // Blocked before anything else, so no signal can take its default action (SIGTTOU would
         // stop us, SIGHUP kill us) and every one is read from the signalfd instead.
         try Posix.block(Self.masterSignals)
+        Posix.ignoreBrokenPipes()
         signalFD = try Posix.signalFD(Self.masterSignals)
         deathPipe = try Posix.pipe(nonblockingRead: false)
         defer {
@@ -298,13 +299,14 @@ final class MasterLoop {
             perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
             return
         }
+        var status: (read: Int32, write: Int32) = (-1, -1)
         do {
-            let status = try Posix.pipe(nonblockingRead: true)
+            status = try Posix.pipe(nonblockingRead: true)
             let pid: Int32
             switch spec.program {
             case .command(let argv):
                 pid = try Posix.forkExec(path: Posix.resolveExecutable(argv[0]), argv: argv, statusFD: status.write,
-                                         keep: [], deathSignal: .kill)
+                                         keep: [], stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill)
             case .builtin(let builtin):
                 guard let factory = serviceFactories[builtin] ?? nil else {
                     Posix.close(status.read); Posix.close(status.write)
@@ -319,6 +321,7 @@ final class MasterLoop {
             pipes[pid] = ChildPipe(fd: status.read, isCommand: { if case .command = spec.program { return true }; return false }())
             perform(table.forked(pid: pid, service: name, reason: reason, now: Posix.monotonicNow()))
         } catch {
+            if status.read >= 0 { Posix.close(status.read); Posix.close(status.write) }
             emit(.forkFailed(service: name, errno: error.errno, message: error.message))
             perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
         }
@@ -328,7 +331,8 @@ final class MasterLoop {
     private func runChild(name: String, factory: () -> any Service, statusFD: Int32) -> Never {
         // The master's signalfd, log file, events file and other children's pipes are closed
         // here; the status pipe and the parent-death pipe's read end are kept.
-        guard Posix.childSetup(keep: [statusFD, deathPipe.read], deathSignal: .term, parent: masterPID) else {
+        guard Posix.childSetup(keep: [statusFD, deathPipe.read], blocked: WorkerRuntime.handledSignals,
+                               stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID) else {
             Posix.exitNow(1)
         }
         LogOutput.shared.useStandardError()

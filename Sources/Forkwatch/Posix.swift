@@ -82,7 +82,8 @@ public enum Posix {
 
     /// fork, then in the child the design's setup and `execve`. The corresponding C function is
     /// `fw_fork_exec` (CForkwatch), which stays async-signal-safe between fork and exec.
-    public static func forkExec(path: String, argv: [String], statusFD: Int32, keep: [Int32], deathSignal: Signal) throws(PosixError) -> Int32 {
+    public static func forkExec(path: String, argv: [String], statusFD: Int32, keep: [Int32], stdoutToStderr: Bool,
+                                deathSignal: Signal) throws(PosixError) -> Int32 {
         // Every allocation happens here, before fork: the child only reads these arrays.
         let cPath = strdup(path)
         let cArgv = argv.map { strdup($0) } + [nil]
@@ -94,8 +95,8 @@ public enum Posix {
         return try retrying("fork") {
             cArgv.withUnsafeBufferPointer { argvBuffer in
                 keep.withUnsafeBufferPointer { keepBuffer in
-                    fw_fork_exec(cPath, argvBuffer.baseAddress, environ, statusFD,
-                                 keepBuffer.baseAddress, Int32(keep.count), deathSignal.rawValue, parent)
+                    fw_fork_exec(cPath, argvBuffer.baseAddress, environ, statusFD, keepBuffer.baseAddress,
+                                 Int32(keep.count), stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent)
                 }
             }
         }
@@ -103,8 +104,20 @@ public enum Posix {
 
     /// The child half of the design's setup for a Swift worker (no exec). Returns false if the
     /// parent is already gone. The corresponding C function is `fw_child_setup`.
-    public static func childSetup(keep: [Int32], deathSignal: Signal, parent: Int32) -> Bool {
-        keep.withUnsafeBufferPointer { fw_child_setup($0.baseAddress, Int32(keep.count), deathSignal.rawValue, parent) == 0 }
+    public static func childSetup(keep: [Int32], blocked: [Signal], stdoutToStderr: Bool, deathSignal: Signal, parent: Int32) -> Bool {
+        let numbers = blocked.map(\.rawValue)
+        return keep.withUnsafeBufferPointer { keepBuffer in
+            numbers.withUnsafeBufferPointer { blockedBuffer in
+                fw_child_setup(keepBuffer.baseAddress, Int32(keep.count), blockedBuffer.baseAddress, Int32(numbers.count),
+                               stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent) == 0
+            }
+        }
+    }
+
+    /// Ignores SIGPIPE: a reader that goes away is an EPIPE to handle, not a death.
+    /// The corresponding C function is `signal`.
+    public static func ignoreBrokenPipes() {
+        _ = Glibc.signal(SIGPIPE, SIG_IGN)
     }
 
     /// The corresponding C function is `kill`.

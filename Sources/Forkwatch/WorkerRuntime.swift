@@ -18,15 +18,18 @@ enum WorkerRuntime {
         let outcome = Outcome()
         do {
             // Blocked before the service can start a thread, so every thread inherits the mask
-            // and the signals reach only the signalfd.
+            // and the signals reach only the signalfd. (A forked worker has them blocked since
+            // fork: one that arrived meanwhile is waiting there.)
             try Posix.block(handledSignals)
             let signalFD = try Posix.signalFD(handledSignals)
-            try service.start()
-            if let statusFD { try Posix.writeAll(statusFD, "ready\n") }
+            // Watching signals and the parent-death pipe starts before start(): a worker stuck
+            // in start() still stops on SIGTERM and still dies with its master.
             Posix.startThread {
                 controlLoop(service: service, log: log, signalFD: signalFD, deathFD: deathFD,
                             stopTimeout: stopTimeout, outcome: outcome)
             }
+            try service.start()
+            if let statusFD { try Posix.writeAll(statusFD, "ready\n") }
         } catch let error as BootError {
             log.error("\(error); exiting \(ExitCode.bootError)")
             Posix.exitNow(ExitCode.bootError)

@@ -54,19 +54,19 @@ enum DashboardLauncher {
         case .stoppedMaster(let code):
             if let masterPid { reap(masterPid) }
             print("forkwatch: services stopped" + (code.map { " (master exit \($0))" } ?? ""))
-            Posix.exitNow(0)
+            finish(0)
         case .leftRunning(let pid, let socket):
             print("forkwatch: master \(pid.map(String.init) ?? "") left running. Attach: forkwatch top --socket \(socket)   Stop: forkwatch stop --socket \(socket)")
-            Posix.exitNow(0)
+            finish(0)
         case .masterGone:
             if let masterPid { reap(masterPid) }
             print("forkwatch: the master has exited" + (logPath.map { "; its log: \($0)" } ?? ""))
-            Posix.exitNow(0)
+            finish(0)
         case .interrupted(let signal, let pid, let socket):
             try? Posix.writeAll(2, "forkwatch: dashboard closed by \(signal.name); master \(pid.map(String.init) ?? "") left running (forkwatch top --socket \(socket))\n")
-            Posix.exitNow(1)
+            finish(1)
         case .replayFinished:
-            Posix.exitNow(0)
+            finish(0)
         }
     }
 
@@ -117,6 +117,6 @@ struct Replay: ParsableCommand {
         _ = try app.runReplay(events.sorted { $0.mono < $1.mono })
         app.close()
         if bad > 0 { print("forkwatch: skipped \(bad) unreadable lines (first: \(firstProblem!))") }
-        Posix.exitNow(0)
+        finish(0)
     }
 }

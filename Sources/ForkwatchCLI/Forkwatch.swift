@@ -1,6 +1,9 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct ForkwatchCommand: ParsableCommand {
@@ -27,12 +30,12 @@ struct ForkwatchCommand: ParsableCommand {
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
-                Posix.exitNow(0)
+                finish(0)
             }
-            if let exit = error as? ArgumentParser.ExitCode { Posix.exitNow(exit.rawValue) }
+            if let exit = error as? ArgumentParser.ExitCode { finish(exit.rawValue) }
             let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             try? Posix.writeAll(2, "forkwatch: \(message.replacingOccurrences(of: "Error: ", with: ""))\n")
-            Posix.exitNow(2)
+            finish(2)
         }
     }
 }
@@ -53,4 +56,11 @@ extension String {
 enum PassthroughCommand {
     nonisolated(unsafe) static var argv: [String] = []
     nonisolated(unsafe) static var given = false
+}
+
+/// Leaves the CLI: standard output is flushed first (`print` buffers when it is not a
+/// terminal), then `_exit`, so no atexit handler of a library runs in a half-torn-down process.
+func finish(_ code: Int32) -> Never {
+    fflush(nil)  // every output stream, standard output included
+    Posix.exitNow(code)
 }

@@ -80,7 +80,7 @@ struct LauncherOptions: ParsableArguments {
         }
         launcher.controlSocketPath = controlSocket == "none" ? nil : controlSocket ?? ControlSocket.defaultPath
         do {
-            Posix.exitNow(try launcher.wait())
+            finish(try launcher.wait())
         } catch let error as LauncherError {
             throw UsageError(error.description)
         }

@@ -25,6 +25,8 @@ public struct ForkThrottle: Sendable, Hashable {
     /// Asks to fork `now` for a service that wants `workers` workers.
     public mutating func admit(now: Double, workers: Int) -> Decision {
         var decision = Decision.forkNow
+        // After a scale-down the window is shorter: keep only the last workers + 1 entries.
+        if forkTimes.count > workers + 1 { forkTimes.removeFirst(forkTimes.count - workers - 1) }
         if forkTimes.count > workers {
             let oldest = forkTimes.removeFirst()
             let span = now - oldest

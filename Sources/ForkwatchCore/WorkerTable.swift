@@ -28,6 +28,8 @@ public struct WorkerTable: Sendable {
         public var stopRequested = false
         /// execve failed in this child (errno); its exit is a boot error.
         public var execErrno: Int32?
+        /// Why its replacement will be forked (a reload's SIGTERM: `.reload`).
+        public var replacedFor: ForkReason?
         public var restarts: Int
     }
 
@@ -41,8 +43,15 @@ public struct WorkerTable: Sendable {
         public var restarts = 0
         /// Forks asked for whose `forked`/`forkFailed` has not come back yet.
         public var forksInFlight = 0
-        /// A fork the throttle delayed, due at this time.
+        /// A fork the throttle delayed, due at this time, and why it is wanted.
         public var pendingForkAt: Double?
+        public var pendingForkReason: ForkReason = .respawn
+        /// When the service went crash-looping: only a worker forked since then that outlives
+        /// boot_window ends the crash loop (an old healthy worker proves nothing).
+        public var crashLoopSince: Double?
+        /// The worker count the configuration file asked for, so a reload rescales only when
+        /// the file changed it (not undoing a TTIN or a scale request).
+        public var configuredWorkers: Int
         public var rolling: RollingRestart?
     }
 
@@ -70,7 +79,7 @@ public struct WorkerTable: Sendable {
     public init(configuration: LauncherConfiguration) {
         self.configuration = configuration
         self.services = configuration.services.map {
-            Service(spec: $0, throttle: ForkThrottle(interval: configuration.forkThrottleInterval))
+            Service(spec: $0, throttle: ForkThrottle(interval: configuration.forkThrottleInterval), configuredWorkers: $0.workers)
         }
     }
 
@@ -88,8 +97,8 @@ public struct WorkerTable: Sendable {
         if case .stopping(_, let killAt?, _) = phase { deadlines.append(killAt) }
         for service in services {
             if let at = service.pendingForkAt { deadlines.append(at) }
-            if service.state == .crashLooping {
-                for worker in workers.values where worker.service == service.spec.name {
+            if service.state == .crashLooping, let since = service.crashLoopSince {
+                for worker in workers.values where worker.service == service.spec.name && worker.forkedAt >= since {
                     deadlines.append(worker.forkedAt + configuration.bootWindow)
                 }
             }
@@ -190,7 +199,7 @@ public struct WorkerTable: Sendable {
         case .running:
             if !worker.stopRequested { services[index].restarts += 1 }
             actions += judgeExit(index, worker: worker, status: status, uptime: uptime)
-            actions += reconcile(index, now: now, reason: worker.retiring ? .scale : .respawn)
+            actions += reconcile(index, now: now, reason: worker.replacedFor ?? (worker.retiring ? .scale : .respawn))
         case .stopping(_, _, let code):
             if workers.isEmpty {
                 phase = .exited
@@ -215,6 +224,10 @@ public struct WorkerTable: Sendable {
             actions += stop(mode: .immediate, now: now)
         case (.hup, .running):
             actions.append(.reloadConfiguration)
+        case (.ttin, .running) where senderPid == 0, (.ttou, .running) where senderPid == 0:
+            // The kernel's job-control signal (a process in the group touched the terminal from
+            // the background), not a person's kill -TTIN: scaling on it would fork without end.
+            actions.append(.emit(.notice(message: "\(signal.name) from the kernel (terminal job control) ignored; scale with kill -\(signal.name == "SIGTTIN" ? "TTIN" : "TTOU") from a shell")))
         case (.ttin, .running), (.ttou, .running):
             if let first = services.first {
                 let target = first.spec.workers + (signal == .ttin ? 1 : -1)
@@ -242,17 +255,19 @@ public struct WorkerTable: Sendable {
         }
         for index in services.indices {
             if let due = services[index].pendingForkAt, now >= due {
+                let reason = services[index].pendingForkReason
                 services[index].pendingForkAt = nil
-                if phase == .running, deficit(index) > 0 {
+                if phase == .running, services[index].state != .failed, deficit(index) > 0 {
                     services[index].throttle.record(forkAt: now)
-                    actions += forkAction(index, reason: .respawn)
+                    actions += forkAction(index, reason: reason)
                 }
-                actions += reconcile(index, now: now, reason: .respawn)
+                actions += reconcile(index, now: now, reason: reason)
             }
-            if services[index].state == .crashLooping {
+            if services[index].state == .crashLooping, let since = services[index].crashLoopSince {
                 let name = services[index].spec.name
-                if workers.values.contains(where: { $0.service == name && now - $0.forkedAt >= configuration.bootWindow }) {
+                if workers.values.contains(where: { $0.service == name && $0.forkedAt >= since && now - $0.forkedAt >= configuration.bootWindow }) {
                     services[index].state = .running
+                    services[index].crashLoopSince = nil
                     services[index].quickDeaths = 0
                     actions.append(.emit(.serviceState(service: name, state: .running,
                         reason: "a worker has stayed up longer than boot_window (\(JSONObject.number(configuration.bootWindow, decimals: 1)) s)")))
@@ -298,25 +313,43 @@ public struct WorkerTable: Sendable {
             return [.emit(.configError(message: "reload refused, keeping the running configuration: \(error)"))]
         }
         var changes: [String] = []
+        /// Services whose worker count the file changed: rescaled after the restart.
+        var rescale: [String: Int] = [:]
         if let new = newConfiguration {
-            if new != configuration { changes.append("configuration changed") }
+            let options: [(String, String, String)] = [
+                ("graceful_shutdown_timeout", "\(configuration.gracefulShutdownTimeout)", "\(new.gracefulShutdownTimeout)"),
+                ("restart_method", configuration.restartMethod.name, new.restartMethod.name),
+                ("boot_window", "\(configuration.bootWindow)", "\(new.bootWindow)"),
+                ("crash_loop_threshold", "\(configuration.crashLoopThreshold)", "\(new.crashLoopThreshold)"),
+                ("fork_throttle_interval", "\(configuration.forkThrottleInterval)", "\(new.forkThrottleInterval)"),
+                ("log_file", configuration.logFile ?? "-", new.logFile ?? "-"),
+            ]
+            changes += options.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) → \($0.2)" }
             configuration.gracefulShutdownTimeout = new.gracefulShutdownTimeout
             configuration.restartMethod = new.restartMethod
             configuration.bootWindow = new.bootWindow
             configuration.crashLoopThreshold = new.crashLoopThreshold
             configuration.forkThrottleInterval = new.forkThrottleInterval
             configuration.logFile = new.logFile
+            configuration.services = new.services
             for spec in new.services {
                 if let index = index(of: spec.name) {
                     if services[index].spec.program != spec.program { changes.append("\(spec.name): program changed") }
+                    if services[index].configuredWorkers != spec.workers {
+                        changes.append("\(spec.name): workers \(services[index].configuredWorkers) → \(spec.workers)")
+                        rescale[spec.name] = spec.workers
+                        services[index].configuredWorkers = spec.workers
+                    }
                     services[index].spec.program = spec.program
                     services[index].throttle.interval = new.forkThrottleInterval
                 } else {
                     changes.append("\(spec.name): new service")
-                    var service = Service(spec: spec, throttle: ForkThrottle(interval: new.forkThrottleInterval))
-                    service.spec.workers = spec.workers
-                    services.append(service)
+                    services.append(Service(spec: spec, throttle: ForkThrottle(interval: new.forkThrottleInterval),
+                                            configuredWorkers: spec.workers))
                 }
+            }
+            for service in services where !new.services.contains(where: { $0.name == service.spec.name }) {
+                changes.append("\(service.spec.name): no longer in the configuration, kept running until the master stops")
             }
         }
         let method = configuration.restartMethod
@@ -326,6 +359,7 @@ public struct WorkerTable: Sendable {
             if services[index].state != .running {
                 services[index].state = .running
                 services[index].quickDeaths = 0
+                services[index].crashLoopSince = nil
                 actions.append(.emit(.serviceState(service: name, state: .running, reason: "reload: respawning again")))
             }
             services[index].generation += 1
@@ -338,13 +372,14 @@ public struct WorkerTable: Sendable {
             case .reload:
                 for worker in current {
                     workers[worker.pid]?.stopRequested = true
+                    workers[worker.pid]?.replacedFor = .reload
                     actions.append(.signal(pid: worker.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master"))
                 }
             default:
                 services[index].rolling = current.isEmpty ? nil : RollingRestart(remaining: current.map(\.pid))
             }
-            if let new = newConfiguration, let spec = new.services.first(where: { $0.name == name }), spec.workers != services[index].spec.workers {
-                actions += scale(service: name, to: spec.workers, reason: "reload: workers changed in the configuration", now: now)
+            if let workers = rescale[name], workers != services[index].spec.workers {
+                actions += scale(service: name, to: workers, reason: "reload: workers changed in the configuration", now: now)
             }
             actions += reconcile(index, now: now, reason: method == .rolling ? .rolling : .reload)
         }
@@ -384,6 +419,7 @@ public struct WorkerTable: Sendable {
                 actions += forkAction(index, reason: reason)
             case .delay(let until, let forks, let span, let window):
                 services[index].pendingForkAt = until
+                services[index].pendingForkReason = reason
                 actions.append(.emit(.throttle(service: services[index].spec.name, forks: forks, span: span,
                                                window: window, delay: until - now)))
                 return actions
@@ -395,6 +431,7 @@ public struct WorkerTable: Sendable {
     private mutating func judgeExit(_ index: Int, worker: Worker, status: TerminationStatus, uptime: Double) -> [Action] {
         let name = worker.service
         if worker.stopRequested { return [] }
+        if services[index].state == .failed { return [] }  // said once
         if let errno = worker.execErrno {
             services[index].state = .failed
             return [.emit(.serviceState(service: name, state: .failed, reason: "execve failed (errno \(errno)): boot error, not respawning"))]
@@ -407,6 +444,7 @@ public struct WorkerTable: Sendable {
             services[index].quickDeaths += 1
             if services[index].quickDeaths >= configuration.crashLoopThreshold, services[index].state == .running {
                 services[index].state = .crashLooping
+                services[index].crashLoopSince = worker.forkedAt + uptime
                 return [.emit(.serviceState(service: name, state: .crashLooping,
                     reason: "\(services[index].quickDeaths) workers in a row died within boot_window (\(JSONObject.number(configuration.bootWindow, decimals: 1)) s) of their fork"))]
             }
@@ -414,6 +452,7 @@ public struct WorkerTable: Sendable {
             services[index].quickDeaths = 0
             if services[index].state == .crashLooping {
                 services[index].state = .running
+                services[index].crashLoopSince = nil
                 return [.emit(.serviceState(service: name, state: .running, reason: "worker \(worker.pid) lived \(JSONObject.number(uptime, decimals: 1)) s"))]
             }
         }

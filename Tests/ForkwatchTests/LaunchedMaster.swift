@@ -24,6 +24,9 @@ final class LaunchedMaster {
     private let eventsFD: Int32
     private var pending = Data()
     private(set) var events: [[String: Any]] = []
+    /// Lines on the event stream that were not JSON events (a worker writing to stdout).
+    private(set) var strayLines: [String] = []
+    private var eventsClosed = false
     private var cursor = 0
     private var exitStatus: Int32?
     private var seenWorkers = Set<Int32>()
@@ -75,9 +78,15 @@ final class LaunchedMaster {
         }
         // Workers die with the master (PR_SET_PDEATHSIG); make sure of it.
         for worker in seenWorkers { kill(worker, SIGKILL) }
-        close(eventsFD)
+        if !eventsClosed { close(eventsFD) }
         try? FileManager.default.removeItem(atPath: logPath)
         try? FileManager.default.removeItem(atPath: (socketPath as NSString).deletingLastPathComponent)
+    }
+
+    /// Stops reading the event stream and closes it, as a consumer that goes away would.
+    func closeEvents() {
+        close(eventsFD)
+        eventsClosed = true
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -87,6 +96,7 @@ final class LaunchedMaster {
     /// Reads whatever events have arrived, waiting up to `timeout` for at least one more.
     @discardableResult
     private func pump(timeout: Double) -> Bool {
+        guard !eventsClosed else { usleep(UInt32(timeout * 1e6)); return false }
         var entry = pollfd(fd: eventsFD, events: Int16(POLLIN), revents: 0)
         guard poll(&entry, 1, Int32(timeout * 1000)) > 0 else { return false }
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -100,10 +110,12 @@ final class LaunchedMaster {
         while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
             let line = pending[pending.startIndex..<newline]
             pending.removeSubrange(pending.startIndex...newline)
-            if let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] {
-                events.append(object)
-                if object["type"] as? String == "fork", let pid = object["pid"] as? Int { seenWorkers.insert(Int32(pid)) }
+            guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+                strayLines.append(String(decoding: line, as: UTF8.self))
+                continue
             }
+            events.append(object)
+            if object["type"] as? String == "fork", let pid = object["pid"] as? Int { seenWorkers.insert(Int32(pid)) }
         }
         return any
     }

@@ -221,6 +221,27 @@ import Testing
         #expect((try? String(contentsOfFile: logFile + ".1", encoding: .utf8))?.contains("fork") == true)
     }
 
+    @Test func workerOutputStaysOutOfTheEventStream() throws {
+        let master = try LaunchedMaster(["--workers", "2", "--", "/bin/sh", "-c", "echo worker-says-hello; exec sleep 1000"])
+        try master.waitForReady(2)
+        #expect(Proc.eventually { master.log.components(separatedBy: "worker-says-hello").count == 3 })
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+        #expect(master.strayLines.isEmpty, "\(master.strayLines)")
+    }
+
+    @Test func anEventReaderThatGoesAwayDoesNotKillTheMaster() throws {
+        let master = try LaunchedMaster(["--workers", "2", "idle"])
+        let pids = try master.waitForReady(2)
+        master.closeEvents()
+        kill(pids[0], SIGKILL)  // events now hit a pipe with no reader: EPIPE, not SIGPIPE
+        #expect(Proc.eventually { Proc.children(of: master.pid).count == 2 && !Proc.children(of: master.pid).contains(pids[0]) })
+        #expect(Proc.isRunning(master.pid))
+        #expect(master.log.contains("events output closed"))
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
     @Test func noForkRunsTheServiceInThisProcess() throws {
         let master = try LaunchedMaster(["run", "--no-fork", "idle"], events: false)
         #expect(Proc.eventually { master.log.contains("no fork") })

@@ -37,16 +37,22 @@ int fw_signalfd_read(int fd, int32_t *sender_pid, uint32_t *sender_uid);
 pid_t fw_fork(void);
 
 /// The child setup of the design, in order: every signal disposition back to default, the mask
-/// unblocked, every fd >= 3 closed except `keep` (at most 16), PR_SET_PDEATHSIG(pdeathsig), then
-/// getppid() re-checked against `parent`. Async-signal-safe. Returns -1 if the parent is gone.
-int fw_child_setup(const int *keep, int nkeep, int pdeathsig, pid_t parent);
+/// emptied except `blocked` (a Swift worker keeps the signals its signalfd reads blocked, so one
+/// arriving before its runtime is up waits instead of killing it), stdout pointed at stderr when
+/// `stdout_to_stderr` (the master's stdout carries the event stream), every fd >= 3 closed
+/// except `keep` (at most 16; close_range errors are ignored: nothing useful can be done about
+/// them here), PR_SET_PDEATHSIG(pdeathsig), then getppid() re-checked against `parent`.
+/// Async-signal-safe. Returns -1 if the parent is already gone.
+int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked, int stdout_to_stderr,
+                   int pdeathsig, pid_t parent);
 
-/// Forks and, in the child, runs fw_child_setup then execve(path, argv, envp). On any failure
-/// the child writes "execfail <errno>\n" to `status_fd` (O_CLOEXEC, so a successful exec closes
-/// it: EOF means the program is running) and _exits 127. Returns the pid, or -1 (errno set).
+/// Forks and, in the child, runs fw_child_setup (nothing blocked) then execve(path, argv, envp).
+/// When execve fails the child writes "execfail <errno>\n" to `status_fd` (O_CLOEXEC, so a
+/// successful exec closes it: EOF means the program is running) and _exits 127; when the
+/// parent is already gone it _exits 1. Returns the pid, or -1 (errno set).
 /// `keep_extra` are fds besides 0,1,2 and status_fd that the program must inherit.
 pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
-                   const int *keep_extra, int nkeep_extra, int pdeathsig, pid_t parent);
+                   const int *keep_extra, int nkeep_extra, int stdout_to_stderr, int pdeathsig, pid_t parent);
 
 /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
 int fw_accept_nonblocking(int fd);
