@@ -8,11 +8,13 @@ let package = Package(
         .library(name: "Forkwatch", targets: ["Forkwatch"]),
         .library(name: "ForkwatchCore", targets: ["ForkwatchCore"]),
         .executable(name: "forkwatch", targets: ["ForkwatchCLI"]),
+        .executable(name: "forkwatch-bench", targets: ["ForkwatchBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Macros, globals and the fork+exec child path that Swift cannot (or must not) express.
@@ -25,6 +27,7 @@ let package = Package(
                 "CForkwatch", "ForkwatchCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         // ncurses through a system library module (libncurses-dev): shim.h wraps macros and globals.
@@ -38,6 +41,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Figures that need forkwatch's own code (the renderer's frame time): bench/dashboard.py.
+        .executableTarget(name: "ForkwatchBench", dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI"]),
         .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
         .testTarget(name: "ForkwatchTUITests", dependencies: ["ForkwatchTUI", "ForkwatchCore"]),
         .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch"]),

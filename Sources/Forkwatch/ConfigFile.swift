@@ -80,6 +80,24 @@ public enum ConfigFile {
             case "log_file":
                 guard let file = value.string, !file.isEmpty else { throw fail(value, "log_file must be a path") }
                 configuration.logFile = file
+            case "report_interval":
+                configuration.reportInterval = try number(value, key, min: 0.001, fail)
+            case "periodic_enable":
+                configuration.periodicEnable = try boolean(value, key, fail)
+            case "periodic_fuzzy_delay":
+                configuration.periodicFuzzyDelay = try integer(value, key, min: 0, fail)
+            case "periodic_interval_max":
+                configuration.periodicIntervalMax = try number(value, key, min: 0.001, fail)
+            case "run_external_periodic_tasks":
+                configuration.runExternalPeriodicTasks = try boolean(value, key, fail)
+            case "service_down_time":
+                configuration.serviceDownTime = try number(value, key, min: 0.001, fail)
+            case "database":
+                guard let path = value.string, !path.isEmpty else { throw fail(value, "database must be a path") }
+                configuration.database = path
+            case "host":
+                guard let host = value.string, !host.isEmpty else { throw fail(value, "host must be a name") }
+                configuration.host = host
             case "services":
                 configuration.services = try services(value, fail)
             default:
@@ -145,8 +163,18 @@ public enum ConfigFile {
         guard let text = node.string, let value = Double(text), value.isFinite else {
             throw fail(node, "\(key) must be a number, got '\(node.string ?? "a collection")'")
         }
-        guard value >= min else { throw fail(node, "\(key) must be >= \(Int(min)), got \(text)") }
+        guard value >= min else {
+            throw fail(node, min == 0 ? "\(key) must be >= 0, got \(text)" : "\(key) must be > 0, got \(text)")
+        }
         return value
+    }
+
+    private static func boolean(_ node: Node, _ key: String, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Bool {
+        switch node.string?.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw fail(node, "\(key) must be true or false, got '\(node.string ?? "a collection")'")
+        }
     }
 
     private static func integer(_ node: Node, _ key: String, min: Int, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Int {

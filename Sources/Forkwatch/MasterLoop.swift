@@ -107,6 +107,15 @@ final class MasterLoop {
         case .childMessage(let pid, let line):
             if line == "ready" {
                 perform(table.childReady(pid: pid, now: now))
+            } else if line.hasPrefix("task "), let json = try? JSONValue.parse(String(line.dropFirst(5))),
+                      let task = json["task"]?.string {
+                perform(table.taskRan(pid: pid, task: task, started: json["started"]?.double ?? 0,
+                                      duration: json["duration"]?.double ?? 0, ok: json["ok"]?.bool ?? false,
+                                      error: json["error"]?.string, nextDue: json["next_due"]?.double,
+                                      spacing: json["spacing"]?.double ?? 0))
+            } else if line.hasPrefix("beat "), let json = try? JSONValue.parse(String(line.dropFirst(5))) {
+                perform(table.heartbeat(pid: pid, ok: json["ok"]?.bool ?? false, reportCount: json["report_count"]?.int,
+                                        error: json["error"]?.string))
             } else if line.hasPrefix("execfail "), let errno = Int32(line.dropFirst(9)) {
                 pipes[pid]?.execFailed = true
                 perform(table.execFailed(pid: pid, errno: errno, message: Posix.describe(errno: errno), now: now))
@@ -336,6 +345,9 @@ final class MasterLoop {
             Posix.exitNow(1)
         }
         LogOutput.shared.useStandardError()
+        WorkerChannel.statusFD = statusFD
+        WorkerChannel.configuration = table.configuration
+        WorkerChannel.serviceName = name
         // Each worker must draw different random numbers (oslo's random.seed()); Swift's
         // generator reads getrandom(2) per call, so only C's srandom needs a new seed.
         srandom(UInt32(truncatingIfNeeded: Posix.getpid()) ^ UInt32(truncatingIfNeeded: Int(Posix.wallNow() * 1e6)))

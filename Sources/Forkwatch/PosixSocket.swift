@@ -159,3 +159,27 @@ extension Posix {
 
     public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 }
+
+extension Posix {
+    /// Runs `argv` to completion (in its own session), returning its exit status and what it
+    /// wrote on stdout and stderr. The corresponding C functions are `posix_spawn` and `waitpid`.
+    public static func spawnAndWait(_ argv: [String]) throws(PosixError) -> (status: Int32, output: String) {
+        let pipe = try pipe(nonblockingRead: false)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        let pid = fw_spawn_session(argv[0], cArgs, environ, pipe.write)
+        close(pipe.write)
+        guard pid > 0 else {
+            let err = errno
+            close(pipe.read)
+            throw PosixError("posix_spawn \(argv[0])", errno: err)
+        }
+        var bytes: [UInt8] = []
+        while let chunk = try? read(pipe.read, max: 65_536), !chunk.isEmpty { bytes += chunk }
+        close(pipe.read)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let low = status & 0x7f
+        return (low == 0 ? (status >> 8) & 0xff : 128 + low, String(decoding: bytes, as: UTF8.self))
+    }
+}

@@ -26,15 +26,22 @@ public enum ServiceRegistry {
     nonisolated(unsafe) private static var factories: [String: () -> any Service] = [
         "idle": { IdleService() },
         "crashy": { CrashyService() },
+        "scheduler": { ManagedService.fromConfiguration(binary: "forkwatch-scheduler") },
     ]
     nonisolated(unsafe) private static var summaries: [String: String] = [
         "idle": "does nothing until told to stop",
         "crashy": "dies after a random 0-3 s, by a random exit code or signal (shows crash loops)",
+        "scheduler": "nova-scheduler's shape: periodic tasks (quick, slow, flaky) and a heartbeat into the services table",
     ]
+    /// Services that open the services database in their workers (checked before the first fork).
+    nonisolated(unsafe) private static var databaseUsers: Set<String> = ["scheduler"]
 
-    public static func register(_ name: String, summary: String, _ factory: @escaping () -> any Service) {
+    public static func usesDatabase(_ name: String) -> Bool { databaseUsers.contains(name) }
+
+    public static func register(_ name: String, summary: String, usesDatabase: Bool = false, _ factory: @escaping () -> any Service) {
         factories[name] = factory
         summaries[name] = summary
+        if usesDatabase { databaseUsers.insert(name) }
     }
 
     public static func make(_ name: String) -> (any Service)? { factories[name]?() }

@@ -57,6 +57,15 @@ enum StatusReport {
             let state = worker.retiring ? "stopping" : worker.readyAt == nil ? "starting" : "ready"
             lines.append("\(lpad("\(worker.pid)", 7))  \(pad(worker.service, 14)) \(lpad("\(worker.generation)", 3))  \(lpad(clock(now - worker.forkedAt), 9))  \(state)")
         }
+        if !snapshot.tasks.isEmpty {
+            lines.append("")
+            lines.append("\(pad("SERVICE", 14)) \(pad("PERIODIC TASK", 28)) \(lpad("EVERY", 6)) \(lpad("RUNS", 6)) \(lpad("FAIL", 5)) \(lpad("LAST", 9)) \(lpad("MEAN", 9)) \(lpad("P95", 9)) \(lpad("MAX", 9))")
+            for task in snapshot.tasks {
+                let t = task.timings
+                func ms(_ seconds: Double) -> String { JSONObject.number(seconds * 1000, decimals: 1) + "ms" }
+                lines.append("\(pad(task.service, 14)) \(pad(task.task, 28)) \(lpad(JSONObject.number(t.spacing, decimals: 0) + "s", 6)) \(lpad("\(t.runs)", 6)) \(lpad("\(t.failures)", 5)) \(lpad(ms(t.last), 9)) \(lpad(ms(t.mean), 9)) \(lpad(ms(t.p95), 9)) \(lpad(ms(t.max), 9))")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -31,6 +31,18 @@ struct LauncherOptions: ParsableArguments {
     @Option(name: .long, help: "Quick deaths in a row that mark a service crash-looping.")
     var crashLoopThreshold: Int?
 
+    @Option(name: .long, help: "The services database, SQLite (default: \(ServicesStore.defaultPath)).")
+    var db: String?
+
+    @Option(name: .long, help: "Seconds between heartbeats into the services table (nova's report_interval, 10).")
+    var reportInterval: Double?
+
+    @Option(name: .long, help: "Up to this many seconds of random delay before the first periodic pass (nova: 60).")
+    var periodicFuzzyDelay: Int?
+
+    @Option(name: .long, help: "Cap on the idle time between periodic passes, seconds.")
+    var periodicIntervalMax: Double?
+
     /// Flags win over the file.
     func apply(to configuration: inout LauncherConfiguration) throws {
         if let value = gracefulShutdownTimeout {
@@ -56,12 +68,26 @@ struct LauncherOptions: ParsableArguments {
             configuration.crashLoopThreshold = value
         }
         if let logFile { configuration.logFile = logFile }
+        if let db { configuration.database = db }
+        if let value = reportInterval {
+            guard value > 0, value.isFinite else { throw UsageError("--report-interval must be > 0, got \(value)") }
+            configuration.reportInterval = value
+        }
+        if let value = periodicFuzzyDelay {
+            guard value >= 0 else { throw UsageError("--periodic-fuzzy-delay must be >= 0, got \(value)") }
+            configuration.periodicFuzzyDelay = value
+        }
+        if let value = periodicIntervalMax {
+            guard value > 0, value.isFinite else { throw UsageError("--periodic-interval-max must be > 0, got \(value)") }
+            configuration.periodicIntervalMax = value
+        }
     }
 
     /// Runs the master over `configuration` and exits with its code. Every check that can fail
     /// happens before the first fork.
     func launch(_ configuration: LauncherConfiguration, reload: (() throws -> LauncherConfiguration)?) throws -> Never {
         if let problem = configuration.validate() { throw UsageError(problem) }
+        try checkDatabase(configuration)
         do {
             try LogOutput.shared.open(path: configuration.logFile)
         } catch {
@@ -201,15 +227,21 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Workers of the idle service.")
     var idle = 2
 
+    @Option(name: .long, help: "Workers of the scheduler service (periodic tasks and a heartbeat into SQLite).")
+    var scheduler = 4
+
     @OptionGroup var options: LauncherOptions
 
     func run() throws {
-        guard crashy >= 1, idle >= 1 else { throw UsageError("--crashy and --idle must be >= 1") }
+        guard crashy >= 1, idle >= 1, scheduler >= 1 else { throw UsageError("--crashy, --idle and --scheduler must be >= 1") }
         var configuration = LauncherConfiguration()
         configuration.services = [
+            ServiceSpec(name: "scheduler", program: .builtin("scheduler"), workers: scheduler),
             ServiceSpec(name: "idle", program: .builtin("idle"), workers: idle),
             ServiceSpec(name: "crashy", program: .builtin("crashy"), workers: crashy),
         ]
+        // A demo should show its periodic tasks within seconds, not after nova's 60 s fuzz.
+        configuration.periodicFuzzyDelay = 2
         try options.apply(to: &configuration)
         if !headless {
             if let problem = configuration.validate() { throw UsageError(problem) }
@@ -217,8 +249,9 @@ struct Demo: ParsableCommand {
                                                  socket: options.controlSocket)
         }
         try? Posix.writeAll(2, """
-            forkwatch demo: \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random
-            exit code or signal). Watch the reaping, the decoded exits and the respawn throttle.
+            forkwatch demo: \(scheduler) scheduler workers (periodic tasks, heartbeat into \(configuration.database ?? ServicesStore.defaultPath)),
+            \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random exit code or signal).
+            Watch the reaping, the decoded exits, the respawn throttle and the periodic tasks' timings.
             Try from another terminal: kill -TTIN/-TTOU/-HUP \(Posix.getpid()). Stop: Ctrl-C (fast) or kill \(Posix.getpid()) (graceful).
 
             """)

@@ -68,6 +68,24 @@ public struct LauncherConfiguration: Hashable, Sendable {
     public var logFile: String?
     public var services: [ServiceSpec] = []
 
+    // nova's options for managed services (`Service.create`), their workers read them.
+    /// Seconds between heartbeats into the services table (nova `report_interval`).
+    public var reportInterval: Double = 10
+    /// Run the managers' periodic tasks (nova `periodic_enable`).
+    public var periodicEnable = true
+    /// Up to this many seconds of random delay before the first periodic pass (nova `periodic_fuzzy_delay`).
+    public var periodicFuzzyDelay = 60
+    /// Cap on the idle time between periodic passes (oslo `periodic_interval_max`); nil = none.
+    public var periodicIntervalMax: Double?
+    /// Tasks marked external_process_ok run only when this is on (oslo `run_external_periodic_tasks`).
+    public var runExternalPeriodicTasks = true
+    /// A service whose last heartbeat is older than this is down (nova `service_down_time`).
+    public var serviceDownTime: Double = 60
+    /// The SQLite file of the services table; nil = the default under the state directory.
+    public var database: String?
+    /// This host's name in the services table; nil = the machine's hostname (nova `host`).
+    public var host: String?
+
     public init() {}
 
     /// The options a config file and flags may set, with a short description each.
@@ -78,6 +96,14 @@ public struct LauncherConfiguration: Hashable, Sendable {
         ("crash_loop_threshold", "quick deaths in a row that mark a service crash-looping; default 5"),
         ("fork_throttle_interval", "the throttle's wait in seconds (oslo: 1); 0 disables it"),
         ("log_file", "the master's log file (SIGUSR1 reopens it); default standard error"),
+        ("report_interval", "seconds between heartbeats into the services table; default 10"),
+        ("periodic_enable", "run the managers' periodic tasks; default true"),
+        ("periodic_fuzzy_delay", "up to this many seconds of random delay before the first periodic pass; default 60"),
+        ("periodic_interval_max", "cap on the idle time between periodic passes; default none"),
+        ("run_external_periodic_tasks", "run tasks marked external_process_ok; default true"),
+        ("service_down_time", "a service is down when its last heartbeat is older; default 60"),
+        ("database", "the SQLite file of the services table; default under $XDG_STATE_HOME/forkwatch"),
+        ("host", "this host's name in the services table; default the hostname"),
         ("services", "a map of service name → {workers, service, command}"),
     ]
 
@@ -87,6 +113,11 @@ public struct LauncherConfiguration: Hashable, Sendable {
         if !(bootWindow >= 0) { return "boot_window must be >= 0, got \(bootWindow)" }
         if crashLoopThreshold < 1 { return "crash_loop_threshold must be >= 1, got \(crashLoopThreshold)" }
         if !(forkThrottleInterval >= 0) { return "fork_throttle_interval must be >= 0, got \(forkThrottleInterval)" }
+        if !(reportInterval > 0) { return "report_interval must be > 0, got \(reportInterval)" }
+        if periodicFuzzyDelay < 0 { return "periodic_fuzzy_delay must be >= 0, got \(periodicFuzzyDelay)" }
+        if let max = periodicIntervalMax, !(max > 0) { return "periodic_interval_max must be > 0, got \(max)" }
+        if !(serviceDownTime > 0) { return "service_down_time must be > 0, got \(serviceDownTime)" }
+        if let database, database.isEmpty { return "database must be a path" }
         var seen = Set<String>()
         for service in services {
             if !seen.insert(service.name).inserted { return "service '\(service.name)' is defined twice" }

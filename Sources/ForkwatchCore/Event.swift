@@ -62,6 +62,13 @@ public struct Event: Sendable, Hashable {
         case stopped(exitCode: Int32)
         case configError(message: String)
         case logReopened(path: String, error: String?)
+        /// A periodic task ran in a worker: when (wall), how long, whether it raised, and when the
+        /// worker will next run it (CLOCK_MONOTONIC). `timings` are the master's totals after it.
+        case taskRun(pid: Int32, service: String, task: String, started: Double, duration: Double,
+                     ok: Bool, error: String?, nextDue: Double?, timings: TaskTimings)
+        /// A worker's heartbeat into the services table (`report_state`): the row's report_count
+        /// after it, or the error (the heartbeat keeps running either way).
+        case heartbeat(pid: Int32, service: String, ok: Bool, reportCount: Int?, error: String?)
         /// CPU, RSS, state and threads of the master and every worker, once a second while someone watches.
         case stats(samples: [ProcessSample])
         /// The master's whole state: the first line a subscriber gets.
@@ -93,6 +100,8 @@ public struct Event: Sendable, Hashable {
         case .stopped: return "stopped"
         case .configError: return "config_error"
         case .logReopened: return "log_reopened"
+        case .taskRun: return "task_run"
+        case .heartbeat: return "heartbeat"
         case .stats: return "stats"
         case .snapshot: return "snapshot"
         case .notice: return "notice"

@@ -71,6 +71,16 @@ public enum EventCodec {
             json.add("message", message)
         case .logReopened(let path, let error):
             json.add("path", path); json.addOptional("error", error)
+        case .taskRun(let pid, let service, let task, let started, let duration, let ok, let error, let nextDue, let timings):
+            json.add("pid", Int(pid)); json.add("service", service); json.add("task", task)
+            json.add("started", started, decimals: 6); json.add("duration", duration, decimals: 6)
+            json.add("ok", ok); json.addOptional("error", error)
+            if let nextDue { json.add("next_due", nextDue, decimals: 6) } else { json.addRaw("next_due", "null") }
+            json.addRaw("timings", timingsJSON(timings))
+        case .heartbeat(let pid, let service, let ok, let count, let error):
+            json.add("pid", Int(pid)); json.add("service", service); json.add("ok", ok)
+            if let count { json.add("report_count", count) } else { json.addRaw("report_count", "null") }
+            json.addOptional("error", error)
         case .stats(let samples):
             json.addRaw("samples", "[" + samples.map(sampleJSON).joined(separator: ",") + "]")
         case .snapshot(let snapshot):
@@ -80,9 +90,26 @@ public enum EventCodec {
             json.add("config", snapshot.configuration)
             json.addRaw("services", "[" + snapshot.services.map(serviceInfoJSON).joined(separator: ",") + "]")
             json.addRaw("workers", "[" + snapshot.workers.map(workerInfoJSON).joined(separator: ",") + "]")
+            json.addRaw("tasks", "[" + snapshot.tasks.map { info in
+                var task = JSONObject()
+                task.add("service", info.service); task.add("task", info.task)
+                task.addRaw("timings", timingsJSON(info.timings))
+                return task.string
+            }.joined(separator: ",") + "]")
         case .notice(let message):
             json.add("message", message)
         }
+        return json.string
+    }
+
+    static func timingsJSON(_ timings: TaskTimings) -> String {
+        var json = JSONObject()
+        json.add("runs", timings.runs); json.add("failures", timings.failures)
+        json.add("last", timings.last, decimals: 6); json.add("mean", timings.mean, decimals: 6)
+        json.add("p95", timings.p95, decimals: 6); json.add("max", timings.max, decimals: 6)
+        json.add("spacing", timings.spacing, decimals: 3)
+        if let next = timings.nextDue { json.add("next_due", next, decimals: 6) } else { json.addRaw("next_due", "null") }
+        json.addOptional("last_error", timings.lastError)
         return json.string
     }
 

@@ -87,6 +87,14 @@ extension EventCodec {
             kind = .configError(message: try str("message"))
         case "log_reopened":
             kind = .logReopened(path: try str("path"), error: json["error"]?.string)
+        case "task_run":
+            kind = .taskRun(pid: try pid(), service: try str("service"), task: try str("task"),
+                            started: try num("started"), duration: try num("duration"), ok: json["ok"]?.bool ?? true,
+                            error: json["error"]?.string, nextDue: json["next_due"]?.double,
+                            timings: decodeTimings(json["timings"]))
+        case "heartbeat":
+            kind = .heartbeat(pid: try pid(), service: try str("service"), ok: json["ok"]?.bool ?? false,
+                              reportCount: json["report_count"]?.int, error: json["error"]?.string)
         case "stats":
             kind = .stats(samples: try need(json["samples"]?.array, "samples").map { (item: JSONValue) throws(DecodeError) -> ProcessSample in
                 ProcessSample(pid: try need(item["pid"]?.int32, "pid"), cpuPercent: item["cpu"]?.double ?? 0,
@@ -101,6 +109,22 @@ extension EventCodec {
             kind = .notice(message: "event of unknown type '\(type)'")
         }
         return Event(mono: mono, wall: wall, kind: kind)
+    }
+
+    static func decodeTimings(_ json: JSONValue?) -> TaskTimings {
+        var timings = TaskTimings()
+        guard let json else { return timings }
+        timings.runs = json["runs"]?.int ?? 0
+        timings.failures = json["failures"]?.int ?? 0
+        timings.last = json["last"]?.double ?? 0
+        timings.max = json["max"]?.double ?? 0
+        timings.total = (json["mean"]?.double ?? 0) * Double(timings.runs)
+        // The window is not shipped; the p95 is kept as one sample so it reads back the same.
+        if let p95 = json["p95"]?.double, timings.runs > 0 { timings.recent = [p95] }
+        timings.spacing = json["spacing"]?.double ?? 0
+        timings.nextDue = json["next_due"]?.double
+        timings.lastError = json["last_error"]?.string
+        return timings
     }
 
     private static func need<T>(_ value: T?, _ key: String) throws(DecodeError) -> T {
@@ -125,8 +149,12 @@ extension EventCodec {
                 readyAt: item["ready_at"]?.double, restarts: item["restarts"]?.int ?? 0,
                 retiring: item["retiring"]?.bool ?? false)
         }
+        let tasks = (json["tasks"]?.array ?? []).map { item in
+            Snapshot.TaskInfo(service: item["service"]?.string ?? "?", task: item["task"]?.string ?? "?",
+                              timings: decodeTimings(item["timings"]))
+        }
         return Snapshot(masterPid: try need(json["pid"]?.int32, "pid"), startedAt: json["started_at"]?.double ?? 0,
                         phase: json["phase"]?.string ?? "running", configuration: json["config"]?.string ?? "",
-                        services: services, workers: workers)
+                        services: services, workers: workers, tasks: tasks)
     }
 }

@@ -48,6 +48,12 @@ extension Event {
             return "configuration error: \(message)"
         case .logReopened(let path, let error):
             return "log file \(path) reopened" + (error.map { ": FAILED, \($0)" } ?? "")
+        case .taskRun(let pid, let service, let task, _, let duration, let ok, let error, _, let timings):
+            return "\(pid) \(service): periodic task \(task) " + (ok ? "ran" : "FAILED") + " in \(Self.duration(duration))"
+                + (error.map { ": \($0)" } ?? "") + " (runs \(timings.runs), failures \(timings.failures), p95 \(Self.duration(timings.p95)))"
+        case .heartbeat(let pid, let service, let ok, let count, let error):
+            return ok ? "\(pid) \(service): heartbeat, report_count \(count.map(String.init) ?? "?")"
+                : "\(pid) \(service): heartbeat FAILED: \(error ?? "unknown error") (it keeps beating)"
         case .stats(let samples):
             return "stats: " + samples.map { "\($0.pid) \(JSONObject.number($0.cpuPercent, decimals: 1))% \($0.rssBytes / 1024) KiB" }.joined(separator: ", ")
         case .snapshot(let snapshot):
@@ -128,6 +134,13 @@ extension Event {
             return "The new configuration was rejected as a whole; the running one is unchanged."
         case .logReopened:
             return "SIGUSR1: the log file was closed and opened again (for logrotate)."
+        case .taskRun:
+            return "oslo's run_periodic_tasks: a due task's last run moves to the nearest spacing boundary before it runs "
+                + "(0-5 % jitter, missed periods collapse into one run); a task that raises is counted and never stops the others. "
+                + "The worker timed it and wrote the result on its status pipe."
+        case .heartbeat:
+            return "nova's report_state: every report_interval the worker adds 1 to report_count of its services row and "
+                + "sets last_seen_up. A service is up while now - last_seen_up <= service_down_time."
         case .stats:
             return "The master read /proc/PID/stat (state, utime+stime, threads) and /proc/PID/statm (resident pages) "
                 + "for itself and each worker, as htop does; CPU % is the tick delta over the interval."

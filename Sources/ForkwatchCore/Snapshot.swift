@@ -67,6 +67,18 @@ public struct Snapshot: Hashable, Sendable {
         }
     }
 
+    /// A periodic task's totals, per service (every worker of a service runs the same tasks).
+    public struct TaskInfo: Hashable, Sendable {
+        public var service: String
+        public var task: String
+        public var timings: TaskTimings
+        public init(service: String, task: String, timings: TaskTimings) {
+            self.service = service
+            self.task = task
+            self.timings = timings
+        }
+    }
+
     public var masterPid: Int32
     /// When the master started (CLOCK_MONOTONIC seconds).
     public var startedAt: Double
@@ -75,8 +87,11 @@ public struct Snapshot: Hashable, Sendable {
     public var configuration: String
     public var services: [ServiceInfo]
     public var workers: [WorkerInfo]
+    public var tasks: [TaskInfo]
 
-    public init(masterPid: Int32, startedAt: Double, phase: String, configuration: String, services: [ServiceInfo], workers: [WorkerInfo]) {
+    public init(masterPid: Int32, startedAt: Double, phase: String, configuration: String, services: [ServiceInfo],
+                workers: [WorkerInfo], tasks: [TaskInfo] = []) {
+        self.tasks = tasks
         self.masterPid = masterPid
         self.startedAt = startedAt
         self.phase = phase
@@ -105,6 +120,9 @@ extension WorkerTable {
             workers: workers.values.sorted { $0.pid < $1.pid }.map {
                 Snapshot.WorkerInfo(pid: $0.pid, service: $0.service, generation: $0.generation, forkedAt: $0.forkedAt,
                                     readyAt: $0.readyAt, restarts: $0.restarts, retiring: $0.retiring)
+            },
+            tasks: taskTimings.keys.sorted { ($0.service, $0.task) < ($1.service, $1.task) }.map {
+                Snapshot.TaskInfo(service: $0.service, task: $0.task, timings: taskTimings[$0]!)
             })
     }
 }

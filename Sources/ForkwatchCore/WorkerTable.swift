@@ -75,6 +75,12 @@ public struct WorkerTable: Sendable {
     public private(set) var services: [Service]
     public private(set) var workers: [Int32: Worker] = [:]
     public private(set) var phase: Phase = .running
+    public struct TaskKey: Hashable, Sendable {
+        public let service: String
+        public let task: String
+    }
+    /// Periodic-task totals per (service, task), from every worker's reports.
+    public private(set) var taskTimings: [TaskKey: TaskTimings] = [:]
 
     public init(configuration: LauncherConfiguration) {
         self.configuration = configuration
@@ -175,6 +181,22 @@ public struct WorkerTable: Sendable {
         worker.execErrno = errno
         workers[pid] = worker
         return [.emit(.execFailed(pid: pid, service: worker.service, errno: errno, message: message))]
+    }
+
+    /// A worker reported one run of a periodic task.
+    public mutating func taskRan(pid: Int32, task: String, started: Double, duration: Double, ok: Bool, error: String?,
+                                 nextDue: Double?, spacing: Double) -> [Action] {
+        guard let worker = workers[pid] else { return [] }
+        let key = TaskKey(service: worker.service, task: task)
+        taskTimings[key, default: TaskTimings()].record(duration: duration, ok: ok, error: error, nextDue: nextDue, spacing: spacing)
+        return [.emit(.taskRun(pid: pid, service: worker.service, task: task, started: started, duration: duration,
+                               ok: ok, error: error, nextDue: nextDue, timings: taskTimings[key]!))]
+    }
+
+    /// A worker reported a heartbeat into the services table.
+    public mutating func heartbeat(pid: Int32, ok: Bool, reportCount: Int?, error: String?) -> [Action] {
+        guard let worker = workers[pid] else { return [] }
+        return [.emit(.heartbeat(pid: pid, service: worker.service, ok: ok, reportCount: reportCount, error: error))]
     }
 
     /// waitpid reported `pid` gone with `rawStatus`.

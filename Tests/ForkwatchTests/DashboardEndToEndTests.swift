@@ -113,6 +113,40 @@ final class TmuxSession {
         #expect(stty.contains("icanon echo END"), "\(stty)")
     }
 
+    @Test func theDemoFillsThePeriodicTasksPanel() throws {
+        guard TmuxSession.available else {
+            Issue.record("tmux is not installed (.ci/run installs it)")
+            return
+        }
+        let directory = NSTemporaryDirectory() + "forkwatch-e2e-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let session = try TmuxSession(width: 130, height: 40)
+        try session.waitFor("a shell prompt") { $0.contains("$") }
+        try session.type("\(forkwatchBinary) demo --periodic-fuzzy-delay 0 --control-socket \(directory)/ctl.sock --db \(directory)/services.sqlite")
+        try session.press("Enter")
+        let client = try ControlClient(path: try waitForSocket(directory + "/ctl.sock"))
+        let pids = try snapshot(client).workers.map(\.pid)
+        defer { for pid in pids { kill(pid, SIGKILL) } }
+        let screen = try session.waitFor("the periodic tasks with their timings", timeout: 30) { screen in
+            screen.contains("PERIODIC TASKS") && screen.contains("_discover_hosts") && screen.contains("_sync_host_ca")
+                && screen.contains("heartbeat: report_count")
+        }
+        #expect(screen.contains("every"))
+        #expect(screen.contains("ms"))
+        try session.type("q")
+        try session.waitFor("the quit question") { $0.lowercased().contains("stop the services") }
+        try session.type("s")
+        try session.waitFor("the shell back", timeout: 30) { $0.contains("services stopped") }
+    }
+
+    private func waitForSocket(_ path: String) throws -> String {
+        for _ in 0..<400 {
+            if (try? ControlClient(path: path)) != nil { return path }
+            usleep(25_000)
+        }
+        throw TestFailure("no control socket at \(path)")
+    }
+
     private func snapshot(_ client: ControlClient) throws -> Snapshot {
         try client.send(.status)
         let line = try #require(try client.readLine())

@@ -31,7 +31,9 @@ final class LaunchedMaster {
     private var exitStatus: Int32?
     private var seenWorkers = Set<Int32>()
 
-    init(_ arguments: [String], events: Bool = true) throws {
+    /// `events`: run `forkwatch run --headless --events -` with these arguments; otherwise the
+    /// arguments are the whole command line. `stdoutToLog`: standard output goes to the log too.
+    init(_ arguments: [String], events: Bool = true, stdoutToLog: Bool = false) throws {
         logPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString).log"
         // A directory of its own: the master makes it 0700, and a test may loosen it.
         socketPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString.prefix(8))/ctl.sock"
@@ -44,8 +46,12 @@ final class LaunchedMaster {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if stdoutToLog {
+            posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -65,7 +65,8 @@ public final class DashboardApp {
                 let (lines, closed) = client.readAvailable()
                 for line in lines {
                     guard let json = try? JSONValue.parse(line) else { continue }
-                    if json["ok"] != nil {
+                    // A reply to a request has no "type"; events do (and some carry an "ok").
+                    if json["type"] == nil {
                         if json["ok"]?.bool == false { model.showMessage("master: " + (json["error"]?.string ?? line)) }
                         continue
                     }

@@ -80,6 +80,16 @@ struct DashboardWorld: Sendable {
     var log = EventLog()
     var now: Double = 0
     var lastReload: RestartMethod?
+    /// Periodic-task totals per service and task, as the master keeps them.
+    var tasks: [TaskRow] = []
+    /// The last heartbeat per service: its report_count, or the error.
+    var heartbeats: [String: (ok: Bool, reportCount: Int?, error: String?, at: Double)] = [:]
+
+    struct TaskRow: Sendable {
+        let service: String
+        let task: String
+        var timings: TaskTimings
+    }
     /// Bumped when the set or order of worker rows may have changed (the selection re-checks).
     private(set) var rowsVersion = 0
     /// Workers shown as gone until `goneLinger` has passed (kept apart so that pruning costs
@@ -110,6 +120,16 @@ struct DashboardWorld: Sendable {
         case .stats(let samples):
             record(samples)
             return  // once a second: the WORKERS panel shows it, the log would drown in it
+        case .taskRun(_, let service, let task, _, _, let ok, _, _, let timings):
+            if let index = tasks.firstIndex(where: { $0.service == service && $0.task == task }) {
+                tasks[index].timings = timings
+            } else {
+                tasks.append(TaskRow(service: service, task: task, timings: timings))
+            }
+            if ok { return }  // the PERIODIC TASKS panel shows runs; the log keeps the failures
+        case .heartbeat(_, let service, let ok, let count, let error):
+            heartbeats[service] = (ok, count, error, event.mono)
+            if ok { return }
         case .snapshot(let snapshot):
             reset(to: snapshot)
         case .masterStarted(let pid, let specs, _):
@@ -235,6 +255,7 @@ struct DashboardWorld: Sendable {
 
     private mutating func reset(to snapshot: Snapshot) {
         let old = self
+        tasks = snapshot.tasks.map { TaskRow(service: $0.service, task: $0.task, timings: $0.timings) }
         masterPid = snapshot.masterPid
         startedAt = snapshot.startedAt
         phase = switch snapshot.phase {

@@ -13,10 +13,10 @@ extension DashboardRenderer {
         var titles: Set<Int> = []
         var row = layout.bodyRows.lowerBound
         let placeholders: [(title: String, text: String)] = [
-            ("PERIODIC TASKS", "no periodic tasks yet"),
             ("ACCEPT QUEUE", "no HTTP service"),
         ]
-        let bottom = layout.bodyRows.upperBound - placeholders.count * 2
+        let taskLines = periodicLines(world, width: textWidth - 1)
+        let bottom = layout.bodyRows.upperBound - placeholders.count * 2 - min(taskLines.count, 10) - 1
 
         titles.insert(row)
         canvas.title("THROTTLE", row: row, from: left, to: layout.width)
@@ -39,6 +39,15 @@ extension DashboardRenderer {
                 row += 1
             }
         }
+        titles.insert(row)
+        canvas.title("PERIODIC TASKS", row: row, from: left, to: layout.width)
+        row += 1
+        let taskRoom = max(1, layout.bodyRows.upperBound - placeholders.count * 2 - row)
+        for (index, line) in taskLines.enumerated() where index < taskRoom {
+            let text = index == taskRoom - 1 && taskLines.count > taskRoom ? "+\(taskLines.count - index) more" : line.text
+            canvas.put(" " + text, row: row, column: left, style: line.style, maxWidth: textWidth)
+            row += 1
+        }
         for placeholder in placeholders {
             titles.insert(row)
             canvas.title(placeholder.title, row: row, from: left, to: layout.width)
@@ -46,6 +55,37 @@ extension DashboardRenderer {
             row += 2
         }
         return titles
+    }
+
+    /// The PERIODIC TASKS panel: a header, then per task its spacing, last and p95 run time and
+    /// failures, grouped by service; the service's last heartbeat after its tasks.
+    static func periodicLines(_ world: DashboardWorld, width: Int) -> [Line] {
+        guard !world.tasks.isEmpty || !world.heartbeats.isEmpty else { return [(" no periodic tasks", Frame.Style(dim: true))] }
+        let numbers = 5 + 6 + 6 + 4
+        let nameWidth = max(8, width - numbers)
+        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? String(text.prefix(n)) : text + String(repeating: " ", count: n - text.count) }
+        func lpad(_ text: String, _ n: Int) -> String { text.count >= n ? text : String(repeating: " ", count: n - text.count) + text }
+        var lines: [Line] = [(pad("task", nameWidth) + lpad("every", 5) + lpad("last", 6) + lpad("p95", 6) + lpad("err", 4), Frame.Style(dim: true))]
+        let services = (world.tasks.map(\.service) + world.heartbeats.keys.sorted()).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        for service in services {
+            if services.count > 1 || world.tasks.isEmpty { lines.append((service, Frame.Style(bold: true))) }
+            for row in world.tasks where row.service == service {
+                let t = row.timings
+                let style = t.failures > 0 && t.lastError != nil ? Frame.Style(color: .yellow) : Frame.Style()
+                lines.append((pad(row.task, nameWidth) + lpad(DashboardFormat.seconds(t.spacing).filter { $0 != " " }, 5)
+                    + lpad(Self.millis(t.last), 6) + lpad(Self.millis(t.p95), 6) + lpad("\(t.failures)", 4), style))
+            }
+            if let beat = world.heartbeats[service] {
+                let text = beat.ok ? "heartbeat: report_count \(beat.reportCount.map(String.init) ?? "?")"
+                    : "heartbeat FAILING: \(beat.error ?? "?")"
+                lines.append((text, beat.ok ? Frame.Style(dim: true) : Frame.Style(bold: true, color: .red)))
+            }
+        }
+        return lines
+    }
+
+    static func millis(_ seconds: Double) -> String {
+        seconds < 1 ? "\(Int((seconds * 1000).rounded()))ms" : DashboardFormat.seconds(seconds).filter { $0 != " " }
     }
 
     /// A service's throttle in `count` lines at most, most important first: its name and

@@ -1,0 +1,193 @@
+import ForkwatchCore
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// nova's `Service`: a manager, a topic, periodic tasks and a heartbeat into the `services`
+/// table. Built before fork (cheap: no database, no thread); `start()` runs in the worker and
+/// opens the database there.
+public final class ManagedService: Service, @unchecked Sendable {
+    public let host: String
+    public let binary: String
+    public let topic: String
+    public let manager: Manager
+    public let reportInterval: Double
+    public let periodicEnable: Bool
+    public let periodicFuzzyDelay: Int
+    public let periodicIntervalMax: Double?
+    public let database: String
+    public let runExternalPeriodicTasks: Bool
+
+    private let stopLatch = StopLatch()
+    private var finished: [StopLatch] = []
+    private var log: Logger
+
+    public struct CreateError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// nova's `Service.create` with its defaults: host = this machine's name, binary = this
+    /// program's name, topic = binary without its `nova-`/`forkwatch-` prefix, manager looked up
+    /// by topic, report_interval 10 s, periodic_enable true, periodic_fuzzy_delay 60 s.
+    public static func create(host: String? = nil, binary: String? = nil, topic: String? = nil, manager: Manager? = nil,
+                              reportInterval: Double? = nil, periodicEnable: Bool? = nil, periodicFuzzyDelay: Int? = nil,
+                              periodicIntervalMax: Double? = nil, database: String? = nil,
+                              runExternalPeriodicTasks: Bool = true) throws -> ManagedService {
+        let binary = binary ?? String(CommandLine.arguments[0].split(separator: "/").last ?? "forkwatch")
+        let topic = topic ?? Self.topic(of: binary)
+        guard let manager = manager ?? ManagerRegistry.make(topic: topic) else {
+            throw CreateError(description: "no manager for topic '\(topic)' (registered: \(ManagerRegistry.topics.joined(separator: ", ")))")
+        }
+        let reportInterval = reportInterval ?? 10
+        guard reportInterval > 0, reportInterval.isFinite else { throw CreateError(description: "report_interval must be > 0, got \(reportInterval)") }
+        let fuzzy = periodicFuzzyDelay ?? 60
+        guard fuzzy >= 0 else { throw CreateError(description: "periodic_fuzzy_delay must be >= 0, got \(fuzzy)") }
+        if let max = periodicIntervalMax, !(max > 0) { throw CreateError(description: "periodic_interval_max must be > 0, got \(max)") }
+        return ManagedService(host: host ?? Self.hostname(), binary: binary, topic: topic, manager: manager,
+                              reportInterval: reportInterval, periodicEnable: periodicEnable ?? true, periodicFuzzyDelay: fuzzy,
+                              periodicIntervalMax: periodicIntervalMax, database: database ?? ServicesStore.defaultPath,
+                              runExternalPeriodicTasks: runExternalPeriodicTasks)
+    }
+
+    init(host: String, binary: String, topic: String, manager: Manager, reportInterval: Double, periodicEnable: Bool,
+         periodicFuzzyDelay: Int, periodicIntervalMax: Double?, database: String, runExternalPeriodicTasks: Bool) {
+        self.host = host
+        self.binary = binary
+        self.topic = topic
+        self.manager = manager
+        self.reportInterval = reportInterval
+        self.periodicEnable = periodicEnable
+        self.periodicFuzzyDelay = periodicFuzzyDelay
+        self.periodicIntervalMax = periodicIntervalMax
+        self.database = database
+        self.runExternalPeriodicTasks = runExternalPeriodicTasks
+        log = Log.logger(topic)
+    }
+
+    /// In a worker: a service built from the launcher's configuration (nova's options). Values
+    /// were validated before the fork; should creation still fail, the worker boots into an error.
+    static func fromConfiguration(binary: String) -> any Service {
+        let configuration = WorkerChannel.configuration
+        do {
+            return try create(host: configuration.host, binary: binary, reportInterval: configuration.reportInterval,
+                              periodicEnable: configuration.periodicEnable, periodicFuzzyDelay: configuration.periodicFuzzyDelay,
+                              periodicIntervalMax: configuration.periodicIntervalMax, database: configuration.database,
+                              runExternalPeriodicTasks: configuration.runExternalPeriodicTasks)
+        } catch {
+            return UnbootableService(reason: "\(error)")
+        }
+    }
+
+    /// `nova-scheduler` → `scheduler`, `forkwatch-api` → `api`.
+    public static func topic(of binary: String) -> String {
+        for prefix in ["nova-", "forkwatch-"] where binary.hasPrefix(prefix) { return String(binary.dropFirst(prefix.count)) }
+        return binary
+    }
+
+    public static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func start() throws {
+        log.info("Starting \(topic) node (host \(host), binary \(binary))")
+        let store: ServicesStore
+        let row: ServicesStore.Row
+        do {
+            store = try ServicesStore(path: database)
+            row = try store.register(host: host, binary: binary, topic: topic)
+        } catch {
+            throw BootError("\(error)")
+        }
+        try manager.initHost()
+        startThread { [self] in heartbeat(store: store, id: row.id!) }
+        if periodicEnable { startThread { [self] in runPeriodicTasks() } }
+    }
+
+    public func wait() {
+        stopLatch.wait()
+        for done in finished { done.wait(timeout: 5) }
+    }
+
+    public func stop() { stopLatch.release() }
+
+    public func reset() { manager.reset() }
+
+    private func startThread(_ body: @escaping () -> Void) {
+        let done = StopLatch()
+        finished.append(done)
+        Posix.startThread {
+            body()
+            done.release()
+        }
+    }
+
+    /// nova's `report_state`: a beat every report_interval, first one right after start; a
+    /// failure is reported and logged, and the next beat is tried all the same.
+    private func heartbeat(store: ServicesStore, id: Int64) {
+        var failing = false
+        repeat {
+            do {
+                let count = try store.beat(id: id)
+                if failing { log.info("Recovered from being unable to report status.") }
+                failing = false
+                WorkerChannel.send("beat {\"ok\":true,\"report_count\":\(count)}")
+            } catch {
+                let message = "\(ServicesStore.explain(error, path: database))"
+                if !failing { log.error("Unable to report status: \(message)") }
+                failing = true
+                var json = JSONObject()
+                json.add("ok", false)
+                json.add("error", message)
+                WorkerChannel.send("beat " + json.string)
+            }
+        } while !stopLatch.wait(timeout: reportInterval)
+    }
+
+    /// oslo's DynamicLoopingCall over `run_periodic_tasks`: a random initial delay (the fuzzy
+    /// delay), then each pass idles what the schedule returns.
+    private func runPeriodicTasks() {
+        let tasks = manager.periodicTasks
+        var schedule = PeriodicSchedule(tasks: tasks.map(\.spec), now: Posix.monotonicNow(),
+                                        runExternalPeriodicTasks: runExternalPeriodicTasks, intervalMax: periodicIntervalMax)
+        for (name, reason) in schedule.skipped { log.info("Skipping periodic task \(name) because \(reason)") }
+        let delay = PeriodicSchedule.initialDelay(fuzzyDelay: periodicFuzzyDelay) { Double.random(in: 0..<1) }
+        if stopLatch.wait(timeout: delay) { return }
+        while true {
+            let (due, idleFor) = schedule.runDue(now: Posix.monotonicNow()) { Double.random(in: 0..<1) }
+            for name in due {
+                guard let task = tasks.first(where: { $0.spec.name == name }) else { continue }
+                let startedWall = Posix.wallNow()
+                let started = Posix.monotonicNow()
+                var failure: String?
+                do { try task.run() } catch {
+                    failure = "\(error)"
+                    log.error("Error during \(String(describing: type(of: manager))).\(name): \(error)")
+                }
+                let duration = Posix.monotonicNow() - started
+                var json = JSONObject()
+                json.add("task", name)
+                json.add("started", startedWall, decimals: 6)
+                json.add("duration", duration, decimals: 6)
+                json.add("ok", failure == nil)
+                json.addOptional("error", failure.map { String($0.prefix(300)) })
+                if let next = schedule.nextDue(name) { json.add("next_due", next, decimals: 6) } else { json.addRaw("next_due", "null") }
+                json.add("spacing", schedule.entries.first { $0.spec.name == name }?.spacing ?? 0, decimals: 3)
+                WorkerChannel.send("task " + json.string)
+                if stopLatch.wait(timeout: 0) { return }
+            }
+            if stopLatch.wait(timeout: idleFor) { return }
+        }
+    }
+}
+
+/// A worker whose service could not be built: it exits with the boot-error code.
+final class UnbootableService: Service {
+    let reason: String
+    init(reason: String) { self.reason = reason }
+    func start() throws { throw BootError(reason) }
+    func wait() {}
+    func stop() {}
+}

@@ -1,0 +1,56 @@
+import ForkwatchCore
+
+/// nova's word for a service's business object: it owns the periodic tasks (and, with RPC, the
+/// methods other services call). Subclass it and list `periodicTasks`.
+open class Manager: @unchecked Sendable {
+    public init() {}
+
+    /// The manager's periodic tasks, in the order oslo would register them.
+    open var periodicTasks: [PeriodicTask] { [] }
+
+    /// Called in the worker before the first heartbeat and periodic pass (nova's `init_host`).
+    open func initHost() throws {}
+
+    /// SIGHUP with restart_method=mutate: reload in place.
+    open func reset() {}
+}
+
+/// A periodic task: oslo's `@periodic_task(spacing:run_immediately:enabled:external_process_ok:)`
+/// and the code it runs. A task that throws is counted and logged; the others carry on.
+public struct PeriodicTask: @unchecked Sendable {
+    public let spec: PeriodicTaskSpec
+    public let run: () throws -> Void
+
+    public init(_ name: String, spacing: Double = 0, runImmediately: Bool = false, enabled: Bool = true,
+                externalProcessOk: Bool = false, _ run: @escaping () throws -> Void) {
+        spec = PeriodicTaskSpec(name: name, spacing: spacing, runImmediately: runImmediately, enabled: enabled,
+                                externalProcessOk: externalProcessOk)
+        self.run = run
+    }
+}
+
+/// Managers by topic, for `ManagedService.create` when no manager is given (nova's
+/// `SERVICE_MANAGERS`).
+public enum ManagerRegistry {
+    nonisolated(unsafe) private static var factories: [String: () -> Manager] = [
+        "scheduler": { SchedulerManager() },
+    ]
+
+    public static func register(topic: String, _ factory: @escaping () -> Manager) { factories[topic] = factory }
+    public static func make(topic: String) -> Manager? { factories[topic]?() }
+    public static var topics: [String] { factories.keys.sorted() }
+}
+
+/// Where a running worker reports to its master: its status pipe. Lines are single writes under
+/// PIPE_BUF, so threads of one worker never interleave them.
+public enum WorkerChannel {
+    nonisolated(unsafe) static var statusFD: Int32?
+    nonisolated(unsafe) public internal(set) static var configuration = LauncherConfiguration()
+    nonisolated(unsafe) public internal(set) static var serviceName = ""
+
+    /// Sends one status line ("task {…}", "beat {…}"); dropped when not under a master.
+    public static func send(_ line: String) {
+        guard let statusFD else { return }
+        try? Posix.writeAll(statusFD, line + "\n")
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import GRDB
+
+/// nova's `services` table in SQLite, through GRDB: one connection per process, opened after
+/// fork (never in the master), WAL so many workers write while readers read, a busy timeout so
+/// a locked database waits instead of failing at once.
+public final class ServicesStore {
+    public let path: String
+    private let queue: DatabaseQueue
+
+    /// One row of the table, with nova's columns.
+    public struct Row: Codable, FetchableRecord, PersistableRecord, Equatable {
+        public static let databaseTableName = "services"
+        public var id: Int64?
+        public var uuid: String?
+        public var host: String
+        public var binary: String
+        public var topic: String
+        public var report_count: Int
+        public var disabled: Bool
+        public var disabled_reason: String?
+        public var last_seen_up: Date?
+        public var forced_down: Bool
+        public var version: Int
+        public var created_at: Date?
+        public var updated_at: Date?
+        public var deleted_at: Date?
+        public var deleted: Int
+
+        /// nova's servicegroup rule, with this row's times.
+        public func isUp(now: Date = Date(), serviceDownTime: Double = 60, reportInterval: Double = 10) -> Bool {
+            ServiceLiveness.isUp(lastSeenUp: last_seen_up?.timeIntervalSince1970,
+                                 createdAt: created_at?.timeIntervalSince1970 ?? 0, forcedDown: forced_down,
+                                 now: now.timeIntervalSince1970, serviceDownTime: serviceDownTime, reportInterval: reportInterval)
+        }
+    }
+
+    public struct StoreError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The schema version written by this forkwatch (`services` rows keep nova's meaning).
+    public static let serviceVersion = 1
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-services") { db in
+            try db.execute(sql: """
+                CREATE TABLE services (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    uuid VARCHAR(36),
+                    host VARCHAR(255) NOT NULL,
+                    binary VARCHAR(255) NOT NULL,
+                    topic VARCHAR(255) NOT NULL,
+                    report_count INTEGER NOT NULL DEFAULT 0,
+                    disabled BOOLEAN NOT NULL DEFAULT 0,
+                    disabled_reason VARCHAR(255),
+                    last_seen_up DATETIME,
+                    forced_down BOOLEAN NOT NULL DEFAULT 0,
+                    version INTEGER NOT NULL DEFAULT 0,
+                    created_at DATETIME,
+                    updated_at DATETIME,
+                    deleted_at DATETIME,
+                    deleted INTEGER NOT NULL DEFAULT 0,
+                    CONSTRAINT uniq_services0host0topic0deleted UNIQUE (host, topic, deleted),
+                    CONSTRAINT uniq_services0host0binary0deleted UNIQUE (host, binary, deleted)
+                );
+                CREATE UNIQUE INDEX services_uuid_idx ON services (uuid);
+                """)
+        }
+        return migrator
+    }
+
+    /// Opens (creating it if needed) the database at `path`. Errors name the file.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "forkwatch.services"
+        do {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+                    throw StoreError(description: "\(path): cannot create the directory \(directory) (a file is in the way, or no permission)")
+                }
+            }
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            // WAL once per file; harmless to repeat. It fails here for a file that is not SQLite.
+            _ = try queue.writeWithoutTransaction { try String.fetchOne($0, sql: "PRAGMA journal_mode = WAL") }
+        } catch {
+            throw Self.explain(error, path: path)
+        }
+    }
+
+    /// Creates or upgrades the schema; refuses a database written by a newer forkwatch.
+    public func migrate() throws {
+        do {
+            let superseded = try queue.read { db in
+                try db.tableExists("grdb_migrations") ? try Self.migrator.hasBeenSuperseded(db) : false
+            }
+            if superseded {
+                throw StoreError(description: "\(path): the schema is from a newer forkwatch (unknown migrations); refusing to use it")
+            }
+            try Self.migrator.migrate(queue)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.explain(error, path: path)
+        }
+    }
+
+    /// nova's `Service.start()`: the row for (host, binary), created on first start. Sibling
+    /// workers race to create it; the loser reads the winner's row.
+    public func register(host: String, binary: String, topic: String) throws -> Row {
+        try queue.write { db in
+            if var row = try Row.filter(Column("host") == host && Column("binary") == binary && Column("deleted") == 0).fetchOne(db) {
+                if row.version != Self.serviceVersion {
+                    row.version = Self.serviceVersion
+                    row.updated_at = Date()
+                    try row.update(db)
+                }
+                return row
+            }
+            let now = Date()
+            var row = Row(id: nil, uuid: UUID().uuidString.lowercased(), host: host, binary: binary, topic: topic,
+                          report_count: 0, disabled: false, disabled_reason: nil, last_seen_up: nil, forced_down: false,
+                          version: Self.serviceVersion, created_at: now, updated_at: now, deleted_at: nil, deleted: 0)
+            try row.insert(db)
+            row.id = db.lastInsertedRowID
+            return row
+        }
+    }
+
+    /// nova's `_report_state`: report_count + 1 and last_seen_up = now, in one statement so that
+    /// workers sharing the row never lose a beat. Returns the new count.
+    public func beat(id: Int64) throws -> Int {
+        try queue.write { db in
+            let now = Date()
+            try db.execute(sql: "UPDATE services SET report_count = report_count + 1, last_seen_up = ?, updated_at = ? WHERE id = ? AND deleted = 0",
+                           arguments: [now, now, id])
+            guard db.changesCount == 1 else {
+                throw StoreError(description: "services row \(id) is gone (deleted while the service runs); stop or restart the service")
+            }
+            return try Int.fetchOne(db, sql: "SELECT report_count FROM services WHERE id = ?", arguments: [id]) ?? 0
+        }
+    }
+
+    public func list() throws -> [Row] {
+        do { return try queue.read { try Row.filter(Column("deleted") == 0).order(Column("id")).fetchAll($0) } } catch {
+            throw Self.explain(error, path: path)
+        }
+    }
+
+    /// Finds rows by id, or by `binary` (with an optional `host`), as `nova service-*` does.
+    public func find(_ selector: String, host: String?) throws -> [Row] {
+        try list().filter { row in
+            if let id = Int64(selector) { return row.id == id }
+            return row.binary == selector && (host == nil || row.host == host)
+        }
+    }
+
+    public func update(_ ids: [Int64], _ change: (inout Row) -> Void) throws {
+        try queue.write { db in
+            for id in ids {
+                guard var row = try Row.fetchOne(db, key: id) else { continue }
+                change(&row)
+                row.updated_at = Date()
+                try row.update(db)
+            }
+        }
+    }
+
+    static func explain(_ error: Error, path: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_NOTADB: return StoreError(description: "\(path): not an SQLite database")
+            case .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_AUTH:
+                return StoreError(description: "\(path): cannot open it for writing (\(error.message ?? "\(error.resultCode)"))")
+            case .SQLITE_CORRUPT: return StoreError(description: "\(path): the database is corrupt")
+            case .SQLITE_FULL: return StoreError(description: "\(path): the disk is full")
+            default: return StoreError(description: "\(path): \(error.message ?? "\(error)")")
+            }
+        }
+        return StoreError(description: "\(path): \(error.localizedDescription)")
+    }
+
+    /// `$XDG_STATE_HOME/forkwatch/forkwatch.sqlite`, else `~/.local/state/forkwatch/forkwatch.sqlite`.
+    public static var defaultPath: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let state = environment["XDG_STATE_HOME"], !state.isEmpty { return state + "/forkwatch/forkwatch.sqlite" }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        return home + "/.local/state/forkwatch/forkwatch.sqlite"
+    }
+}
+
+import ForkwatchCore

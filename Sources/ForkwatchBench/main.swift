@@ -1,0 +1,73 @@
+// forkwatch-bench: measurements that need forkwatch's own code, for bench/dashboard.py.
+//   forkwatch-bench frames --socket PATH [--frames N] [--width W] [--height H]
+//   forkwatch-bench throughput --socket PATH [--seconds S]
+// Each prints one JSON line of figures.
+import Forkwatch
+import ForkwatchCore
+import ForkwatchTUI
+
+func option(_ name: String, _ fallback: String) -> String {
+    let args = CommandLine.arguments
+    if let at = args.firstIndex(of: name), at + 1 < args.count { return args[at + 1] }
+    return fallback
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
+}
+
+func ms(_ seconds: Double) -> String { JSONObject.number(seconds * 1000, decimals: 3) }
+
+let mode = CommandLine.arguments.dropFirst().first ?? ""
+let socket = option("--socket", ControlSocket.defaultPath)
+let client = try ControlClient(path: socket)
+try client.send(.subscribe)
+
+switch mode {
+case "frames":
+    // A model fed from the live master (snapshot, then 2 s of events: forks, stats), then the
+    // renderer timed on its own: what one dashboard refresh costs.
+    var model = DashboardModel(title: "bench", mode: .live)
+    let width = Int(option("--width", "200"))!, height = Int(option("--height", "60"))!
+    let frames = Int(option("--frames", "200"))!
+    let until = Posix.monotonicNow() + 2.5
+    var applied = 0
+    var applyTime = 0.0
+    while Posix.monotonicNow() < until, let line = try client.readLine(timeout: max(0.01, until - Posix.monotonicNow())) {
+        guard let event = try? EventCodec.decode(line) else { continue }
+        let start = Posix.monotonicNow()
+        model.apply(event)
+        applyTime += Posix.monotonicNow() - start
+        applied += 1
+    }
+    model.setNow(Posix.monotonicNow())
+    model.setTerminalSize(width: width, height: height)
+    var times: [Double] = []
+    var workers = 0
+    for _ in 0..<frames {
+        let start = Posix.monotonicNow()
+        let frame = DashboardRenderer.render(model, width: width, height: height)
+        times.append(Posix.monotonicNow() - start)
+        workers = frame.height
+    }
+    times.sort()
+    print("{\"width\":\(width),\"height\":\(height),\"frames\":\(frames),\"events_applied\":\(applied),"
+        + "\"apply_mean_ms\":\(ms(applied > 0 ? applyTime / Double(applied) : 0)),"
+        + "\"p50_ms\":\(ms(percentile(times, 0.5))),\"p99_ms\":\(ms(percentile(times, 0.99))),\"max_ms\":\(ms(times.last ?? 0)),\"rows\":\(workers)}")
+case "throughput":
+    let seconds = Double(option("--seconds", "5"))!
+    _ = try client.readLine()  // the snapshot
+    let start = Posix.monotonicNow()
+    var count = 0
+    var bytes = 0
+    while Posix.monotonicNow() - start < seconds, let line = try client.readLine(timeout: max(0.01, seconds - (Posix.monotonicNow() - start))) {
+        count += 1
+        bytes += line.utf8.count + 1
+    }
+    let elapsed = Posix.monotonicNow() - start
+    print("{\"events\":\(count),\"seconds\":\(JSONObject.number(elapsed, decimals: 3)),"
+        + "\"events_per_s\":\(JSONObject.number(Double(count) / elapsed, decimals: 0)),"
+        + "\"bytes_per_s\":\(JSONObject.number(Double(bytes) / elapsed, decimals: 0))}")
+default:
+    print("usage: forkwatch-bench frames|throughput --socket PATH")
+}
