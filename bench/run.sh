@@ -54,13 +54,25 @@ elif [ -n "${FORKWATCH_BIN:-}" ]; then
     [ -x "$FORKWATCH_BIN" ] || { echo "FORKWATCH_BIN is not executable" >&2; exit 1; }
     FW_ARGS=(--forkwatch "$FORKWATCH_BIN")
 else
-    step "swift build -c release --static-swift-stdlib --product forkwatch"
+    step "swift build -c release --static-swift-stdlib --product forkwatch (and forkwatch-bench)"
     swift build -c release --static-swift-stdlib --product forkwatch >&2
+    swift build -c release --static-swift-stdlib --product forkwatch-bench >&2
     [ -x .build/release/forkwatch ] || { echo "no .build/release/forkwatch after the build" >&2; exit 1; }
     FW_ARGS=(--forkwatch .build/release/forkwatch)
 fi
 
 # 3. Measure and report.
 step "measuring (about 5 minutes)"
-exec "$PY" bench/bench.py "${FW_ARGS[@]}" --venv "$VENV" \
+"$PY" bench/bench.py "${FW_ARGS[@]}" --venv "$VENV" \
     --out "${BENCH_OUT:-docs/benchmarks.md}" --command "bash bench/run.sh" "$@"
+
+# 4. The dashboard / control socket and the services table (forkwatch's own code is needed
+#    for the frame time and the runner tick: forkwatch-bench).
+if [ "${BENCH_NO_FORKWATCH:-0}" != "1" ] && [ -z "${FORKWATCH_BIN:-}" ]; then
+    step "dashboard and control socket, 1,000 workers (about 1 minute)"
+    "$PY" bench/dashboard.py --forkwatch .build/release/forkwatch --bench .build/release/forkwatch-bench \
+        --out "${BENCH_OUT:-docs/benchmarks.md}"
+    step "services table and periodic runner (about 20 s)"
+    "$PY" bench/services.py --forkwatch .build/release/forkwatch --bench .build/release/forkwatch-bench \
+        --out "${BENCH_OUT:-docs/benchmarks.md}"
+fi

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <spawn.h>
+#include <malloc.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -111,6 +112,8 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
     if (rc != 0) { errno = rc; return -1; }
     return pid;
 }
+
+void fw_malloc_trim(void) { malloc_trim(0); }
 
 int fw_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 

@@ -38,6 +38,9 @@ final class MasterLoop {
     private let stats = StatsSampler()
     private var nextStatsAt: Double?
     private let startedAt = Posix.monotonicNow()
+    /// Events of the current pass, written out after its forks: a respawn does not wait for
+    /// the exit's log line and JSON (order and timestamps are kept).
+    private var pendingEvents: [Event] = []
 
     init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
          serviceFactories: [String: () -> any Service], reloadConfiguration: (() throws -> LauncherConfiguration)?) {
@@ -65,8 +68,10 @@ final class MasterLoop {
             Posix.close(deathPipe.read)
             Posix.close(deathPipe.write)
             for pipe in pipes.values { Posix.close(pipe.fd) }
+            flushEvents()
             control?.close()
         }
+        Posix.releaseFreeMemory()
         emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
         perform(table.start(now: Posix.monotonicNow()))
 
@@ -77,6 +82,9 @@ final class MasterLoop {
             let revents = try Posix.poll(watched, timeout: nextDeadline().map { max(0, $0 - Posix.monotonicNow()) })
             if revents[0] != 0 { drainSignals() }
             for (index, entry) in controlSet.enumerated() where revents[index + 1] != 0 && exitCode == nil {
+                // Out with this pass's events first, so a new subscriber's snapshot is never
+                // followed by an event it already contains.
+                flushEvents()
                 for (client, request) in control!.handle(fd: entry.fd, revents: revents[index + 1]) {
                     switch request {
                     case .success(let request): handle(.control(client: client, request: request))
@@ -91,6 +99,7 @@ final class MasterLoop {
                 readPipe(of: pid)
             }
             if exitCode == nil { handle(.timer) }
+            flushEvents()
         }
         return exitCode!
     }
@@ -271,10 +280,16 @@ final class MasterLoop {
     }
 
     private func emit(_ kind: Event.Kind) {
-        let event = Event(mono: Posix.monotonicNow(), wall: Posix.wallNow(), kind: kind)
-        let line = sink.writesEvents || (control?.subscriberCount ?? 0) > 0 ? EventCodec.encode(event) + "\n" : nil
-        sink.emit(event, line: line)
-        if let line { control?.broadcast(line) }
+        pendingEvents.append(Event(mono: Posix.monotonicNow(), wall: Posix.wallNow(), kind: kind))
+    }
+
+    private func flushEvents() {
+        for event in pendingEvents {
+            let line = sink.writesEvents || (control?.subscriberCount ?? 0) > 0 ? EventCodec.encode(event) + "\n" : nil
+            sink.emit(event, line: line)
+            if let line { control?.broadcast(line) }
+        }
+        pendingEvents.removeAll(keepingCapacity: true)
     }
 
     /// Only ever a live child of this master: a pid still in the table has not been reaped, so

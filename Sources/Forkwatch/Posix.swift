@@ -114,6 +114,13 @@ public enum Posix {
         }
     }
 
+    /// Gives the heap's free pages back to the kernel: the argument parsing and config loading
+    /// before the loop leave some, and every fork would copy their page tables.
+    /// The corresponding C function is `malloc_trim`.
+    public static func releaseFreeMemory() {
+        fw_malloc_trim()
+    }
+
     /// Ignores SIGPIPE: a reader that goes away is an EPIPE to handle, not a death.
     /// The corresponding C function is `signal`.
     public static func ignoreBrokenPipes() {

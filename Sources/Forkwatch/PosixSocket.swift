@@ -183,3 +183,20 @@ extension Posix {
         return (low == 0 ? (status >> 8) & 0xff : 128 + low, String(decoding: bytes, as: UTF8.self))
     }
 }
+
+extension Posix {
+    /// The names in a directory (no "." or ".."); empty when it cannot be read.
+    /// The corresponding C functions are `opendir`/`readdir`.
+    public static func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

@@ -1,4 +1,7 @@
 import ForkwatchCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a launcher refused to start.
 public enum LauncherError: Error, CustomStringConvertible {
@@ -35,6 +38,9 @@ public final class ProcessLauncher {
     public var reloadConfiguration: (() throws -> LauncherConfiguration)?
     /// Where the control socket listens; nil for none. Default: `ControlSocket.defaultPath`.
     public var controlSocketPath: String? = ControlSocket.defaultPath
+    /// When the default path is taken by another live master, listen on `forkwatch-PID.sock`
+    /// beside it instead of refusing (an explicit path is never replaced).
+    public var controlSocketFallback = true
     /// Bytes a control client may leave unread before it is dropped.
     public var controlBufferLimit = 8 << 20
     private var factories: [String: () -> any Service] = [:]
@@ -72,7 +78,15 @@ public final class ProcessLauncher {
         for name in ServiceRegistry.names where all[name] == nil { all[name] = { ServiceRegistry.make(name)! } }
         var control: ControlServer?
         if let path = controlSocketPath {
-            do { control = try ControlServer(path: path, outboxLimit: controlBufferLimit) } catch { throw LauncherError.controlSocket(error) }
+            do {
+                control = try ControlServer(path: path, outboxLimit: controlBufferLimit)
+            } catch where error.errno == EADDRINUSE && controlSocketFallback {
+                let own = ControlSocket.directory(of: path) + "/forkwatch-\(Posix.getpid()).sock"
+                Log.logger("master").notice("another master listens on \(path); this one listens on \(own)")
+                do { control = try ControlServer(path: own, outboxLimit: controlBufferLimit) } catch { throw LauncherError.controlSocket(error) }
+            } catch {
+                throw LauncherError.controlSocket(error)
+            }
         }
         let loop = MasterLoop(configuration: configuration, sink: events, control: control, serviceFactories: all,
                               reloadConfiguration: reloadConfiguration)
@@ -83,4 +97,20 @@ public final class ProcessLauncher {
 /// Where masters listen by default, and where `forkwatch top` and the CLI look.
 public enum ControlSocket {
     public static var defaultPath: String { Posix.runtimeDirectory() + "/forkwatch.sock" }
+
+    static func directory(of path: String) -> String {
+        path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    }
+
+    /// The socket of the master to talk to when none was named: the only live `*.sock` in the
+    /// run-time directory (the default one, or a `forkwatch-PID.sock` a second master took).
+    /// Several: an error listing them, rather than a silent pick.
+    public static func discover() throws -> String {
+        let directory = directory(of: defaultPath)
+        let live = Posix.listDirectory(directory).filter { $0.hasSuffix(".sock") }.map { directory + "/" + $0 }
+            .filter { (try? ControlClient(path: $0)) != nil }
+        if live.count == 1 { return live[0] }
+        if live.isEmpty { return defaultPath }  // the caller's connect reports "no master"
+        throw ControlError("several masters are running; choose one with --socket: \(live.joined(separator: ", "))")
+    }
 }

@@ -5,6 +5,9 @@
 import Forkwatch
 import ForkwatchCore
 import ForkwatchTUI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 func option(_ name: String, _ fallback: String) -> String {
     let args = CommandLine.arguments
@@ -16,9 +19,29 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
 }
 
+func finish() -> Never {
+    fflush(nil)
+    Posix.exitNow(0)
+}
+
 func ms(_ seconds: Double) -> String { JSONObject.number(seconds * 1000, decimals: 3) }
 
 let mode = CommandLine.arguments.dropFirst().first ?? ""
+
+if mode == "periodic" {
+    // The runner's idle tick: a pass over 3 tasks when none is due.
+    var schedule = PeriodicSchedule(tasks: [
+        PeriodicTaskSpec(name: "a", spacing: 60), PeriodicTaskSpec(name: "b", spacing: 300), PeriodicTaskSpec(name: "c", spacing: 10),
+    ], now: 0)
+    let ticks = 2_000_000
+    var idle = 0.0
+    let start = Posix.monotonicNow()
+    for i in 0..<ticks { idle += schedule.runDue(now: Double(i % 9) + 0.5) { 0.5 }.idleFor }
+    let elapsed = Posix.monotonicNow() - start
+    print("{\"ticks\":\(ticks),\"ns_per_tick\":\(JSONObject.number(elapsed / Double(ticks) * 1e9, decimals: 1)),\"checksum\":\(JSONObject.number(idle, decimals: 0))}")
+    finish()
+}
+
 let socket = option("--socket", ControlSocket.defaultPath)
 let client = try ControlClient(path: socket)
 try client.send(.subscribe)

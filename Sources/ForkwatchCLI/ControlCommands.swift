@@ -7,8 +7,14 @@ struct SocketOption: ParsableArguments {
     @Option(name: .long, help: "The master's control socket (default: \(ControlSocket.defaultPath)).")
     var socket: String?
 
+    /// The named socket, or the one running master's (see `ControlSocket.discover`).
+    func resolvedPath() throws -> String {
+        if let socket { return socket }
+        do { return try ControlSocket.discover() } catch let error as ControlError { throw UsageError(error.message) }
+    }
+
     func connect() throws -> ControlClient {
-        let path = socket ?? ControlSocket.defaultPath
+        let path = try resolvedPath()
         do {
             return try ControlClient(path: path)
         } catch {

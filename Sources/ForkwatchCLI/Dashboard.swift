@@ -9,16 +9,19 @@ enum DashboardLauncher {
     /// its own session (so Ctrl-C and Ctrl-Z at this terminal never reach it), then watch it.
     static func launchAndWatch(title: String, headlessArguments: [String], socket: String?) throws -> Never {
         guard Posix.isTerminal(0), Posix.isTerminal(1) else { throw UsageError("\(Terminal.NotATerminal())") }
-        let socketPath = socket ?? ControlSocket.defaultPath
-        if let probe = try? ControlClient(path: socketPath) {
-            _ = probe
-            throw UsageError("a master is already running on \(socketPath): attach with 'forkwatch top', or give --control-socket PATH")
+        var socketPath = socket ?? ControlSocket.defaultPath
+        if (try? ControlClient(path: socketPath)) != nil {
+            guard socket == nil else {
+                throw UsageError("a master is already running on \(socketPath): attach with 'forkwatch top --socket \(socketPath)', or choose another path")
+            }
+            // Another master has the default socket: this one gets its own beside it.
+            socketPath = Posix.runtimeDirectory() + "/forkwatch-\(Posix.getpid()).sock"
         }
         let directory = Posix.runtimeDirectory()
         do { try Posix.ensurePrivateDirectory(directory) } catch { throw UsageError("\(error)") }
         let logPath = directory + "/master.log"
         var argv = [Posix.executablePath()] + headlessArguments
-        if socket == nil { argv += ["--control-socket", socketPath] }
+        if socket == nil { argv += ["--control-socket", socketPath] }  // exactly this one, no fallback
         if !headlessArguments.contains("--log-file") { argv += ["--log-file", logPath] }
         let masterPid: Int32
         do { masterPid = try Posix.spawnInNewSession(argv, logPath: logPath) } catch { throw UsageError("\(error)") }
@@ -83,7 +86,7 @@ struct Top: ParsableCommand {
 
     func run() throws {
         guard Posix.isTerminal(0), Posix.isTerminal(1) else { throw UsageError("\(Terminal.NotATerminal())") }
-        let path = socket.socket ?? ControlSocket.defaultPath
+        let path = try socket.resolvedPath()
         _ = try socket.connect()  // a clear error when nothing listens there
         try DashboardLauncher.watch(title: "top", socketPath: path, masterPid: nil, logPath: nil)
     }
@@ -114,9 +117,13 @@ struct Replay: ParsableCommand {
         do { app = try DashboardApp(title: "replay \(file)", mode: .replay) } catch let error as Terminal.NotATerminal {
             throw UsageError(error.description)
         }
-        _ = try app.runReplay(events.sorted { $0.mono < $1.mono })
+        let outcome = try app.runReplay(events.sorted { $0.mono < $1.mono })
         app.close()
         if bad > 0 { print("forkwatch: skipped \(bad) unreadable lines (first: \(firstProblem!))") }
+        if case .interrupted(let signal, _, _) = outcome {
+            try? Posix.writeAll(2, "forkwatch: dashboard closed by \(signal.name)\n")
+            finish(1)
+        }
         finish(0)
     }
 }

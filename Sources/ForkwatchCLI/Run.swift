@@ -105,6 +105,7 @@ struct LauncherOptions: ParsableArguments {
             launcher.controlBufferLimit = limit
         }
         launcher.controlSocketPath = controlSocket == "none" ? nil : controlSocket ?? ControlSocket.defaultPath
+        launcher.controlSocketFallback = controlSocket == nil
         do {
             finish(try launcher.wait())
         } catch let error as LauncherError {

@@ -169,16 +169,8 @@ import Testing
             # The master answers at once and hangs up: read, do not send.
             print(s.recv(4096).decode().strip())
             """
-        let process = Process()
         // Debian's python (not a pyenv shim under /root, which the other user cannot read).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, master.socketPath]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let reply = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let reply = try runToCompletion(["/usr/bin/python3", "-c", script, master.socketPath]).output
         #expect(reply.contains("permission denied: uid 65534"), "\(reply)")
         #expect(Proc.isRunning(master.pid))
         try master.waitFor("notice") { ($0["message"] as? String)?.contains("refused") == true }
@@ -199,6 +191,30 @@ import Testing
         #expect(drop["message"] != nil)
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
+    }
+
+    @Test func withoutAnExplicitPathASecondMasterTakesItsOwnSocketAndClientsAskWhichOne() throws {
+        let runtime = NSTemporaryDirectory() + "forkwatch-xdg-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: runtime) }
+        let environment = ["XDG_RUNTIME_DIR": runtime]
+        let first = try LaunchedMaster(["run", "--headless", "--workers", "1", "idle"], events: false, environment: environment)
+        #expect(Proc.eventually { FileManager.default.fileExists(atPath: runtime + "/forkwatch/forkwatch.sock") })
+        // One master: found without --socket.
+        let status = try LaunchedMaster(["status"], events: false, stdoutToLog: true, environment: environment)
+        #expect(try status.waitExit() == 0)
+        #expect(status.log.contains("master \(first.pid)"))
+        let second = try LaunchedMaster(["run", "--headless", "--workers", "1", "idle"], events: false, environment: environment)
+        #expect(Proc.eventually { FileManager.default.fileExists(atPath: runtime + "/forkwatch/forkwatch-\(second.pid).sock") })
+        #expect(second.log.contains("another master listens on"))
+        // Two: the client asks which.
+        let ambiguous = try LaunchedMaster(["status"], events: false, environment: environment)
+        #expect(try ambiguous.waitExit() == 2)
+        #expect(ambiguous.log.contains("several masters are running"))
+        first.signal(SIGTERM)
+        second.signal(SIGTERM)
+        #expect(try first.waitExit() == 0)
+        #expect(try second.waitExit() == 0)
     }
 
     @Test func aSecondMasterOnTheSameSocketIsRefusedAndAStaleOneReplaced() throws {

@@ -17,25 +17,11 @@ final class TmuxSession {
 
     static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
 
+    /// Runs tmux and returns what it printed (never through a pipe: a `new-session` may start the
+    /// tmux server, which keeps the stdout it inherited).
     @discardableResult
     func tmux(captureOutput: Bool = true, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
-        process.arguments = arguments
-        guard captureOutput else {
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            return ""
-        }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try runToCompletion(["/usr/bin/tmux"] + arguments, captureOutput: captureOutput).output
     }
 
     func type(_ text: String) throws { try tmux(captureOutput: false, ["send-keys", "-t", name, "-l", text]) }
@@ -74,7 +60,8 @@ final class TmuxSession {
         let before = try workerPids(client)
         let masterPid = try snapshot(client).masterPid
         #expect(before.count == 3)
-        defer { for pid in before { kill(pid, SIGKILL) } }
+        // Whatever happens below, nothing is left behind (the master outlives a dashboard by design).
+        defer { kill(masterPid, SIGKILL); for pid in before { kill(pid, SIGKILL) } }
 
         // Select a worker: the cursor starts on the first one; one ↓ moves it to the next.
         let first = try session.waitFor("the first worker selected") { selectedPid(in: $0).map(before.contains) ?? false }
@@ -125,8 +112,8 @@ final class TmuxSession {
         try session.type("\(forkwatchBinary) demo --periodic-fuzzy-delay 0 --control-socket \(directory)/ctl.sock --db \(directory)/services.sqlite")
         try session.press("Enter")
         let client = try ControlClient(path: try waitForSocket(directory + "/ctl.sock"))
-        let pids = try snapshot(client).workers.map(\.pid)
-        defer { for pid in pids { kill(pid, SIGKILL) } }
+        let demo = try snapshot(client)
+        defer { kill(demo.masterPid, SIGKILL); for worker in demo.workers { kill(worker.pid, SIGKILL) } }
         let screen = try session.waitFor("the periodic tasks with their timings", timeout: 30) { screen in
             screen.contains("PERIODIC TASKS") && screen.contains("_discover_hosts") && screen.contains("_sync_host_ca")
                 && screen.contains("heartbeat: report_count")
@@ -137,6 +124,42 @@ final class TmuxSession {
         try session.waitFor("the quit question") { $0.lowercased().contains("stop the services") }
         try session.type("s")
         try session.waitFor("the shell back", timeout: 30) { $0.contains("services stopped") }
+    }
+
+    @Test func replayARecordingThenSigtermRestoresTheTerminal() throws {
+        guard TmuxSession.available else {
+            Issue.record("tmux is not installed (.ci/run installs it)")
+            return
+        }
+        // Record a short run: a worker killed, its exit decoded, its respawn.
+        let recorder = try LaunchedMaster(["--workers", "2", "idle"])
+        let pids = try recorder.waitForReady(2)
+        kill(pids[0], SIGKILL)
+        try recorder.waitFor("fork") { $0["reason"] as? String == "respawn" }
+        recorder.signal(SIGTERM)
+        #expect(try recorder.waitExit() == 0)
+        let recording = NSTemporaryDirectory() + "forkwatch-replay-\(UUID().uuidString.prefix(8)).events"
+        defer { try? FileManager.default.removeItem(atPath: recording) }
+        let lines = recorder.events.compactMap { try? JSONSerialization.data(withJSONObject: $0) }
+            .map { String(decoding: $0, as: UTF8.self) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: recording, atomically: true, encoding: .utf8)
+
+        let session = try TmuxSession()
+        try session.waitFor("a shell prompt") { $0.contains("$") }
+        try session.type("\(forkwatchBinary) replay --speed 4 \(recording)")
+        try session.press("Enter")
+        try session.waitFor("the replayed kill and respawn") { $0.contains("REPLAY") && $0.contains("killed by SIGKILL") }
+        try session.type(" ")
+        try session.waitFor("the pause") { $0.lowercased().contains("paused") }
+        // SIGTERM to the dashboard from outside: it must give the terminal back.
+        let replayPid = try #require(Int32(try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { Proc.children(of: $0).first })
+        kill(replayPid, SIGTERM)
+        try session.waitFor("the shell back") { $0.contains("dashboard closed by SIGTERM") }
+        try session.type("stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo END")
+        try session.press("Enter")
+        let stty = try session.waitFor("stty's answer") { $0.contains("icanon echo END") || $0.contains("-icanon") || $0.contains("-echo ") }
+        #expect(stty.contains("icanon echo END"), "\(stty)")
     }
 
     private func waitForSocket(_ path: String) throws -> String {

@@ -33,7 +33,7 @@ final class LaunchedMaster {
 
     /// `events`: run `forkwatch run --headless --events -` with these arguments; otherwise the
     /// arguments are the whole command line. `stdoutToLog`: standard output goes to the log too.
-    init(_ arguments: [String], events: Bool = true, stdoutToLog: Bool = false) throws {
+    init(_ arguments: [String], events: Bool = true, stdoutToLog: Bool = false, environment: [String: String] = [:]) throws {
         logPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString).log"
         // A directory of its own: the master makes it 0700, and a test may loosen it.
         socketPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString.prefix(8))/ctl.sock"
@@ -70,7 +70,11 @@ final class LaunchedMaster {
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, forkwatchBinary, &actions, &attributes, cArgs, environ)
+        var variables = ProcessInfo.processInfo.environment
+        for (key, value) in environment { variables[key] = value }
+        let cEnvironment = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cEnvironment.forEach { free($0) } }
+        let rc = posix_spawn(&child, forkwatchBinary, &actions, &attributes, cArgs, cEnvironment)
         close(fds[1])
         guard rc == 0 else { throw TestFailure("posix_spawn \(forkwatchBinary): \(String(cString: strerror(rc)))") }
         pid = child
@@ -232,4 +236,36 @@ enum Proc {
 
 extension Dictionary where Key == String, Value == Any {
     var pid: Int32 { Int32(self["pid"] as? Int ?? -1) }
+}
+
+/// Runs a program to its end and returns its exit status and output (stdout and stderr, via a
+/// file). posix_spawn and waitpid on that pid, not Foundation's Process: its SIGCHLD-based reaping
+/// was seen to leave a child a zombie, and the test waiting forever, in a run without a terminal.
+@discardableResult
+func runToCompletion(_ argv: [String], captureOutput: Bool = true, timeout: Double = 20) throws -> (status: Int32, output: String) {
+    let output = NSTemporaryDirectory() + "forkwatch-run-\(UUID().uuidString.prefix(8)).out"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, captureOutput ? output : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { cArgs.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+    guard rc == 0 else { throw TestFailure("posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    let deadline = Date().addingTimeInterval(timeout)
+    while waitpid(pid, &status, WNOHANG) == 0 {
+        if Date() > deadline {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+            throw TestFailure("\(argv.joined(separator: " ")) did not finish within \(timeout) s")
+        }
+        usleep(5_000)
+    }
+    let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return (code, captureOutput ? ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "") : "")
 }

@@ -122,12 +122,8 @@ import Testing
         case .newerSchema:
             let migrate = try LaunchedMaster(["services", "migrate", "--db", db], events: false)
             #expect(try migrate.waitExit() == 0)
-            let sqlite = Process()
-            sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-            sqlite.arguments = [db, "INSERT INTO grdb_migrations VALUES ('v99-from-the-future');"]
-            try sqlite.run()
-            sqlite.waitUntilExit()
-            #expect(sqlite.terminationStatus == 0)
+            let sqlite = try runToCompletion(["/usr/bin/sqlite3", db, "INSERT INTO grdb_migrations VALUES ('v99-from-the-future');"])
+            #expect(sqlite.status == 0, "\(sqlite.output)")
             expected = "\(db): the schema is from a newer forkwatch"
         }
         let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", "none",

@@ -65,6 +65,9 @@ int fw_peer_credentials(int fd, int32_t *pid, uint32_t *uid);
 /// `out_fd`. Returns the pid or -1 (errno set).
 pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd);
 
+/// malloc_trim(0): free heap pages back to the kernel.
+void fw_malloc_trim(void);
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 int fw_set_pdeathsig(int sig);
 

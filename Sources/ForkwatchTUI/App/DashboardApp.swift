@@ -58,6 +58,7 @@ public final class DashboardApp {
         while true {
             let now = Posix.monotonicNow()
             let revents = try Posix.poll([0, client.fd, signalFD], timeout: max(0, nextRefresh - now))
+            if Self.hungUp(revents[0]) { return .interrupted(signal: .hup, masterPid: knownMaster, socket: socketPath) }
             if revents[2] != 0, let signal = handleSignals() {
                 return .interrupted(signal: signal, masterPid: knownMaster, socket: socketPath)
             }
@@ -117,6 +118,7 @@ public final class DashboardApp {
     private func waitForQuitAfterMasterGone() throws -> Outcome {
         while true {
             let revents = try Posix.poll([0, signalFD], timeout: refreshInterval)
+            if Self.hungUp(revents[0]) { return .masterGone }
             if revents[1] != 0, handleSignals() != nil { return .masterGone }
             if revents[0] != 0 {
                 let (keys, resized) = terminal.readKeys()
@@ -152,6 +154,7 @@ public final class DashboardApp {
             model.setNow(clock)
             let timeout = min(max(0, nextRefresh - now), 0.05)
             let revents = try Posix.poll([0, signalFD], timeout: timeout)
+            if Self.hungUp(revents[0]) { return .interrupted(signal: .hup, masterPid: nil, socket: "") }
             if revents[1] != 0, let signal = handleSignals() {
                 return .interrupted(signal: signal, masterPid: nil, socket: "")
             }
@@ -174,6 +177,12 @@ public final class DashboardApp {
     }
 
     // MARK: - Shared
+
+    /// The terminal went away (its window closed, the ssh link dropped): stdin reports a hang-up
+    /// forever after, so the loop must end rather than spin on it.
+    static func hungUp(_ revents: Int16) -> Bool {
+        revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
+    }
 
     private func readCommands() -> [DashboardCommand] {
         let (keys, resized) = terminal.readKeys()
