@@ -12,6 +12,7 @@
 Stdlib only; every process started is killed and reaped.
 """
 import argparse, json, os, signal, socket, subprocess, sys, tempfile, time
+from report import replace_section
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START, END = "<!-- dashboard-bench:start -->", "<!-- dashboard-bench:end -->"
@@ -162,12 +163,7 @@ its events), measured by `forkwatch-bench frames`; drawing to the terminal is on
 touches the rows that changed.
 {END}
 """
-    text = open(a.out).read() if os.path.exists(a.out) else "# Benchmarks\n"
-    if START in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(a.out, "w").write(text)
+    replace_section(a.out, START, END, section)
     print(section)
 
 

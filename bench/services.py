@@ -6,12 +6,13 @@
 - Heartbeat writes per second with 16 concurrent workers on one SQLite file: forkwatch's
   `scheduler` workers with report_interval 0.001 s (each beat is nova's UPDATE report_count + 1,
   last_seen_up), beside 16 Python processes running the same statement with the stdlib sqlite3
-  module (WAL, busy timeout), as nova's DB driver would through SQLAlchemy minus the ORM.
+  module (WAL, synchronous=NORMAL, busy timeout), as nova's DB driver would through SQLAlchemy minus the ORM.
   Both count rows' report_count over 5 s; lost beats would show as a gap with the events.
 - The periodic runner's cost per idle tick: `PeriodicSchedule.runDue` when nothing is due,
   timed by forkwatch-bench (pure Swift; a worker pays this once per pass).
 """
 import argparse, json, os, signal, sqlite3, subprocess, tempfile, time, multiprocessing
+from report import replace_section
 
 START, END = "<!-- services-bench:start -->", "<!-- services-bench:end -->"
 SECONDS = 5.0
@@ -69,6 +70,7 @@ def count_safe(db):
 def python_worker(db, stop_at, out):
     con = sqlite3.connect(db, timeout=10, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")  # the same durability setting forkwatch uses
     n = 0
     while time.monotonic() < stop_at:
         con.execute("UPDATE services SET report_count = report_count + 1, last_seen_up = datetime('now'), "
@@ -124,12 +126,7 @@ through GRDB, plus a status-pipe line to the master per beat); the Python anchor
 `multiprocessing` processes running the same UPDATE in a loop with the stdlib `sqlite3` module.
 {END}
 """
-    text = open(a.out).read() if os.path.exists(a.out) else "# Benchmarks\n"
-    if START in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(a.out, "w").write(text)
+    replace_section(a.out, START, END, section)
     print(section)
 
 

@@ -200,3 +200,16 @@ extension Posix {
         return names
     }
 }
+
+extension Posix {
+    /// Reads /proc/PID/NAME into `buffer` (one read: these files are small); returns the byte
+    /// count, 0 when the process is gone. The corresponding C functions are `open`, `read`, `close`.
+    public static func readProcFile(pid: Int32, name: String, into buffer: inout [UInt8]) -> Int {
+        let fd = open("/proc/\(pid)/\(name)", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        let count = buffer.count
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, count) }
+        return max(0, n)
+    }
+}

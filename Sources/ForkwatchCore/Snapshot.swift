@@ -135,6 +135,13 @@ public enum ProcStat {
         public var cpuTicks: Int
         public var threads: Int
         public var rssPages: Int
+
+        public init(state: String, cpuTicks: Int, threads: Int, rssPages: Int) {
+            self.state = state
+            self.cpuTicks = cpuTicks
+            self.threads = threads
+            self.rssPages = rssPages
+        }
     }
 
     /// `stat`: "pid (comm) S ppid …" — comm may hold spaces and parentheses, so fields are
@@ -148,6 +155,59 @@ public enum ProcStat {
         let statmFields = statm.split(separator: " ")
         guard statmFields.count > 1, let resident = Int(statmFields[1]) else { return nil }
         return Reading(state: String(fields[0]), cpuTicks: utime + stime, threads: threads, rssPages: resident)
+    }
+
+    /// The same parse straight from the files' bytes: the master samples every worker once a
+    /// second, and with a thousand workers Strings and splits would cost more than the reads.
+    public static func parse(stat: UnsafeBufferPointer<UInt8>, statm: UnsafeBufferPointer<UInt8>) -> Reading? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        var field = -1          // index of the field after ')': 0 = state
+        var value = 0
+        var inField = false
+        var state: UInt8 = 0
+        var utime = 0, stime = 0, threads = 0
+        var index = close + 1
+        func finish(_ field: Int, _ value: Int) {
+            switch field {
+            case 11: utime = value
+            case 12: stime = value
+            case 17: threads = value
+            default: break
+            }
+        }
+        while index < stat.count, field < 18 {
+            let byte = stat[index]
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") {
+                if inField { finish(field, value) }
+                inField = false
+            } else {
+                if !inField {
+                    field += 1
+                    value = 0
+                    inField = true
+                    if field == 0 { state = byte }
+                }
+                if byte >= 48 && byte <= 57 { value = value * 10 + Int(byte - 48) }
+            }
+            index += 1
+        }
+        if inField { finish(field, value) }
+        guard field >= 17, state != 0 else { return nil }
+        // statm: "size resident shared …": the second number.
+        var number = 0
+        var seen = 0
+        var resident = -1
+        for byte in statm {
+            if byte >= 48 && byte <= 57 {
+                number = number * 10 + Int(byte - 48)
+            } else {
+                seen += 1
+                if seen == 2 { resident = number; break }
+                number = 0
+            }
+        }
+        guard resident >= 0 else { return nil }
+        return Reading(state: String(UnicodeScalar(state)), cpuTicks: utime + stime, threads: threads, rssPages: resident)
     }
 
     /// CPU percent of one core between two readings `seconds` apart.

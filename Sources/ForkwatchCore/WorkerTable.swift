@@ -347,13 +347,9 @@ public struct WorkerTable: Sendable {
                 ("log_file", configuration.logFile ?? "-", new.logFile ?? "-"),
             ]
             changes += options.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) → \($0.2)" }
-            configuration.gracefulShutdownTimeout = new.gracefulShutdownTimeout
-            configuration.restartMethod = new.restartMethod
-            configuration.bootWindow = new.bootWindow
-            configuration.crashLoopThreshold = new.crashLoopThreshold
-            configuration.forkThrottleInterval = new.forkThrottleInterval
-            configuration.logFile = new.logFile
-            configuration.services = new.services
+            // Everything else (nova's options for managed services) reaches the workers forked
+            // from now on; the running services' counts stay the table's, below.
+            configuration = new
             for spec in new.services {
                 if let index = index(of: spec.name) {
                     if services[index].spec.program != spec.program { changes.append("\(spec.name): program changed") }
