@@ -16,6 +16,9 @@ final class ControlServer {
         var closeAfterFlush = false
         /// Close after the replies to this read's requests (a line over the limit ends the session).
         var hangUpAfterReplies = false
+        /// The client shut its writing side: its requests are still answered (and a subscriber
+        /// keeps receiving events) until it closes for good.
+        var inputEnded = false
 
         var pending: Int { outbox.count - outboxStart }
     }
@@ -41,6 +44,9 @@ final class ControlServer {
             if !directory.isEmpty { try Posix.ensurePrivateDirectory(directory) }
         }
         if Posix.exists(path) {
+            guard Posix.isSocket(path) else {
+                throw PosixError("\(path) exists and is not a socket; not replacing it", errno: EEXIST)
+            }
             if let fd = try? Posix.connectUnix(path) {
                 Posix.close(fd)
                 throw PosixError("a master is already listening on \(path) (use --control-socket PATH for another)", errno: EADDRINUSE)
@@ -65,9 +71,14 @@ final class ControlServer {
         return notices
     }
 
-    /// The fds to poll and what to wait for on each.
+    /// The fds to poll and what to wait for on each (a client whose input has ended is watched
+    /// only for writing; POLLHUP still reports it gone).
     var pollSet: [(fd: Int32, events: Int16)] {
-        [(listenFD, Int16(POLLIN))] + clients.values.map { ($0.fd, Int16(POLLIN) | ($0.pending > 0 ? Int16(POLLOUT) : 0)) }
+        if let until = acceptPausedUntil, Posix.monotonicNow() >= until { acceptPausedUntil = nil }
+        let listening: [(fd: Int32, events: Int16)] = acceptPausedUntil == nil ? [(listenFD, Int16(POLLIN))] : []
+        return listening + clients.values.map {
+            ($0.fd, ($0.inputEnded ? 0 : Int16(POLLIN)) | ($0.pending > 0 ? Int16(POLLOUT) : 0))
+        }
     }
 
     /// Handles readiness on one of `pollSet`'s fds; returns complete requests (or parse errors).
@@ -76,17 +87,26 @@ final class ControlServer {
             acceptAll()
             return []
         }
-        guard clients[fd] != nil else { return [] }
+        guard let client = clients[fd] else { return [] }
         if revents & Int16(POLLOUT) != 0 { flush(fd) }
+        if client.inputEnded {
+            if revents & Int16(POLLHUP | POLLERR) != 0 { drop(fd, reason: nil) }
+            return []
+        }
         guard clients[fd] != nil, revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { return [] }
         return read(fd)
     }
+
+    /// After accept4 failed for want of file descriptors, the listening socket is left out of
+    /// the poll set until then: polling it again at once would spin (it stays readable).
+    private(set) var acceptPausedUntil: Double?
 
     private func acceptAll() {
         while true {
             let accepted: Int32?
             do { accepted = try Posix.accept(listenFD) } catch {
-                notices.append("control socket: \(error)")
+                notices.append("control socket: \(error); not accepting for 1 s")
+                acceptPausedUntil = Posix.monotonicNow() + 1
                 return
             }
             guard let fd = accepted else { return }
@@ -106,7 +126,12 @@ final class ControlServer {
             let chunk: [UInt8]?
             do { chunk = try Posix.read(fd, max: 8192) } catch { drop(fd, reason: "read failed: \(error)"); break }
             guard let chunk else { break }  // EAGAIN
-            if chunk.isEmpty { drop(fd, reason: nil); break }
+            if chunk.isEmpty {
+                // EOF on input: answer what was asked, then close unless it subscribed.
+                clients[fd]!.inputEnded = true
+                if !clients[fd]!.subscribed { clients[fd]!.hangUpAfterReplies = true }
+                break
+            }
             clients[fd]!.inbox += chunk
             while let newline = clients[fd]?.inbox.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: clients[fd]!.inbox[..<newline], as: UTF8.self)
@@ -135,6 +160,11 @@ final class ControlServer {
     /// Called after a read's requests are answered.
     func finishReplies(_ fd: Int32) {
         guard let client = clients[fd], client.hangUpAfterReplies else { return }
+        // A subscriber that closed its writing side still reads the event stream.
+        if client.inputEnded && client.subscribed {
+            clients[fd]!.hangUpAfterReplies = false
+            return
+        }
         clients[fd]!.closeAfterFlush = true
         if client.pending == 0 { drop(fd, reason: nil) }
     }

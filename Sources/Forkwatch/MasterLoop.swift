@@ -148,7 +148,7 @@ final class MasterLoop {
     private func nextDeadline() -> Double? {
         if statsWanted, nextStatsAt == nil { nextStatsAt = Posix.monotonicNow() }
         if !statsWanted { nextStatsAt = nil }
-        return [table.nextDeadline, nextStatsAt].compactMap { $0 }.min()
+        return [table.nextDeadline, nextStatsAt, control?.acceptPausedUntil].compactMap { $0 }.min()
     }
 
     private func sampleStatsIfDue(now: Double) {
@@ -320,7 +320,7 @@ final class MasterLoop {
         let threads = Posix.threadCount()
         guard threads == 1 else {
             emit(.forkRefused(service: name, threads: threads))
-            perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
+            perform(table.forkFailed(service: name, reason: reason, now: Posix.monotonicNow()))
             return
         }
         var status: (read: Int32, write: Int32) = (-1, -1)
@@ -335,7 +335,7 @@ final class MasterLoop {
                 guard let factory = serviceFactories[builtin] ?? nil else {
                     Posix.close(status.read); Posix.close(status.write)
                     emit(.configError(message: "service '\(name)': no built-in service named '\(builtin)'"))
-                    perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
+                    perform(table.forkFailed(service: name, reason: reason, now: Posix.monotonicNow()))
                     return
                 }
                 pid = try Posix.fork()
@@ -347,7 +347,7 @@ final class MasterLoop {
         } catch {
             if status.read >= 0 { Posix.close(status.read); Posix.close(status.write) }
             emit(.forkFailed(service: name, errno: error.errno, message: error.message))
-            perform(table.forkFailed(service: name, now: Posix.monotonicNow()))
+            perform(table.forkFailed(service: name, reason: reason, now: Posix.monotonicNow()))
         }
     }
 

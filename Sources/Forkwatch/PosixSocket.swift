@@ -97,15 +97,22 @@ extension Posix {
 
     public static func effectiveUID() -> UInt32 { geteuid() }
 
-    /// Makes `path` a directory owned by this user with mode 0700, creating it if needed.
-    /// The corresponding C functions are `mkdir`, `lstat` and `chmod`.
+    /// Creates `path` as a directory of mode 0700 when it does not exist. An existing directory
+    /// is used as it is (its mode is its owner's business: a socket in /tmp must not make /tmp
+    /// private); the socket itself is 0600 and its peers' uid is checked.
+    /// The corresponding C functions are `mkdir` and `lstat`.
     public static func ensurePrivateDirectory(_ path: String) throws(PosixError) {
-        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw PosixError("mkdir \(path)", errno: errno) }
+        if mkdir(path, 0o700) == 0 { return }
+        guard errno == EEXIST else { throw PosixError("mkdir \(path)", errno: errno) }
         var info = stat()
-        try retrying("lstat \(path)") { lstat(path, &info) }
+        try retrying("stat \(path)") { stat(path, &info) }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw PosixError("\(path) is not a directory", errno: ENOTDIR) }
-        guard info.st_uid == geteuid() else { throw PosixError("\(path) belongs to uid \(info.st_uid), not to us", errno: EPERM) }
-        if info.st_mode & 0o777 != 0o700 { try retrying("chmod \(path)") { chmod(path, 0o700) } }
+    }
+
+    /// True when `path` is a Unix socket. The corresponding C function is `lstat`.
+    public static func isSocket(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
     }
 
     /// The corresponding C function is `unlink`.

@@ -89,7 +89,7 @@ public final class ServicesStore {
             // synchronous=NORMAL is SQLite's advice with WAL: a power cut may lose the last beats,
             // never the file's consistency; each beat then costs no fsync.
             _ = try queue.writeWithoutTransaction { db in
-                try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
         } catch {

@@ -23,6 +23,15 @@ struct SocketOption: ParsableArguments {
         }
     }
 
+    /// The snapshot a `status` or `subscribe` answers with; the master's refusal as an error.
+    static func snapshotLine(_ client: ControlClient) throws -> String {
+        guard let line = try client.readLine() else { throw UsageError("the master at \(client.path) closed the connection") }
+        if let reply = try? JSONValue.parse(line), reply["type"] == nil, reply["ok"]?.bool == false {
+            throw UsageError(reply["error"]?.string ?? line)
+        }
+        return line
+    }
+
     func request(_ request: ControlRequest) throws -> JSONValue {
         let client = try connect()
         do { return try client.request(request) } catch let error as ControlError {
@@ -38,8 +47,8 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let client = try socket.connect()
-        try client.send(.status)
-        guard let line = try client.readLine() else { throw UsageError("no reply from the master") }
+        do { try client.send(.status) } catch { throw UsageError("the master at \(client.path) refused the request: \(error.message)") }
+        let line = try SocketOption.snapshotLine(client)
         if json { print(line); return }
         let event = try EventCodec.decode(line)
         guard case .snapshot(let snapshot) = event.kind else { throw UsageError("unexpected reply: \(line)") }
@@ -125,8 +134,8 @@ struct Stop: ParsableCommand {
 
     func run() throws {
         let client = try socket.connect()
-        try client.send(.subscribe)
-        _ = try client.readLine()  // the snapshot
+        do { try client.send(.subscribe) } catch { throw UsageError("the master at \(client.path) refused the request: \(error.message)") }
+        _ = try SocketOption.snapshotLine(client)
         let mode: StopMode = immediate ? .immediate : fast ? .fast : .graceful
         try client.send(.stop(mode: mode))
         // Wait for the master to finish: its `stopped` event, or the socket closing.

@@ -15,6 +15,8 @@ struct ForkwatchCommand: ParsableCommand {
 
     /// Bad input exits 2 with one line that names it (ArgumentParser's own default is 64).
     static func main() {
+        // A master that goes away mid-request is an error to report, not a silent SIGPIPE death.
+        Posix.ignoreBrokenPipes()
         do {
             // Everything after the first `--` is the command to supervise, verbatim: split it
             // off here because ArgumentParser cannot have it beside the SERVICE array.

@@ -249,13 +249,14 @@ struct Demo: ParsableCommand {
             try DashboardLauncher.launchAndWatch(title: "demo", headlessArguments: headlessArguments("demo"),
                                                  socket: options.controlSocket)
         }
-        try? Posix.writeAll(2, """
+        // The intro is for a person at a terminal, not for the log of a dashboard's master.
+        if Posix.isTerminal(2) { try? Posix.writeAll(2, """
             forkwatch demo: \(scheduler) scheduler workers (periodic tasks, heartbeat into \(configuration.database ?? ServicesStore.defaultPath)),
             \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random exit code or signal).
             Watch the reaping, the decoded exits, the respawn throttle and the periodic tasks' timings.
             Try from another terminal: kill -TTIN/-TTOU/-HUP \(Posix.getpid()). Stop: Ctrl-C (fast) or kill \(Posix.getpid()) (graceful).
 
-            """)
+            """) }
         try options.launch(configuration, reload: nil)
     }
 }

@@ -33,7 +33,7 @@ public enum ControlRequest: Hashable, Sendable {
             return .failure(ControlError("malformed JSON: \(error.message) at byte \(error.offset)"))
         }
         guard case .object = json else { return .failure(ControlError("a request is a JSON object like {\"op\":\"status\"}")) }
-        guard let op = json["op"]?.string else { return .failure(ControlError("missing \"op\" (one of \(ops)))")) }
+        guard let op = json["op"]?.string else { return .failure(ControlError("missing \"op\" (one of \(ops))")) }
         switch op {
         case "subscribe": return .success(.subscribe)
         case "status": return .success(.status)

@@ -79,8 +79,9 @@ extension Event {
             case .rolling: "a rolling restart starts the new worker before stopping an old one"
             }
             return "fork(2) copied the master (copy-on-write) into a new process because \(why). In the child: "
-                + "signal dispositions reset and the mask unblocked, fds it must not hold closed, "
-                + "PR_SET_PDEATHSIG set and getppid() re-checked, then the service runs (or execve for a command)."
+                + "signal dispositions reset and the mask emptied (a Swift worker keeps SIGTERM, SIGHUP, SIGINT and "
+                + "SIGUSR1 blocked for its own signalfd), fds it must not hold closed, PR_SET_PDEATHSIG set and "
+                + "getppid() re-checked, then the service runs (or execve for a command)."
         case .forkFailed:
             return "fork(2) failed, usually EAGAIN (RLIMIT_NPROC or pid_max) or ENOMEM; the master schedules a retry instead of spinning."
         case .forkRefused(_, let threads):

@@ -136,7 +136,7 @@ public struct WorkerTable: Sendable {
     }
 
     /// A fork failed (EAGAIN, ENOMEM) or was refused: try again after the throttle interval.
-    public mutating func forkFailed(service name: String, now: Double) -> [Action] {
+    public mutating func forkFailed(service name: String, reason: ForkReason = .respawn, now: Double) -> [Action] {
         guard let index = index(of: name) else { return [] }
         services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
         if var rolling = services[index].rolling, rolling.surgeForking {
@@ -145,6 +145,7 @@ public struct WorkerTable: Sendable {
         }
         if services[index].pendingForkAt == nil, phase == .running {
             services[index].pendingForkAt = now + max(configuration.forkThrottleInterval, 0.1)
+            services[index].pendingForkReason = reason
         }
         return []
     }
@@ -466,7 +467,8 @@ public struct WorkerTable: Sendable {
                 return [.emit(.serviceState(service: name, state: .crashLooping,
                     reason: "\(services[index].quickDeaths) workers in a row died within boot_window (\(JSONObject.number(configuration.bootWindow, decimals: 1)) s) of their fork"))]
             }
-        } else {
+        } else if worker.forkedAt >= services[index].crashLoopSince ?? -.infinity {
+            // Only a worker forked since the crash loop began proves the service boots again.
             services[index].quickDeaths = 0
             if services[index].state == .crashLooping {
                 services[index].state = .running
@@ -479,7 +481,11 @@ public struct WorkerTable: Sendable {
 
     private mutating func stop(mode: StopMode, now: Double) -> [Action] {
         var code: Int32 = mode == .graceful ? 0 : 1
-        if case .stopping(_, _, let previous) = phase { code = max(code, previous) }
+        var wasStopping = false
+        if case .stopping(_, _, let previous) = phase {
+            code = max(code, previous)
+            wasStopping = true
+        }
         for index in services.indices {
             services[index].pendingForkAt = nil
             services[index].rolling = nil
@@ -492,7 +498,7 @@ public struct WorkerTable: Sendable {
         phase = .stopping(mode: mode, killAt: timeout.map { now + $0 }, exitCode: code)
         var actions: [Action] = [.emit(.stopping(mode: mode, timeout: timeout, workers: workers.count))]
         if mode == .immediate {
-            actions += killAll(reason: "second stop signal during a stop: escalating")
+            actions += killAll(reason: wasStopping ? "second stop signal during a stop: escalating" : "immediate stop asked for")
         } else {
             let signal: Signal = mode == .graceful ? .term : .int
             for worker in workers.values.sorted(by: { $0.pid < $1.pid }) {

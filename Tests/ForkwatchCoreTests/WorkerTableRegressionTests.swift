@@ -21,6 +21,20 @@ import Testing
         #expect(transitions.count == 2)
     }
 
+    @Test func anOldWorkerDyingLateDoesNotEndACrashLoopEither() {
+        var master = ScriptedMaster([("api", 2)]) { $0.crashLoopThreshold = 2; $0.forkThrottleInterval = 0 }
+        master.start()
+        master.advance(30)
+        master.exit(101, status: 1 << 8)
+        master.advance(0.1)
+        master.exit(102, status: 1 << 8)
+        master.advance(0.1)
+        master.exit(103, status: 1 << 8)
+        #expect(master.state("api") == .crashLooping)
+        master.exit(100, status: 1 << 8)   // the old worker, 30 s old, dies: no proof of recovery
+        #expect(master.state("api") == .crashLooping)
+    }
+
     @Test func kernelJobControlTtinIsIgnored() {
         var master = ScriptedMaster([("api", 2)])
         master.start()

@@ -125,6 +125,38 @@ import Testing
         #expect(try master.waitExit() == 0)
     }
 
+    @Test func aClientThatClosesItsWritingSideStillGetsItsReplies() throws {
+        let master = try LaunchedMaster(["--workers", "1", "idle"])
+        try master.waitForReady(1)
+        let client = try connect(master)
+        // What `echo '…' | socat - UNIX-CONNECT:…` does: send, then shut down the writing side.
+        try Posix.writeAll(client.fd, "{\"op\":\"status\"}\n{\"op\":\"nope\"}\n")
+        shutdown(client.fd, Int32(SHUT_WR))
+        #expect(try snapshot(client.readLine()).masterPid == master.pid)
+        #expect(try client.readLine()?.contains("unknown op 'nope'") == true)
+        #expect(try client.readLine() == nil)  // then the master closes
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    @Test func anExistingFileThatIsNotASocketIsNeverReplacedAndAnExistingDirectoryKeepsItsMode() throws {
+        let directory = NSTemporaryDirectory() + "forkwatch-shared-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        FileManager.default.createFile(atPath: directory + "/precious.txt", contents: Data("keep me".utf8))
+        let refused = try LaunchedMaster(["run", "--headless", "--control-socket", directory + "/precious.txt", "idle"], events: false)
+        #expect(try refused.waitExit() == 2)
+        #expect(refused.log.contains("exists and is not a socket"))
+        #expect((try? String(contentsOfFile: directory + "/precious.txt", encoding: .utf8)) == "keep me")
+        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", directory + "/ctl.sock", "idle"], events: false)
+        try master.waitForReady(1)
+        let mode = try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int
+        #expect(mode == 0o755)
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
     @Test func manyClientsAtOnce() throws {
         let master = try LaunchedMaster(["--workers", "1", "idle"])
         try master.waitForReady(1)

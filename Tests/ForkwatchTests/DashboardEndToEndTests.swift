@@ -116,7 +116,7 @@ final class TmuxSession {
         defer { kill(demo.masterPid, SIGKILL); for worker in demo.workers { kill(worker.pid, SIGKILL) } }
         let screen = try session.waitFor("the periodic tasks with their timings", timeout: 30) { screen in
             screen.contains("PERIODIC TASKS") && screen.contains("_discover_hosts") && screen.contains("_sync_host_ca")
-                && screen.contains("heartbeat: report_count")
+                && (screen.contains("heartbeat: report_count") || screen.contains("heartbeat #"))
         }
         #expect(screen.contains("every"))
         #expect(screen.contains("ms"))

@@ -253,8 +253,20 @@ func runToCompletion(_ argv: [String], captureOutput: Bool = true, timeout: Doub
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
     let cArgs = argv.map { strdup($0) } + [nil]
     defer { cArgs.forEach { free($0) } }
+    // Default dispositions and an empty mask: the test runner blocks signals in its threads, and a
+    // tmux server started from here would otherwise never get the SIGHUP it relies on.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+    let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
     guard rc == 0 else { throw TestFailure("posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
     var status: Int32 = 0
     let deadline = Date().addingTimeInterval(timeout)

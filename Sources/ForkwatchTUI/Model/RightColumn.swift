@@ -61,22 +61,29 @@ extension DashboardRenderer {
     /// failures, grouped by service; the service's last heartbeat after its tasks.
     static func periodicLines(_ world: DashboardWorld, width: Int) -> [Line] {
         guard !world.tasks.isEmpty || !world.heartbeats.isEmpty else { return [(" no periodic tasks", Frame.Style(dim: true))] }
-        let numbers = 5 + 6 + 6 + 4
-        let nameWidth = max(8, width - numbers)
+        // Full columns when the panel is wide; at 80 columns only the last run and the failures.
+        let wide = width >= 36
+        let numbers = wide ? 5 + 6 + 6 + 4 : 6 + 4
+        let nameWidth = max(6, width - numbers)
         func pad(_ text: String, _ n: Int) -> String { text.count >= n ? String(text.prefix(n)) : text + String(repeating: " ", count: n - text.count) }
         func lpad(_ text: String, _ n: Int) -> String { text.count >= n ? text : String(repeating: " ", count: n - text.count) + text }
-        var lines: [Line] = [(pad("task", nameWidth) + lpad("every", 5) + lpad("last", 6) + lpad("p95", 6) + lpad("err", 4), Frame.Style(dim: true))]
+        let header = wide ? pad("task", nameWidth) + lpad("every", 5) + lpad("last", 6) + lpad("p95", 6) + lpad("err", 4)
+                          : pad("task", nameWidth) + lpad("last", 6) + lpad("err", 4)
+        var lines: [Line] = [(header, Frame.Style(dim: true))]
         let services = (world.tasks.map(\.service) + world.heartbeats.keys.sorted()).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         for service in services {
             if services.count > 1 || world.tasks.isEmpty { lines.append((service, Frame.Style(bold: true))) }
             for row in world.tasks where row.service == service {
                 let t = row.timings
                 let style = t.failures > 0 && t.lastError != nil ? Frame.Style(color: .yellow) : Frame.Style()
-                lines.append((pad(row.task, nameWidth) + lpad(DashboardFormat.seconds(t.spacing).filter { $0 != " " }, 5)
-                    + lpad(Self.millis(t.last), 6) + lpad(Self.millis(t.p95), 6) + lpad("\(t.failures)", 4), style))
+                let numbers = wide
+                    ? lpad(DashboardFormat.seconds(t.spacing).filter { $0 != " " }, 5) + lpad(Self.millis(t.last), 6) + lpad(Self.millis(t.p95), 6)
+                    : lpad(Self.millis(t.last), 6)
+                lines.append((pad(row.task, nameWidth) + numbers + lpad("\(t.failures)", 4), style))
             }
             if let beat = world.heartbeats[service] {
-                let text = beat.ok ? "heartbeat: report_count \(beat.reportCount.map(String.init) ?? "?")"
+                let count = beat.reportCount.map(String.init) ?? "?"
+                let text = beat.ok ? (wide ? "heartbeat: report_count \(count)" : "heartbeat #\(count)")
                     : "heartbeat FAILING: \(beat.error ?? "?")"
                 lines.append((text, beat.ok ? Frame.Style(dim: true) : Frame.Style(bold: true, color: .red)))
             }
