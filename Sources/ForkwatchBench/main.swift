@@ -42,6 +42,51 @@ if mode == "periodic" {
     finish()
 }
 
+if mode == "heartbeat" {
+    // The heartbeat path's capacity: N forked processes, each beating as fast as it can through
+    // ServicesStore.beat (nova's UPDATE, one statement), into one SQLite file. Workers open their
+    // connection after fork, as forkwatch's do.
+    let path = option("--db", "/tmp/forkwatch-bench-heartbeat.sqlite")
+    let workers = Int(option("--workers", "16"))!
+    let seconds = Double(option("--seconds", "5"))!
+    let setup = try ServicesStore(path: path)
+    try setup.migrate()
+    let row = try setup.register(host: "bench", binary: "forkwatch-bench", topic: "bench")
+    let before = try setup.list().first { $0.id == row.id }?.report_count ?? 0
+    let pipe = try Posix.pipe(nonblockingRead: false)
+    let start = Posix.monotonicNow() + 0.3
+    var children: [Int32] = []
+    for _ in 0..<workers {
+        let pid = try Posix.fork()
+        if pid == 0 {
+            Posix.close(pipe.read)
+            var beats = 0
+            do {
+                let store = try ServicesStore(path: path)
+                while Posix.monotonicNow() < start { Posix.sleep(seconds: 0.001) }
+                while Posix.monotonicNow() < start + seconds {
+                    _ = try store.beat(id: row.id!)
+                    beats += 1
+                }
+            } catch {
+                try? Posix.writeAll(2, "beat failed: \(error)\n")
+            }
+            try? Posix.writeAll(pipe.write, "\(beats)\n")
+            Posix.exitNow(0)
+        }
+        children.append(pid)
+    }
+    Posix.close(pipe.write)
+    var output: [UInt8] = []
+    while let chunk = try? Posix.read(pipe.read, max: 4096), !chunk.isEmpty { output += chunk }
+    for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
+    let sent = String(decoding: output, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }.reduce(0, +)
+    let after = try ServicesStore(path: path).list().first { $0.id == row.id }?.report_count ?? 0
+    print("{\"workers\":\(workers),\"seconds\":\(JSONObject.number(seconds, decimals: 1)),\"sent\":\(sent),"
+        + "\"counted\":\(after - before),\"writes_per_s\":\(JSONObject.number(Double(sent) / seconds, decimals: 0))}")
+    finish()
+}
+
 let socket = option("--socket", ControlSocket.defaultPath)
 let client = try ControlClient(path: socket)
 try client.send(.subscribe)
