@@ -2,6 +2,9 @@ import ArgumentParser
 import Forkwatch
 import ForkwatchCore
 import ForkwatchTUI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs the dashboard and reports how it ended once the terminal is back.
 enum DashboardLauncher {
@@ -9,6 +12,7 @@ enum DashboardLauncher {
     /// its own session (so Ctrl-C and Ctrl-Z at this terminal never reach it), then watch it.
     static func launchAndWatch(title: String, headlessArguments: [String], socket: String?) throws -> Never {
         guard Posix.isTerminal(0), Posix.isTerminal(1) else { throw UsageError("\(Terminal.NotATerminal())") }
+        guard let type = getenv("TERM"), type.pointee != 0 else { throw UsageError("\(Terminal.NotATerminal("TERM is not set"))") }
         var socketPath = socket ?? ControlSocket.defaultPath
         if (try? ControlClient(path: socketPath)) != nil {
             guard socket == nil else {
@@ -49,6 +53,11 @@ enum DashboardLauncher {
             outcome = try app.runLive(socketPath: socketPath, masterPid: masterPid)
             app.close()
         } catch let error as Terminal.NotATerminal {
+            // A master this command started must not outlive a dashboard that never opened.
+            if let masterPid, logPath != nil {
+                try? Posix.kill(masterPid, .term)
+                reap(masterPid)
+            }
             throw UsageError(error.description)
         } catch let error as PosixError {
             throw UsageError("cannot follow the master at \(socketPath): \(error.message)")

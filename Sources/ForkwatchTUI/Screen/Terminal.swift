@@ -9,9 +9,11 @@ import Glibc
 /// is no terminal), and restored on every way out, a crash included.
 public final class Terminal {
     public struct NotATerminal: Error, CustomStringConvertible {
-        public init() {}
+        /// Why: no terminal at all, or one whose type curses does not know.
+        let problem: String
+        public init(_ problem: String = "standard input and output are not one") { self.problem = problem }
         public var description: String {
-            "the dashboard needs a terminal (standard input and output are not one); use --headless, or 'forkwatch status' / 'forkwatch events --follow'"
+            "the dashboard needs a terminal (\(problem)); use --headless, or 'forkwatch status' / 'forkwatch events --follow'"
         }
     }
 
@@ -25,7 +27,10 @@ public final class Terminal {
         setlocale(LC_ALL, "")
         unicode = cn_locale_is_utf8() != 0
         TerminalRescue.install()
-        guard let screen = newterm(nil, fdopen(1, "w"), fdopen(0, "r")) else { throw NotATerminal() }
+        guard let type = getenv("TERM"), type.pointee != 0 else { throw NotATerminal("TERM is not set") }
+        guard let screen = newterm(nil, fdopen(1, "w"), fdopen(0, "r")) else {
+            throw NotATerminal("curses does not know the terminal type '\(String(cString: type))'")
+        }
         self.screen = screen
         set_term(screen)
         // raw: Ctrl-C and Ctrl-Z arrive as keys (the quit prompt), not as signals.
