@@ -194,11 +194,15 @@ public final class ServicesStore {
     }
 
     /// `$XDG_STATE_HOME/forkwatch/forkwatch.sqlite`, else `~/.local/state/forkwatch/forkwatch.sqlite`.
+    /// (getenv, not ProcessInfo: the master computes this for its help text and must not wake
+    /// Foundation up for it — every page it touches is copied into the page tables of each fork.)
     public static var defaultPath: String {
-        let environment = ProcessInfo.processInfo.environment
-        if let state = environment["XDG_STATE_HOME"], !state.isEmpty { return state + "/forkwatch/forkwatch.sqlite" }
-        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        return home + "/.local/state/forkwatch/forkwatch.sqlite"
+        func variable(_ name: String) -> String? {
+            guard let value = getenv(name), value.pointee != 0 else { return nil }
+            return String(cString: value)
+        }
+        if let state = variable("XDG_STATE_HOME") { return state + "/forkwatch/forkwatch.sqlite" }
+        return (variable("HOME") ?? "/tmp") + "/.local/state/forkwatch/forkwatch.sqlite"
     }
 }
 
