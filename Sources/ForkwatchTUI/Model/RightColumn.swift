@@ -1,7 +1,7 @@
 import ForkwatchCore
 
 /// The right column: the throttle of each service, then the periodic tasks and the accept
-/// queue (placeholders until those features land).
+/// queue (a placeholder until the HTTP service lands).
 extension DashboardRenderer {
     typealias Line = (text: String, style: Frame.Style)
 
