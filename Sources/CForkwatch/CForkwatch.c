@@ -8,6 +8,8 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spawn.h>
 #include <malloc.h>
 #include <sys/syscall.h>
@@ -115,6 +117,20 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 
 void fw_malloc_trim(void) { malloc_trim(0); }
 
+int fw_accept_queue(int fd, uint32_t *depth, uint32_t *limit) {
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    memset(&info, 0, sizeof info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    *depth = info.tcpi_unacked;
+    *limit = info.tcpi_sacked;
+    return 0;
+}
+
+int fw_set_tcp_keepidle(int fd, int seconds) {
+    return setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &seconds, sizeof seconds);
+}
+
 int fw_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 
 int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked, int stdout_to_stderr,
@@ -169,20 +185,40 @@ static void write_execfail(int fd, int err) {
     (void)ignored;
 }
 
+static void write_decimal(char *out, long value) {
+    char digits[24];
+    int n = 0;
+    do { digits[n++] = (char)('0' + value % 10); value /= 10; } while (value && n < 23);
+    int i = 0;
+    while (n) out[i++] = digits[--n];
+    out[i] = '\0';
+}
+
 pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
-                   const int *keep_extra, int nkeep_extra, int stdout_to_stderr, int pdeathsig, pid_t parent) {
+                   int listen_fd, char *listen_pid_digits, int stdout_to_stderr, int pdeathsig, pid_t parent) {
     pid_t pid = fork();
     if (pid != 0) return pid;
 
-    int keep[16];
+    int keep[2];
     int n = 0;
+    if (listen_fd >= 0) {
+        // The socket goes to fd 3 (SD_LISTEN_FDS_START); move the status pipe out of the way first.
+        if (status_fd == 3) {
+            status_fd = fcntl(status_fd, F_DUPFD_CLOEXEC, 10);
+            if (status_fd < 0) _exit(1);
+        }
+        if (listen_fd != 3 && dup2(listen_fd, 3) < 0) {
+            write_execfail(status_fd, errno);
+            _exit(127);
+        }
+        keep[n++] = 3;
+    }
     keep[n++] = status_fd;
-    for (int i = 0; i < nkeep_extra && n < 16; i++) keep[n++] = keep_extra[i];
     if (fw_child_setup(keep, n, NULL, 0, stdout_to_stderr, pdeathsig, parent) != 0) _exit(1);
-    // The inherited fds the program is meant to keep (a listening socket) must survive exec.
-    for (int i = 0; i < nkeep_extra; i++) {
-        int flags = fcntl(keep_extra[i], F_GETFD);
-        if (flags >= 0) fcntl(keep_extra[i], F_SETFD, flags & ~FD_CLOEXEC);
+    if (listen_fd >= 0) {
+        int flags = fcntl(3, F_GETFD);
+        if (flags >= 0) fcntl(3, F_SETFD, flags & ~FD_CLOEXEC);
+        if (listen_pid_digits) write_decimal(listen_pid_digits, (long)getpid());
     }
     execve(path, argv, envp);
     write_execfail(status_fd, errno);

@@ -117,6 +117,10 @@ public enum ConfigFile {
             var workers = 1
             var builtin: String?
             var command: [String]?
+            var host: String?
+            var port: Int?
+            var backlog = 128
+            var keepidle = 600
             if case .mapping(let fields) = body {
                 for (fieldNode, value) in fields {
                     switch fieldNode.string ?? "" {
@@ -135,8 +139,18 @@ public enum ConfigFile {
                             throw fail(value, "services.\(name).command must be a string or a list of strings")
                         }
                         if command?.isEmpty ?? true { throw fail(value, "services.\(name).command is empty") }
+                    case "listen":
+                        guard let value = value.string, !value.isEmpty else { throw fail(value, "services.\(name).listen must be an address") }
+                        host = value
+                    case "port":
+                        port = try integer(value, "services.\(name).port", min: 0, fail)
+                        if port! > 65535 { throw fail(value, "services.\(name).port must be 0-65535, got \(port!)") }
+                    case "backlog":
+                        backlog = try integer(value, "services.\(name).backlog", min: 1, fail)
+                    case "tcp_keepidle":
+                        keepidle = try integer(value, "services.\(name).tcp_keepidle", min: 1, fail)
                     case let other:
-                        throw fail(fieldNode, "unknown option 'services.\(name).\(other)' (known: workers, service, command)")
+                        throw fail(fieldNode, "unknown option 'services.\(name).\(other)' (known: workers, service, command, listen, port, backlog, tcp_keepidle)")
                     }
                 }
             } else if !(body.null != nil || body.string == "") {
@@ -154,7 +168,9 @@ public enum ConfigFile {
                 }
                 program = .builtin(builtinName)
             }
-            specs.append(ServiceSpec(name: name, program: program, workers: workers))
+            if host != nil && port == nil { throw fail(body, "services.\(name): listen needs a port") }
+            let listen = port.map { ListenSpec(host: host ?? "0.0.0.0", port: $0, backlog: backlog, tcpKeepidle: keepidle) }
+            specs.append(ServiceSpec(name: name, program: program, workers: workers, listen: listen))
         }
         return specs
     }

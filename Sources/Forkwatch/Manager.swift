@@ -45,6 +45,8 @@ public enum ManagerRegistry {
 /// PIPE_BUF, so threads of one worker never interleave them.
 public enum WorkerChannel {
     nonisolated(unsafe) static var statusFD: Int32?
+    /// The service's listening socket, inherited from the master (nil when it has none).
+    nonisolated(unsafe) public internal(set) static var listenFD: Int32?
     nonisolated(unsafe) public internal(set) static var configuration = LauncherConfiguration()
     nonisolated(unsafe) public internal(set) static var serviceName = ""
 

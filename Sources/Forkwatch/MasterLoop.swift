@@ -41,9 +41,13 @@ final class MasterLoop {
     /// Events of the current pass, written out after its forks: a respawn does not wait for
     /// the exit's log line and JSON (order and timestamps are kept).
     private var pendingEvents: [Event] = []
+    /// Listening sockets by service, bound before the first fork and kept across reloads.
+    private let listeners: [String: (fd: Int32, address: String, backlog: Int)]
 
     init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
+         listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
          serviceFactories: [String: () -> any Service], reloadConfiguration: (() throws -> LauncherConfiguration)?) {
+        self.listeners = listeners
         self.table = WorkerTable(configuration: configuration)
         self.sink = sink
         self.control = control
@@ -70,9 +74,13 @@ final class MasterLoop {
             for pipe in pipes.values { Posix.close(pipe.fd) }
             flushEvents()
             control?.close()
+            for listener in listeners.values { Posix.close(listener.fd) }
         }
         Posix.releaseFreeMemory()
         emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
+        for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
+            emit(.listening(service: service, address: listener.address, backlog: listener.backlog))
+        }
         perform(table.start(now: Posix.monotonicNow()))
 
         while exitCode == nil {
@@ -156,6 +164,11 @@ final class MasterLoop {
         nextStatsAt = now + 1
         let pids = [masterPID] + table.workers.keys.sorted()
         emit(.stats(samples: stats.sample(pids, now: now)))
+        for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
+            if let queue = Posix.acceptQueue(listener.fd) {
+                emit(.acceptQueue(service: service, address: listener.address, depth: queue.depth, limit: queue.limit))
+            }
+        }
     }
 
     // MARK: - Control requests
@@ -330,7 +343,8 @@ final class MasterLoop {
             switch spec.program {
             case .command(let argv):
                 pid = try Posix.forkExec(path: Posix.resolveExecutable(argv[0]), argv: argv, statusFD: status.write,
-                                         keep: [], stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill)
+                                         listen: listeners[name].map { ($0.fd, name) },
+                                         stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill)
             case .builtin(let builtin):
                 guard let factory = serviceFactories[builtin] ?? nil else {
                     Posix.close(status.read); Posix.close(status.write)
@@ -355,12 +369,15 @@ final class MasterLoop {
     private func runChild(name: String, factory: () -> any Service, statusFD: Int32) -> Never {
         // The master's signalfd, log file, events file and other children's pipes are closed
         // here; the status pipe and the parent-death pipe's read end are kept.
-        guard Posix.childSetup(keep: [statusFD, deathPipe.read], blocked: WorkerRuntime.handledSignals,
+        // A Swift worker keeps its service's listening socket (for a server that adopts it).
+        let listenFD = listeners[name]?.fd
+        guard Posix.childSetup(keep: [statusFD, deathPipe.read] + (listenFD.map { [$0] } ?? []), blocked: WorkerRuntime.handledSignals,
                                stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID) else {
             Posix.exitNow(1)
         }
         LogOutput.shared.useStandardError()
         WorkerChannel.statusFD = statusFD
+        WorkerChannel.listenFD = listenFD
         WorkerChannel.configuration = table.configuration
         WorkerChannel.serviceName = name
         // Each worker must draw different random numbers (oslo's random.seed()); Swift's

@@ -82,21 +82,41 @@ public enum Posix {
 
     /// fork, then in the child the design's setup and `execve`. The corresponding C function is
     /// `fw_fork_exec` (CForkwatch), which stays async-signal-safe between fork and exec.
-    public static func forkExec(path: String, argv: [String], statusFD: Int32, keep: [Int32], stdoutToStderr: Bool,
-                                deathSignal: Signal) throws(PosixError) -> Int32 {
-        // Every allocation happens here, before fork: the child only reads these arrays.
+    public static func forkExec(path: String, argv: [String], statusFD: Int32, listen: (fd: Int32, name: String)?,
+                                stdoutToStderr: Bool, deathSignal: Signal) throws(PosixError) -> Int32 {
+        // Every allocation happens here, before fork: the child only reads these arrays (and
+        // writes its pid into the LISTEN_PID entry's room).
         let cPath = strdup(path)
         let cArgv = argv.map { strdup($0) } + [nil]
+        var environment: [UnsafeMutablePointer<CChar>?] = []
+        var listenPidDigits: UnsafeMutablePointer<CChar>?
+        var entry = environ
+        while let variable = entry.pointee {
+            let text = String(cString: variable)
+            if !text.hasPrefix("LISTEN_FDS=") && !text.hasPrefix("LISTEN_PID=") && !text.hasPrefix("LISTEN_FDNAMES=") {
+                environment.append(strdup(variable))
+            }
+            entry += 1
+        }
+        if let listen {
+            environment.append(strdup("LISTEN_FDS=1"))
+            environment.append(strdup("LISTEN_FDNAMES=" + listen.name))
+            let pidEntry = strdup("LISTEN_PID=0000000000000")!
+            listenPidDigits = pidEntry + 11
+            environment.append(pidEntry)
+        }
+        environment.append(nil)
         defer {
             free(cPath)
             cArgv.forEach { free($0) }
+            environment.forEach { free($0) }
         }
         let parent = getpid()
         return try retrying("fork") {
             cArgv.withUnsafeBufferPointer { argvBuffer in
-                keep.withUnsafeBufferPointer { keepBuffer in
-                    fw_fork_exec(cPath, argvBuffer.baseAddress, environ, statusFD, keepBuffer.baseAddress,
-                                 Int32(keep.count), stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent)
+                environment.withUnsafeBufferPointer { envBuffer in
+                    fw_fork_exec(cPath, argvBuffer.baseAddress, envBuffer.baseAddress, statusFD, listen?.fd ?? -1,
+                                 listenPidDigits, stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent)
                 }
             }
         }

@@ -220,3 +220,68 @@ extension Posix {
         return max(0, n)
     }
 }
+
+extension Posix {
+    /// A listening TCP socket for `spec`, bound and listening once in the master: SO_REUSEADDR,
+    /// SO_KEEPALIVE, TCP_KEEPIDLE, close-on-exec (a command gets it through fw_fork_exec).
+    /// Returns the fd and the address it is bound to (the real port when 0 was asked).
+    /// The corresponding C functions are `getaddrinfo`, `socket`, `setsockopt`, `bind`, `listen`.
+    public static func listenTCP(_ spec: ListenSpec) throws(PosixError) -> (fd: Int32, address: String) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(spec.host, String(spec.port), &hints, &result)
+        guard rc == 0, let info = result else {
+            let reason = rc == EAI_SYSTEM ? describe(errno: errno) : String(cString: gai_strerror(rc))
+            throw PosixError("cannot resolve listen address '\(spec.host)': \(reason)", errno: EINVAL)
+        }
+        defer { freeaddrinfo(result) }
+        let display = spec.host.contains(":") ? "[\(spec.host)]:\(spec.port)" : "\(spec.host):\(spec.port)"
+        let fd = try retrying("socket") { socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do throws(PosixError) {
+            var one: Int32 = 1
+            try retrying("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            try retrying("setsockopt(SO_KEEPALIVE)") { setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            try retrying("setsockopt(TCP_KEEPIDLE)") { fw_set_tcp_keepidle(fd, Int32(spec.tcpKeepidle)) }
+            if bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
+                throw PosixError("cannot bind \(display)", errno: errno)
+            }
+            try retrying("listen \(display)") { listen(fd, Int32(spec.backlog)) }
+            return (fd, boundAddress(fd) ?? display)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// `host:port` of a bound socket. The corresponding C function is `getsockname`.
+    static func boundAddress(_ fd: Int32) -> String? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+        }
+        guard ok else { return nil }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        guard rc == 0 else { return nil }
+        let h = String(cString: host), s = String(cString: service)
+        return h.contains(":") ? "[\(h)]:\(s)" : "\(h):\(s)"
+    }
+
+    /// Connections waiting in a listening socket's accept queue, and its limit.
+    /// The corresponding C function is `getsockopt(TCP_INFO)`.
+    public static func acceptQueue(_ fd: Int32) -> (depth: Int, limit: Int)? {
+        var depth: UInt32 = 0
+        var limit: UInt32 = 0
+        guard fw_accept_queue(fd, &depth, &limit) == 0 else { return nil }
+        return (Int(depth), Int(limit))
+    }
+}

@@ -88,8 +88,23 @@ public final class ProcessLauncher {
                 throw LauncherError.controlSocket(error)
             }
         }
-        let loop = MasterLoop(configuration: configuration, sink: events, control: control, serviceFactories: all,
-                              reloadConfiguration: reloadConfiguration)
+        // Bound and listening once, here, before any fork: a port in use or a bad address is an
+        // error now, with nothing started.
+        var listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:]
+        for spec in configuration.services {
+            guard let listen = spec.listen else { continue }
+            do {
+                let (fd, address) = try Posix.listenTCP(listen)
+                listeners[spec.name] = (fd, address, listen.backlog)
+            } catch {
+                for listener in listeners.values { Posix.close(listener.fd) }
+                control?.close()
+                let what = error.errno == EINVAL ? error.call : "\(error.call): \(error.message)"
+                throw LauncherError.invalidConfiguration("service '\(spec.name)': \(what)")
+            }
+        }
+        let loop = MasterLoop(configuration: configuration, sink: events, control: control, listeners: listeners,
+                              serviceFactories: all, reloadConfiguration: reloadConfiguration)
         return try loop.run()
     }
 }

@@ -140,6 +140,18 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Workers for each service named here (or for the command).")
     var workers: Int?
 
+    @Option(name: .long, help: "Bind and listen on this TCP port once, before forking; a command gets the socket as fd 3 (LISTEN_FDS).")
+    var port: Int?
+
+    @Option(name: .long, help: "The address to listen on with --port (oslo's listen; default 0.0.0.0).")
+    var listen: String?
+
+    @Option(name: .long, help: "The listen backlog with --port (default 128).")
+    var backlog: Int?
+
+    @Option(name: .long, help: "TCP_KEEPIDLE seconds for accepted connections with --port (default 600).")
+    var tcpKeepidle: Int?
+
     @OptionGroup var options: LauncherOptions
 
     @Argument(help: "Built-in services to run (default: the services of --config), or '-- COMMAND ARGS…' to supervise any program.")
@@ -178,6 +190,14 @@ struct Run: ParsableCommand {
             for index in configuration.services.indices { configuration.services[index].workers = workers }
         }
         if configuration.services.isEmpty { throw UsageError("\(config ?? "the command line") names no service to run") }
+        if let port {
+            guard (0...65535).contains(port) else { throw UsageError("--port must be 0-65535, got \(port)") }
+            let spec = ListenSpec(host: listen ?? "0.0.0.0", port: port, backlog: backlog ?? 128, tcpKeepidle: tcpKeepidle ?? 600)
+            if let problem = spec.validate() { throw UsageError("--port: \(problem)") }
+            for index in configuration.services.indices { configuration.services[index].listen = spec }
+        } else if listen != nil || backlog != nil || tcpKeepidle != nil {
+            throw UsageError("--listen, --backlog and --tcp-keepidle go with --port")
+        }
         try options.apply(to: &configuration)
         return configuration
     }

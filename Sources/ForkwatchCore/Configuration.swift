@@ -38,16 +38,43 @@ public enum Program: Hashable, Sendable {
     }
 }
 
-/// One supervised service: a name, what it runs, and how many workers.
+/// A TCP socket the master binds and listens on once, before forking, for all the workers of a
+/// service (oslo/nova's `listen`, `port`, `backlog`, `tcp_keepidle`).
+public struct ListenSpec: Hashable, Sendable {
+    public var host: String
+    public var port: Int
+    public var backlog: Int
+    public var tcpKeepidle: Int
+
+    public init(host: String = "0.0.0.0", port: Int, backlog: Int = 128, tcpKeepidle: Int = 600) {
+        self.host = host
+        self.port = port
+        self.backlog = backlog
+        self.tcpKeepidle = tcpKeepidle
+    }
+
+    /// The problem with these values, or nil.
+    public func validate() -> String? {
+        if !(0...65535).contains(port) { return "port must be 0-65535, got \(port)" }
+        if backlog < 1 { return "backlog must be >= 1, got \(backlog)" }
+        if tcpKeepidle < 1 { return "tcp_keepidle must be >= 1, got \(tcpKeepidle)" }
+        if host.isEmpty { return "listen must be an address" }
+        return nil
+    }
+}
+
+/// One supervised service: a name, what it runs, how many workers, and the socket they share.
 public struct ServiceSpec: Hashable, Sendable {
     public var name: String
     public var program: Program
     public var workers: Int
+    public var listen: ListenSpec?
 
-    public init(name: String, program: Program, workers: Int) {
+    public init(name: String, program: Program, workers: Int, listen: ListenSpec? = nil) {
         self.name = name
         self.program = program
         self.workers = workers
+        self.listen = listen
     }
 }
 
@@ -125,6 +152,7 @@ public struct LauncherConfiguration: Hashable, Sendable {
             if case .command(let argv) = service.program, argv.isEmpty {
                 return "service '\(service.name)': command is empty"
             }
+            if let problem = service.listen?.validate() { return "service '\(service.name)': \(problem)" }
         }
         return nil
     }

@@ -69,6 +69,10 @@ public struct Event: Sendable, Hashable {
         /// A worker's heartbeat into the services table (`report_state`): the row's report_count
         /// after it, or the error (the heartbeat keeps running either way).
         case heartbeat(pid: Int32, service: String, ok: Bool, reportCount: Int?, error: String?)
+        /// A service's socket is bound and listening (before the first fork).
+        case listening(service: String, address: String, backlog: Int)
+        /// A listening socket's accept queue (TCP_INFO), once a second while someone watches.
+        case acceptQueue(service: String, address: String, depth: Int, limit: Int)
         /// CPU, RSS, state and threads of the master and every worker, once a second while someone watches.
         case stats(samples: [ProcessSample])
         /// The master's whole state: the first line a subscriber gets.
@@ -100,6 +104,8 @@ public struct Event: Sendable, Hashable {
         case .stopped: return "stopped"
         case .configError: return "config_error"
         case .logReopened: return "log_reopened"
+        case .listening: return "listening"
+        case .acceptQueue: return "accept_queue"
         case .taskRun: return "task_run"
         case .heartbeat: return "heartbeat"
         case .stats: return "stats"

@@ -77,6 +77,10 @@ public enum EventCodec {
             json.add("ok", ok); json.addOptional("error", error)
             if let nextDue { json.add("next_due", nextDue, decimals: 6) } else { json.addRaw("next_due", "null") }
             json.addRaw("timings", timingsJSON(timings))
+        case .listening(let service, let address, let backlog):
+            json.add("service", service); json.add("address", address); json.add("backlog", backlog)
+        case .acceptQueue(let service, let address, let depth, let limit):
+            json.add("service", service); json.add("address", address); json.add("depth", depth); json.add("limit", limit)
         case .heartbeat(let pid, let service, let ok, let count, let error):
             json.add("pid", Int(pid)); json.add("service", service); json.add("ok", ok)
             if let count { json.add("report_count", count) } else { json.addRaw("report_count", "null") }

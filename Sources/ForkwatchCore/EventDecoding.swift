@@ -92,6 +92,11 @@ extension EventCodec {
                             started: try num("started"), duration: try num("duration"), ok: json["ok"]?.bool ?? true,
                             error: json["error"]?.string, nextDue: json["next_due"]?.double,
                             timings: decodeTimings(json["timings"]))
+        case "listening":
+            kind = .listening(service: try str("service"), address: try str("address"), backlog: json["backlog"]?.int ?? 0)
+        case "accept_queue":
+            kind = .acceptQueue(service: try str("service"), address: try str("address"), depth: try int("depth"),
+                                limit: json["limit"]?.int ?? 0)
         case "heartbeat":
             kind = .heartbeat(pid: try pid(), service: try str("service"), ok: json["ok"]?.bool ?? false,
                               reportCount: json["report_count"]?.int, error: json["error"]?.string)

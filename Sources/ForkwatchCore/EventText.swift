@@ -51,6 +51,10 @@ extension Event {
         case .taskRun(let pid, let service, let task, _, let duration, let ok, let error, _, let timings):
             return "\(pid) \(service): periodic task \(task) " + (ok ? "ran" : "FAILED") + " in \(Self.duration(duration))"
                 + (error.map { ": \($0)" } ?? "") + " (runs \(timings.runs), failures \(timings.failures), p95 \(Self.duration(timings.p95)))"
+        case .listening(let service, let address, let backlog):
+            return "\(service) listens on \(address) (backlog \(backlog)); its workers share the socket"
+        case .acceptQueue(let service, let address, let depth, let limit):
+            return "accept queue \(service) \(address): \(depth)/\(limit)"
         case .heartbeat(let pid, let service, let ok, let count, let error):
             return ok ? "\(pid) \(service): heartbeat, report_count \(count.map(String.init) ?? "?")"
                 : "\(pid) \(service): heartbeat FAILED: \(error ?? "unknown error") (it keeps beating)"
@@ -139,6 +143,13 @@ extension Event {
             return "oslo's run_periodic_tasks: a due task's last run moves to the nearest spacing boundary before it runs "
                 + "(0-5 % jitter, missed periods collapse into one run); a task that raises is counted and never stops the others. "
                 + "The worker timed it and wrote the result on its status pipe."
+        case .listening:
+            return "The master called socket, setsockopt (SO_REUSEADDR, SO_KEEPALIVE, TCP_KEEPIDLE), bind and listen "
+                + "once, before forking: every worker inherits the socket and accepts from one kernel queue, which keeps "
+                + "queueing connections while a worker is respawned. A command gets it as fd 3 with LISTEN_FDS=1 and LISTEN_PID."
+        case .acceptQueue:
+            return "getsockopt(TCP_INFO) on the listening socket: tcpi_unacked is the number of connections the kernel "
+                + "has completed and queued for accept(), tcpi_sacked the backlog limit; at the limit new SYNs are dropped."
         case .heartbeat:
             return "nova's report_state: every report_interval the worker adds 1 to report_count of its services row and "
                 + "sets last_seen_up. A service is up while now - last_seen_up <= service_down_time."

@@ -34,7 +34,7 @@ import Testing
         #expect(frame.text.contains("scheduler ×4"))
         #expect(frame.text.contains("crash-loop: no"))
         #expect(frame.text.contains("no periodic tasks"))
-        #expect(frame.text.contains("no HTTP service"))
+        #expect(frame.text.contains("no listening socket"))
         #expect(frame.text(row: 23).contains("q quit"))
         #expect(frame.text.split(separator: "\n").allSatisfy { $0.count <= 80 })
     }

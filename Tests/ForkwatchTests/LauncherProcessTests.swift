@@ -261,6 +261,8 @@ import Testing
         ("graceful_shutdown_timeout: soon\n", ":1: graceful_shutdown_timeout must be a number"),
         ("bogus_option: 1\n", ":1: unknown option 'bogus_option'"),
         ("services: [\n", "not valid YAML"),
+        ("services:\n  web:\n    command: sleep 100\n    listen: 127.0.0.1\n", "services.web: listen needs a port"),
+        ("services:\n  web:\n    command: sleep 100\n    port: 99999\n", ":4: services.web.port must be 0-65535"),
     ])
     func aBadConfigFileIsOneLineExit2AndNothingForked(yaml: String, expected: String) throws {
         let path = NSTemporaryDirectory() + "forkwatch-bad-\(UUID().uuidString).yaml"

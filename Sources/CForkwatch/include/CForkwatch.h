@@ -50,9 +50,18 @@ int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked,
 /// When execve fails the child writes "execfail <errno>\n" to `status_fd` (O_CLOEXEC, so a
 /// successful exec closes it: EOF means the program is running) and _exits 127; when the
 /// parent is already gone it _exits 1. Returns the pid, or -1 (errno set).
-/// `keep_extra` are fds besides 0,1,2 and status_fd that the program must inherit.
+/// `listen_fd` >= 0 is passed the systemd way: as fd 3, inheritable, and the child writes its
+/// own pid into `listen_pid_digits` (the value part of a "LISTEN_PID=" entry of `envp`, with
+/// room for 11 characters) — no allocation after fork.
 pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
-                   const int *keep_extra, int nkeep_extra, int stdout_to_stderr, int pdeathsig, pid_t parent);
+                   int listen_fd, char *listen_pid_digits, int stdout_to_stderr, int pdeathsig, pid_t parent);
+
+/// The accept queue of a listening TCP socket (TCP_INFO: tcpi_unacked = connections waiting to
+/// be accepted, tcpi_sacked = the backlog limit). Returns 0, or -1 (errno set).
+int fw_accept_queue(int fd, uint32_t *depth, uint32_t *limit);
+
+/// setsockopt(IPPROTO_TCP, TCP_KEEPIDLE).
+int fw_set_tcp_keepidle(int fd, int seconds);
 
 /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
 int fw_accept_nonblocking(int fd);

@@ -82,6 +82,16 @@ struct DashboardWorld: Sendable {
     var lastReload: RestartMethod?
     /// Periodic-task totals per service and task, as the master keeps them.
     var tasks: [TaskRow] = []
+    /// Listening sockets per service: address, backlog, the latest accept-queue depth and its history.
+    var acceptQueues: [String: AcceptQueue] = [:]
+
+    struct AcceptQueue: Sendable {
+        var address: String
+        var limit: Int
+        var depth = 0
+        var history: [Int] = []
+    }
+
     /// The last heartbeat per service: its report_count, or the error.
     var heartbeats: [String: (ok: Bool, reportCount: Int?, error: String?, at: Double)] = [:]
 
@@ -130,6 +140,16 @@ struct DashboardWorld: Sendable {
         case .heartbeat(_, let service, let ok, let count, let error):
             heartbeats[service] = (ok, count, error, event.mono)
             if ok { return }
+        case .listening(let service, let address, let backlog):
+            acceptQueues[service] = AcceptQueue(address: address, limit: backlog)
+        case .acceptQueue(let service, let address, let depth, let limit):
+            var queue = acceptQueues[service] ?? AcceptQueue(address: address, limit: limit)
+            queue.depth = depth
+            queue.limit = limit
+            queue.history.append(depth)
+            if queue.history.count > 60 { queue.history.removeFirst(queue.history.count - 60) }
+            acceptQueues[service] = queue
+            return  // once a second: the panel shows it
         case .snapshot(let snapshot):
             reset(to: snapshot)
         case .masterStarted(let pid, let specs, _):

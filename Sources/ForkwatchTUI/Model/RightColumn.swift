@@ -12,11 +12,9 @@ extension DashboardRenderer {
         let textWidth = layout.rightWidth - 1
         var titles: Set<Int> = []
         var row = layout.bodyRows.lowerBound
-        let placeholders: [(title: String, text: String)] = [
-            ("ACCEPT QUEUE", "no HTTP service"),
-        ]
+        let queueLines = acceptQueueLines(world, width: textWidth - 1, unicode: canvas.unicode)
         let taskLines = periodicLines(world, width: textWidth - 1)
-        let bottom = layout.bodyRows.upperBound - placeholders.count * 2 - min(taskLines.count, 10) - 1
+        let bottom = layout.bodyRows.upperBound - (queueLines.count + 1) - min(taskLines.count, 10) - 1
 
         titles.insert(row)
         canvas.title("THROTTLE", row: row, from: left, to: layout.width)
@@ -42,19 +40,36 @@ extension DashboardRenderer {
         titles.insert(row)
         canvas.title("PERIODIC TASKS", row: row, from: left, to: layout.width)
         row += 1
-        let taskRoom = max(1, layout.bodyRows.upperBound - placeholders.count * 2 - row)
+        let taskRoom = max(1, layout.bodyRows.upperBound - (queueLines.count + 1) - row)
         for (index, line) in taskLines.enumerated() where index < taskRoom {
             let text = index == taskRoom - 1 && taskLines.count > taskRoom ? "+\(taskLines.count - index) more" : line.text
             canvas.put(" " + text, row: row, column: left, style: line.style, maxWidth: textWidth)
             row += 1
         }
-        for placeholder in placeholders {
-            titles.insert(row)
-            canvas.title(placeholder.title, row: row, from: left, to: layout.width)
-            canvas.put("  " + placeholder.text, row: row + 1, column: left, style: Frame.Style(dim: true), maxWidth: textWidth)
-            row += 2
+        titles.insert(row)
+        canvas.title("ACCEPT QUEUE", row: row, from: left, to: layout.width)
+        row += 1
+        for line in queueLines where row < layout.bodyRows.upperBound {
+            canvas.put(" " + line.text, row: row, column: left, style: line.style, maxWidth: textWidth)
+            row += 1
         }
         return titles
+    }
+
+    /// The ACCEPT QUEUE panel: per listening service, `backlog 3/128` and a sparkline of the
+    /// depth sampled each second.
+    static func acceptQueueLines(_ world: DashboardWorld, width: Int, unicode: Bool) -> [Line] {
+        guard !world.acceptQueues.isEmpty else { return [(" no listening socket", Frame.Style(dim: true))] }
+        var lines: [Line] = []
+        for (service, queue) in world.acceptQueues.sorted(by: { $0.key < $1.key }) {
+            let full = queue.limit > 0 && queue.depth >= queue.limit
+            let style = full ? Frame.Style(bold: true, color: .red) : queue.depth > 0 ? Frame.Style(color: .yellow) : Frame.Style()
+            lines.append(("\(service) \(queue.address)", Frame.Style(bold: true)))
+            let spark = DashboardFormat.sparkline(queue.history.map(Double.init), width: max(1, min(queue.history.count, width - 16)),
+                                                  ceiling: Double(max(1, queue.limit)), unicode: unicode)
+            lines.append(("backlog \(queue.depth)/\(queue.limit) " + spark, style))
+        }
+        return lines
     }
 
     /// The PERIODIC TASKS panel: a header, then per task its spacing, last and p95 run time and
