@@ -77,7 +77,6 @@ final class MasterLoop {
             for listener in listeners.values { Posix.close(listener.fd) }
         }
         Posix.releaseFreeMemory()
-        Posix.releaseCodePages()
         emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
         for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
             emit(.listening(service: service, address: listener.address, backlog: listener.backlog))

@@ -141,24 +141,6 @@ public enum Posix {
         fw_malloc_trim()
     }
 
-    /// Drops the page-table entries of this program's own code (its r-xp mappings): they are
-    /// clean file pages, faulted back from the page cache when used, and the master only runs a
-    /// little of the code its image holds. Fewer mapped pages: less RSS, and less for every fork
-    /// to copy. Only code mappings are touched, never data (a private page there may be the only
-    /// copy). The corresponding C functions are `madvise(MADV_DONTNEED)` over `/proc/self/maps`.
-    public static func releaseCodePages() {
-        guard let maps = try? readFile("/proc/self/maps") else { return }
-        let executable = executablePath()
-        for line in maps.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 6, fields[1] == "r-xp", fields[5] == executable else { continue }
-            let bounds = fields[0].split(separator: "-")
-            guard bounds.count == 2, let start = UInt(bounds[0], radix: 16), let end = UInt(bounds[1], radix: 16),
-                  let address = UnsafeMutableRawPointer(bitPattern: start) else { continue }
-            _ = madvise(address, Int(end - start), MADV_DONTNEED)
-        }
-    }
-
     /// Ignores SIGPIPE: a reader that goes away is an EPIPE to handle, not a death.
     /// The corresponding C function is `signal`.
     public static func ignoreBrokenPipes() {

@@ -22,6 +22,11 @@ enum WorkerRuntime {
             // fork: one that arrived meanwhile is waiting there.)
             try Posix.block(handledSignals)
             let signalFD = try Posix.signalFD(handledSignals)
+            // Touched once while this is the only thread: the first use of a type's metadata is a
+            // one-time initialisation in the Swift runtime, and one worker of 1,000 was once seen
+            // with both its threads spinning in that once for pthread_mutex_t's metadata (in a
+            // build that also dropped the master's code pages; that change was reverted).
+            outcome.code = outcome.code
             // Watching signals and the parent-death pipe starts before start(): a worker stuck
             // in start() still stops on SIGTERM and still dies with its master.
             Posix.startThread {
