@@ -327,6 +327,12 @@ public enum Posix {
         pthread_detach(thread)
     }
 
+    /// Parks the calling thread for good, in C only (no Swift runtime call after this point).
+    /// The process ends by another thread's `_exit`. The corresponding C function is `pause`.
+    public static func parkForever() -> Never {
+        while true { Glibc.pause() }
+    }
+
     /// The corresponding C function is `usleep`-like `nanosleep`. Workers and tests only.
     public static func sleep(seconds: Double) {
         var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))

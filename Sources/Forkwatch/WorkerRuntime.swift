@@ -14,19 +14,26 @@ enum WorkerRuntime {
     /// parent-death pipe. `stopTimeout`: exit 1 if `stop()` has not ended `wait()` by then (only
     /// ServiceLauncher sets it; under a master, the master enforces graceful_shutdown_timeout).
     static func run(_ service: any Service, name: String, statusFD: Int32?, deathFD: Int32?, stopTimeout: Double?) -> Never {
+        // Blocked first, so every thread created from here inherits the mask and the signals
+        // reach only the signalfd. (A forked worker has had them blocked since the fork: one that
+        // arrived meanwhile is waiting there.)
+        do { try Posix.block(handledSignals) } catch { Posix.exitNow(1) }
+        // The service and the control loop run on new threads; this thread only parks. After a
+        // fork, the Swift runtime still holds the parent's thread id for this thread (it caches
+        // gettid() per thread) and its locks use that id as owner: contended with another thread,
+        // a runtime lock (a metadata once) spun forever — both threads in once_slow, seen when
+        // SIGTERM came at start-up. New threads have their own ids; this one stays out of it.
+        Posix.startThread {
+            serve(service, name: name, statusFD: statusFD, deathFD: deathFD, stopTimeout: stopTimeout)
+        }
+        Posix.parkForever()
+    }
+
+    private static func serve(_ service: any Service, name: String, statusFD: Int32?, deathFD: Int32?, stopTimeout: Double?) -> Never {
         let log = Log.logger(name)
         let outcome = Outcome()
         do {
-            // Blocked before the service can start a thread, so every thread inherits the mask
-            // and the signals reach only the signalfd. (A forked worker has them blocked since
-            // fork: one that arrived meanwhile is waiting there.)
-            try Posix.block(handledSignals)
             let signalFD = try Posix.signalFD(handledSignals)
-            // Touched once while this is the only thread: the first use of a type's metadata is a
-            // one-time initialisation in the Swift runtime, and one worker of 1,000 was once seen
-            // with both its threads spinning in that once for pthread_mutex_t's metadata (in a
-            // build that also dropped the master's code pages; that change was reverted).
-            outcome.code = outcome.code
             // Watching signals and the parent-death pipe starts before start(): a worker stuck
             // in start() still stops on SIGTERM and still dies with its master.
             Posix.startThread {
