@@ -53,18 +53,9 @@ final class LaunchedMaster {
             posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         }
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
         // Its own process group (no stray terminal signals), default dispositions, empty mask.
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var attributes = cleanSpawnAttributes(ownProcessGroup: true)
+        defer { posix_spawnattr_destroy(&attributes) }
 
         let argv = [forkwatchBinary] + (events ? ["run", "--headless", "--events", "-", "--control-socket", socketPath] : []) + arguments
         let cArgs = argv.map { strdup($0) } + [nil]
@@ -255,16 +246,8 @@ func runToCompletion(_ argv: [String], captureOutput: Bool = true, timeout: Doub
     defer { cArgs.forEach { free($0) } }
     // Default dispositions and an empty mask: the test runner blocks signals in its threads, and a
     // tmux server started from here would otherwise never get the SIGHUP it relies on.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
+    var attributes = cleanSpawnAttributes(ownProcessGroup: false)
     defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t()
-    sigemptyset(&none)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
     guard rc == 0 else { throw TestFailure("posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
@@ -280,4 +263,25 @@ func runToCompletion(_ argv: [String], captureOutput: Bool = true, timeout: Doub
     }
     let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     return (code, captureOutput ? ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "") : "")
+}
+
+/// posix_spawn attributes for a child that starts clean: every signal at its default disposition
+/// and none blocked (the test runner's threads block some), optionally in a process group of its
+/// own. The caller destroys them.
+func cleanSpawnAttributes(ownProcessGroup: Bool) -> posix_spawnattr_t {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    var none = sigset_t()
+    sigemptyset(&none)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+    if ownProcessGroup {
+        posix_spawnattr_setpgroup(&attributes, 0)
+        flags |= POSIX_SPAWN_SETPGROUP
+    }
+    posix_spawnattr_setflags(&attributes, Int16(flags))
+    return attributes
 }
