@@ -184,7 +184,6 @@ final class MasterLoop {
             control.send(client, EventCodec.encode(snapshot) + "\n")
             if request == .subscribe {
                 control.subscribe(client)
-                nextStatsAt = nextStatsAt ?? now
             }
         case .signal(let pid, let signal):
             // Only a live worker of this master: never the master itself, never a stranger.
