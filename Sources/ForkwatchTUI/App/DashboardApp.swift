@@ -109,10 +109,12 @@ public final class DashboardApp {
     }
 
     private func sendRequest(_ request: ControlRequest, _ client: ControlClient) {
-        do { try Posix.writeAll(client.fd, request.line) } catch {
+        do {
+            try Posix.writeAll(client.fd, request.line)
+            if case .signal(let pid, let signal) = request { model.showMessage("you → \(signal.name) \(pid)") }
+        } catch {
             model.showMessage("could not reach the master: \(error.message)")
         }
-        if case .signal(let pid, let signal) = request { model.showMessage("you → \(signal.name) \(pid)") }
     }
 
     private func waitForQuitAfterMasterGone() throws -> Outcome {
