@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Macros, globals and the fork+exec child path that Swift cannot (or must not) express.
@@ -30,6 +33,20 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // The HTTP API service (nova's WSGIService) on SwiftNIO. NIO starts only in a worker, after fork.
+        .target(
+            name: "ForkwatchHTTP",
+            dependencies: [
+                "Forkwatch", "ForkwatchCore", "CForkwatch",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // ncurses through a system library module (libncurses-dev): shim.h wraps macros and globals.
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // The dashboard: a pure model rendered into a character grid, an ncurses screen, a control client.
@@ -37,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "ForkwatchCLI",
             dependencies: [
-                "Forkwatch", "ForkwatchCore", "ForkwatchTUI",
+                "Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,5 +63,12 @@ let package = Package(
         .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
         .testTarget(name: "ForkwatchTUITests", dependencies: ["ForkwatchTUI", "ForkwatchCore"]),
         .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch"]),
+        .testTarget(
+            name: "ForkwatchHTTPTests",
+            dependencies: [
+                "ForkwatchHTTP", "Forkwatch", "ForkwatchCore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
     ]
 )

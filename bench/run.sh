@@ -11,6 +11,7 @@
 #   BENCH_OUT=path       write the report there instead of docs/benchmarks.md
 # Extra arguments are passed to bench/bench.py (see --help), e.g.
 #   bash bench/run.sh --reps 3 --kills 30
+# Step 5 (HTTP, bench/http.py) needs wrk and nginx; they are installed with apt-get when missing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,6 +62,42 @@ else
     FW_ARGS=(--forkwatch .build/release/forkwatch)
 fi
 
+# The steps that need forkwatch's own build (4 and 5) run only when it was built here.
+FULL=0
+if [ "${BENCH_NO_FORKWATCH:-0}" != "1" ] && [ -z "${FORKWATCH_BIN:-}" ]; then
+    FULL=1
+fi
+
+# wrk and nginx for step 5, from Debian, installed once. Starting services is denied during the
+# install (policy-rc.d), so nginx's postinst leaves no system nginx running on port 80.
+if [ "$FULL" = "1" ] && { ! command -v wrk >/dev/null || ! [ -x /usr/sbin/nginx ]; }; then
+    step "apt-get install wrk nginx (for bench/http.py)"
+    SUDO=()
+    if [ "$(id -u)" != "0" ]; then
+        command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install wrk nginx" >&2; exit 1; }
+        SUDO=(sudo)
+    fi
+    POLICY_ADDED=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+        POLICY_ADDED=1
+    fi
+    had_nginx=0; [ -x /usr/sbin/nginx ] && had_nginx=1
+    install_ok=1
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >&2 \
+        || { "${SUDO[@]}" apt-get update -qq >&2 \
+             && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >&2; } \
+        || install_ok=0
+    [ "$POLICY_ADDED" = "1" ] && "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
+    [ "$install_ok" = "1" ] || { echo "apt-get install wrk nginx failed" >&2; exit 1; }
+    # Belt and braces: if the package started a system nginx anyway, stop it (only one we installed).
+    if [ "$had_nginx" = "0" ] && [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+        echo "stopping the system nginx the package started (pid $(cat /run/nginx.pid))" >&2
+        "${SUDO[@]}" kill -QUIT "$(cat /run/nginx.pid)" || true
+    fi
+fi
+
 # 3. Measure and report.
 step "measuring (about 5 minutes)"
 "$PY" bench/bench.py "${FW_ARGS[@]}" --venv "$VENV" \
@@ -68,11 +105,19 @@ step "measuring (about 5 minutes)"
 
 # 4. The dashboard / control socket and the services table (forkwatch's own code is needed
 #    for the frame time and the runner tick: forkwatch-bench).
-if [ "${BENCH_NO_FORKWATCH:-0}" != "1" ] && [ -z "${FORKWATCH_BIN:-}" ]; then
+if [ "$FULL" = "1" ]; then
     step "dashboard and control socket, 1,000 workers (about 1 minute)"
     "$PY" bench/dashboard.py --forkwatch .build/release/forkwatch --bench .build/release/forkwatch-bench \
         --out "${BENCH_OUT:-docs/benchmarks.md}"
     step "services table and periodic runner (about 20 s)"
     "$PY" bench/services.py --forkwatch .build/release/forkwatch --bench .build/release/forkwatch-bench \
+        --out "${BENCH_OUT:-docs/benchmarks.md}"
+fi
+
+# 5. HTTP: nginx, gunicorn, eventlet.wsgi and forkwatch's api service under wrk, plus a rolling
+#    restart under load (forkwatch is skipped, with the reason, if its binary has no `api`).
+if [ "$FULL" = "1" ]; then
+    step "HTTP: nginx, gunicorn, eventlet, forkwatch api under wrk (about 4 minutes)"
+    "$PY" bench/http.py --forkwatch .build/release/forkwatch --venv "$VENV" \
         --out "${BENCH_OUT:-docs/benchmarks.md}"
 fi

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <spawn.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -116,6 +117,8 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 }
 
 void fw_malloc_trim(void) { malloc_trim(0); }
+
+int fw_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int fw_accept_queue(int fd, uint32_t *depth, uint32_t *limit) {
     struct tcp_info info;

@@ -121,6 +121,7 @@ public enum ConfigFile {
             var port: Int?
             var backlog = 128
             var keepidle = 600
+            var http = HTTPOptions()
             if case .mapping(let fields) = body {
                 for (fieldNode, value) in fields {
                     switch fieldNode.string ?? "" {
@@ -149,8 +150,10 @@ public enum ConfigFile {
                         backlog = try integer(value, "services.\(name).backlog", min: 1, fail)
                     case "tcp_keepidle":
                         keepidle = try integer(value, "services.\(name).tcp_keepidle", min: 1, fail)
+                    case let key where httpKeys.contains(key):
+                        try httpOption(key, value, into: &http, service: name, fail)
                     case let other:
-                        throw fail(fieldNode, "unknown option 'services.\(name).\(other)' (known: workers, service, command, listen, port, backlog, tcp_keepidle)")
+                        throw fail(fieldNode, "unknown option 'services.\(name).\(other)' (known: workers, service, command, listen, port, backlog, tcp_keepidle, \(httpKeys.joined(separator: ", ")))")
                     }
                 }
             } else if !(body.null != nil || body.string == "") {
@@ -170,9 +173,44 @@ public enum ConfigFile {
             }
             if host != nil && port == nil { throw fail(body, "services.\(name): listen needs a port") }
             let listen = port.map { ListenSpec(host: host ?? "0.0.0.0", port: $0, backlog: backlog, tcpKeepidle: keepidle) }
-            specs.append(ServiceSpec(name: name, program: program, workers: workers, listen: listen))
+            if let problem = http.validate() { throw fail(body, "services.\(name): \(problem)") }
+            specs.append(ServiceSpec(name: name, program: program, workers: workers, listen: listen, http: http))
         }
         return specs
+    }
+
+    /// A service's HTTP options (nova's `[wsgi]` names, oslo's `[ssl]` ones).
+    static let httpKeys = ["enabled_apis", "pool_size", "keep_alive", "client_socket_timeout", "max_header_line",
+                           "cert_file", "key_file", "ca_file", "access_log"]
+
+    private static func httpOption(_ key: String, _ value: Node, into http: inout HTTPOptions, service: String,
+                                   _ fail: (Node?, String) -> ConfigError) throws(ConfigError) {
+        let qualified = "services.\(service).\(key)"
+        func path() throws(ConfigError) -> String {
+            guard let text = value.string, !text.isEmpty else { throw fail(value, "\(qualified) must be a path") }
+            return text
+        }
+        switch key {
+        case "enabled_apis":
+            // A list, or nova's comma-separated string.
+            let names: [String]
+            switch value {
+            case .sequence(let items): names = items.map { $0.string ?? "" }
+            case .scalar(let scalar): names = scalar.string.split(separator: ",").map { String($0).trimmingSpaces }
+            default: throw fail(value, "\(qualified) must be a list of app names")
+            }
+            if names.isEmpty || names.contains("") { throw fail(value, "\(qualified) must name at least one app") }
+            http.enabledAPIs = names
+        case "pool_size": http.poolSize = try integer(value, qualified, min: 1, fail)
+        case "keep_alive": http.keepAlive = try boolean(value, qualified, fail)
+        case "client_socket_timeout": http.clientSocketTimeout = try number(value, qualified, min: 0, fail)
+        case "max_header_line": http.maxHeaderLine = try integer(value, qualified, min: 64, fail)
+        case "cert_file": http.certFile = try path()
+        case "key_file": http.keyFile = try path()
+        case "ca_file": http.caFile = try path()
+        case "access_log": http.accessLog = try boolean(value, qualified, fail)
+        default: break
+        }
     }
 
     private static func number(_ node: Node, _ key: String, min: Double, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Double {
@@ -199,5 +237,13 @@ public enum ConfigFile {
         }
         guard value >= min else { throw fail(node, "\(key) must be >= \(min), got \(text)") }
         return value
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs (no Foundation in the config path).
+    var trimmingSpaces: String {
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        return String(drop(while: blank).reversed().drop(while: blank).reversed())
     }
 }

@@ -47,8 +47,17 @@ public enum WorkerChannel {
     nonisolated(unsafe) static var statusFD: Int32?
     /// The service's listening socket, inherited from the master (nil when it has none).
     nonisolated(unsafe) public internal(set) static var listenFD: Int32?
+    /// The service's accept lock (a memfd the master made): reopen it, then flock it to take
+    /// your turn at accepting. Nil without a master.
+    nonisolated(unsafe) public internal(set) static var acceptLockFD: Int32?
     nonisolated(unsafe) public internal(set) static var configuration = LauncherConfiguration()
     nonisolated(unsafe) public internal(set) static var serviceName = ""
+
+    /// For a service run in this process without a master (`--no-fork`): the options it reads.
+    public static func adopt(configuration: LauncherConfiguration, serviceName: String) {
+        self.configuration = configuration
+        self.serviceName = serviceName
+    }
 
     /// Sends one status line ("task {…}", "beat {…}"); dropped when not under a master.
     public static func send(_ line: String) {

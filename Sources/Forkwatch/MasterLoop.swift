@@ -43,6 +43,7 @@ final class MasterLoop {
     private var pendingEvents: [Event] = []
     /// Listening sockets by service, bound before the first fork and kept across reloads.
     private let listeners: [String: (fd: Int32, address: String, backlog: Int)]
+    private var acceptLocks: [String: Int32] = [:]
 
     init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
          listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
@@ -75,7 +76,11 @@ final class MasterLoop {
             flushEvents()
             control?.close()
             for listener in listeners.values { Posix.close(listener.fd) }
+            for lock in acceptLocks.values { Posix.close(lock) }
         }
+        // One accept lock per socket: a Swift worker accepts only while it holds it (nginx's
+        // accept_mutex), so exactly one worker is woken per connection. The master never takes it.
+        for service in listeners.keys { acceptLocks[service] = try Posix.anonymousFile("forkwatch-accept-\(service)") }
         Posix.releaseFreeMemory()
         emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
         for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
@@ -370,13 +375,15 @@ final class MasterLoop {
         // here; the status pipe and the parent-death pipe's read end are kept.
         // A Swift worker keeps its service's listening socket (for a server that adopts it).
         let listenFD = listeners[name]?.fd
-        guard Posix.childSetup(keep: [statusFD, deathPipe.read] + (listenFD.map { [$0] } ?? []), blocked: WorkerRuntime.handledSignals,
+        let acceptLock = acceptLocks[name]
+        guard Posix.childSetup(keep: [statusFD, deathPipe.read] + [listenFD, acceptLock].compactMap { $0 }, blocked: WorkerRuntime.handledSignals,
                                stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID) else {
             Posix.exitNow(1)
         }
         LogOutput.shared.useStandardError()
         WorkerChannel.statusFD = statusFD
         WorkerChannel.listenFD = listenFD
+        WorkerChannel.acceptLockFD = acceptLock
         WorkerChannel.configuration = table.configuration
         WorkerChannel.serviceName = name
         // Each worker must draw different random numbers (oslo's random.seed()); Swift's

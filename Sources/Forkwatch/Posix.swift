@@ -221,6 +221,29 @@ public enum Posix {
         return (fds[0], fds[1])
     }
 
+    /// An anonymous in-memory file, close-on-exec: the accept lock a service's workers share.
+    /// The corresponding C function is `memfd_create`.
+    public static func anonymousFile(_ name: String) throws(PosixError) -> Int32 {
+        try retrying("memfd_create") { fw_memfd(name) }
+    }
+
+    /// A new open file description of the file behind `fd` (through /proc/self/fd), so that a
+    /// flock(2) taken on it belongs to this process alone, not to every process sharing `fd`.
+    public static func reopen(_ fd: Int32) throws(PosixError) -> Int32 {
+        try retrying("open /proc/self/fd/\(fd)") { open("/proc/self/fd/\(fd)", O_RDWR | O_CLOEXEC) }
+    }
+
+    /// Blocks until this description holds the file's exclusive lock. The corresponding C
+    /// function is `flock(LOCK_EX)`; the kernel drops the lock when its holder dies.
+    public static func lockExclusive(_ fd: Int32) throws(PosixError) {
+        _ = try retrying("flock(LOCK_EX)") { flock(fd, LOCK_EX) }
+    }
+
+    /// The corresponding C function is `flock(LOCK_UN)`.
+    public static func unlock(_ fd: Int32) {
+        _ = flock(fd, LOCK_UN)
+    }
+
     /// The corresponding C function is `close`. Never retried: on Linux the fd is released even
     /// when close reports EINTR.
     public static func close(_ fd: Int32) {

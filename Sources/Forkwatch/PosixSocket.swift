@@ -257,6 +257,8 @@ extension Posix {
     }
 
     /// `host:port` of a bound socket. The corresponding C function is `getsockname`.
+    public static func localAddress(_ fd: Int32) -> String? { boundAddress(fd) }
+
     static func boundAddress(_ fd: Int32) -> String? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)

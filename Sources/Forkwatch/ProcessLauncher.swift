@@ -64,6 +64,12 @@ public final class ProcessLauncher {
     /// Runs the master loop until the launcher stops; returns the process exit code (0 after a
     /// graceful stop, 1 after a fast or escalated one, 3 when every service failed to boot).
     public func wait() throws -> Int32 {
+        // A server service with no address configured gets its default one (api: nova's 8774).
+        for index in configuration.services.indices where configuration.services[index].listen == nil {
+            if case .builtin(let name) = configuration.services[index].program, let listen = ServiceRegistry.defaultListen(name) {
+                configuration.services[index].listen = listen
+            }
+        }
         if let problem = configuration.validate() { throw LauncherError.invalidConfiguration(problem) }
         for spec in configuration.services {
             if case .builtin(let name) = spec.program, factories[name] == nil {

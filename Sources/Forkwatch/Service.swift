@@ -1,3 +1,5 @@
+import ForkwatchCore
+
 /// oslo.service's `ServiceBase`: what a worker runs. `start()` returns once the service is
 /// serving (the worker then reports ready); `wait()` blocks until it has stopped; `stop()` asks
 /// it to stop (from another thread); `reset()` reloads in place (SIGHUP, restart_method=mutate).
@@ -35,13 +37,18 @@ public enum ServiceRegistry {
     ]
     /// Services that open the services database in their workers (checked before the first fork).
     nonisolated(unsafe) private static var databaseUsers: Set<String> = ["scheduler"]
+    /// Services that serve on a socket the master binds; this address when none is configured.
+    nonisolated(unsafe) private static var defaultListeners: [String: ListenSpec] = [:]
 
     public static func usesDatabase(_ name: String) -> Bool { databaseUsers.contains(name) }
+    public static func defaultListen(_ name: String) -> ListenSpec? { defaultListeners[name] }
 
-    public static func register(_ name: String, summary: String, usesDatabase: Bool = false, _ factory: @escaping () -> any Service) {
+    public static func register(_ name: String, summary: String, usesDatabase: Bool = false, defaultListen: ListenSpec? = nil,
+                                _ factory: @escaping () -> any Service) {
         factories[name] = factory
         summaries[name] = summary
         if usesDatabase { databaseUsers.insert(name) }
+        if let defaultListen { defaultListeners[name] = defaultListen }
     }
 
     public static func make(_ name: String) -> (any Service)? { factories[name]?() }

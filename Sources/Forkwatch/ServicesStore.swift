@@ -6,7 +6,7 @@ import GRDB
 /// a locked database waits instead of failing at once.
 public final class ServicesStore {
     public let path: String
-    private let queue: DatabaseQueue
+    let queue: DatabaseQueue
 
     /// One row of the table, with nova's columns.
     public struct Row: Codable, FetchableRecord, PersistableRecord, Equatable {
@@ -66,6 +66,23 @@ public final class ServicesStore {
                     CONSTRAINT uniq_services0host0binary0deleted UNIQUE (host, binary, deleted)
                 );
                 CREATE UNIQUE INDEX services_uuid_idx ON services (uuid);
+                """)
+        }
+        // The demo compute API's servers (nova's `instances`, the columns it shows).
+        migrator.registerMigration("v2-instances") { db in
+            try db.execute(sql: """
+                CREATE TABLE instances (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    uuid VARCHAR(36) NOT NULL UNIQUE,
+                    display_name VARCHAR(255) NOT NULL,
+                    flavor VARCHAR(255) NOT NULL,
+                    vm_state VARCHAR(255) NOT NULL,
+                    host VARCHAR(255),
+                    created_at DATETIME NOT NULL,
+                    updated_at DATETIME,
+                    deleted_at DATETIME,
+                    deleted INTEGER NOT NULL DEFAULT 0
+                );
                 """)
         }
         return migrator

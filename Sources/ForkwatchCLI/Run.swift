@@ -88,6 +88,7 @@ struct LauncherOptions: ParsableArguments {
     func launch(_ configuration: LauncherConfiguration, reload: (() throws -> LauncherConfiguration)?) throws -> Never {
         if let problem = configuration.validate() { throw UsageError(problem) }
         try checkDatabase(configuration)
+        try checkHTTP(configuration)
         do {
             try LogOutput.shared.open(path: configuration.logFile)
         } catch {
@@ -184,7 +185,8 @@ struct Run: ParsableCommand {
         } else if !services.isEmpty {
             configuration.services = services.map { name in
                 let fromFile = configuration.services.first { $0.name == name }
-                return ServiceSpec(name: name, program: .builtin(name), workers: workers ?? fromFile?.workers ?? 1)
+                return ServiceSpec(name: name, program: .builtin(name), workers: workers ?? fromFile?.workers ?? 1,
+                                   listen: fromFile?.listen, http: fromFile?.http ?? HTTPOptions())
             }
         } else if let workers {
             for index in configuration.services.indices { configuration.services[index].workers = workers }
@@ -210,10 +212,14 @@ struct Run: ParsableCommand {
             throw UsageError(error.description)
         }
         if noFork {
-            guard configuration.services.count == 1, case .builtin(let name) = configuration.services[0].program,
-                  let service = ServiceRegistry.make(name) else {
+            guard configuration.services.count == 1, case .builtin(let name) = configuration.services[0].program else {
                 throw UsageError("--no-fork runs exactly one built-in service in this process")
             }
+            try checkDatabase(configuration)
+            try checkHTTP(configuration)
+            // The service reads its options as a worker would.
+            WorkerChannel.adopt(configuration: configuration, serviceName: configuration.services[0].name)
+            guard let service = ServiceRegistry.make(name) else { throw UsageError("unknown service '\(name)'") }
             ServiceLauncher(service: service, name: name, gracefulShutdownTimeout: configuration.gracefulShutdownTimeout).wait()
         }
         if !headless {
@@ -235,7 +241,7 @@ func headlessArguments(_ subcommand: String) -> [String] {
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the demo: idle and crashy workers, so forks, exits, the throttle and crash loops show.",
+        abstract: "Run the demo: a scheduler, an HTTP API, idle and crashy workers, so forks, exits, the throttle, periodic tasks and the accept queue show.",
         discussion: "Stop it with Ctrl-C (fast stop) or SIGTERM (graceful stop)."
     )
 
@@ -251,13 +257,21 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Workers of the scheduler service (periodic tasks and a heartbeat into SQLite).")
     var scheduler = 4
 
+    @Option(name: .long, help: "Workers of the api service (compute and metadata APIs over HTTP).")
+    var api = 2
+
+    @Option(name: .long, help: "The api service's port on 127.0.0.1 (0 = any free port).")
+    var apiPort = 8080
+
     @OptionGroup var options: LauncherOptions
 
     func run() throws {
-        guard crashy >= 1, idle >= 1, scheduler >= 1 else { throw UsageError("--crashy, --idle and --scheduler must be >= 1") }
+        guard crashy >= 1, idle >= 1, scheduler >= 1, api >= 1 else { throw UsageError("--crashy, --idle, --scheduler and --api must be >= 1") }
+        guard (0...65535).contains(apiPort) else { throw UsageError("--api-port must be 0-65535, got \(apiPort)") }
         var configuration = LauncherConfiguration()
         configuration.services = [
             ServiceSpec(name: "scheduler", program: .builtin("scheduler"), workers: scheduler),
+            ServiceSpec(name: "api", program: .builtin("api"), workers: api, listen: ListenSpec(host: "127.0.0.1", port: apiPort)),
             ServiceSpec(name: "idle", program: .builtin("idle"), workers: idle),
             ServiceSpec(name: "crashy", program: .builtin("crashy"), workers: crashy),
         ]
@@ -272,6 +286,7 @@ struct Demo: ParsableCommand {
         // The intro is for a person at a terminal, not for the log of a dashboard's master.
         if Posix.isTerminal(2) { try? Posix.writeAll(2, """
             forkwatch demo: \(scheduler) scheduler workers (periodic tasks, heartbeat into \(configuration.database ?? ServicesStore.defaultPath)),
+            \(api) api workers on http://127.0.0.1:\(apiPort == 0 ? "(a free port)" : String(apiPort))/ (try: curl -i http://127.0.0.1:\(apiPort)/v2.1/servers),
             \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random exit code or signal).
             Watch the reaping, the decoded exits, the respawn throttle and the periodic tasks' timings.
             Try from another terminal: kill -TTIN/-TTOU/-HUP \(Posix.getpid()). Stop: Ctrl-C (fast) or kill \(Posix.getpid()) (graceful).

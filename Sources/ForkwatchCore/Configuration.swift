@@ -63,18 +63,74 @@ public struct ListenSpec: Hashable, Sendable {
     }
 }
 
+/// How a built-in HTTP service's workers serve (nova's `[wsgi]` options and oslo's `[ssl]`).
+/// Read in the worker; the master only checks them.
+public struct HTTPOptions: Hashable, Sendable {
+    /// The apps to mount, by name, each at its own path prefix (nova `enabled_apis`).
+    public var enabledAPIs: [String]
+    /// Connections one worker serves at once; past it the worker stops accepting and the
+    /// kernel queue holds the rest (nova `default_pool_size`, 1000).
+    public var poolSize: Int
+    /// HTTP keep-alive (nova `keep_alive`); off = every response closes its connection.
+    public var keepAlive: Bool
+    /// Seconds a connection may sit without sending anything before it is closed; 0 = forever
+    /// (nova `client_socket_timeout`, 900).
+    public var clientSocketTimeout: Double
+    /// Longest request line or header line accepted, in bytes (nova `max_header_line`, 16384).
+    public var maxHeaderLine: Int
+    /// TLS (oslo's `use_ssl`): both or neither. With `caFile`, clients must present a certificate.
+    public var certFile: String?
+    public var keyFile: String?
+    public var caFile: String?
+    /// One log line per request, in oslo's `wsgi_log_format` (off by default: it costs throughput).
+    public var accessLog: Bool
+
+    public static let defaultAPIs = ["osapi_compute", "metadata"]
+
+    public init(enabledAPIs: [String] = HTTPOptions.defaultAPIs, poolSize: Int = 1000, keepAlive: Bool = true,
+                clientSocketTimeout: Double = 900, maxHeaderLine: Int = 16384, certFile: String? = nil,
+                keyFile: String? = nil, caFile: String? = nil, accessLog: Bool = false) {
+        self.enabledAPIs = enabledAPIs
+        self.poolSize = poolSize
+        self.keepAlive = keepAlive
+        self.clientSocketTimeout = clientSocketTimeout
+        self.maxHeaderLine = maxHeaderLine
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.caFile = caFile
+        self.accessLog = accessLog
+    }
+
+    public var usesTLS: Bool { certFile != nil || keyFile != nil }
+
+    /// The problem with these values, or nil (files are checked before the fork, by the CLI).
+    public func validate() -> String? {
+        if poolSize < 1 { return "pool_size must be >= 1, got \(poolSize)" }
+        if !(clientSocketTimeout >= 0) || !clientSocketTimeout.isFinite { return "client_socket_timeout must be >= 0, got \(clientSocketTimeout)" }
+        if maxHeaderLine < 64 { return "max_header_line must be >= 64, got \(maxHeaderLine)" }
+        if enabledAPIs.isEmpty { return "enabled_apis is empty" }
+        // oslo sslutils: one of the pair alone is an error, not a silent plain-text server.
+        if (certFile == nil) != (keyFile == nil) { return "cert_file and key_file must be given together" }
+        if caFile != nil && certFile == nil { return "ca_file needs cert_file and key_file" }
+        return nil
+    }
+}
+
 /// One supervised service: a name, what it runs, how many workers, and the socket they share.
 public struct ServiceSpec: Hashable, Sendable {
     public var name: String
     public var program: Program
     public var workers: Int
     public var listen: ListenSpec?
+    /// For built-in HTTP services (`api`); ignored by the others.
+    public var http: HTTPOptions
 
-    public init(name: String, program: Program, workers: Int, listen: ListenSpec? = nil) {
+    public init(name: String, program: Program, workers: Int, listen: ListenSpec? = nil, http: HTTPOptions = HTTPOptions()) {
         self.name = name
         self.program = program
         self.workers = workers
         self.listen = listen
+        self.http = http
     }
 }
 
@@ -131,7 +187,7 @@ public struct LauncherConfiguration: Hashable, Sendable {
         ("service_down_time", "a service is down when its last heartbeat is older; default 60"),
         ("database", "the SQLite file of the services table; default under $XDG_STATE_HOME/forkwatch"),
         ("host", "this host's name in the services table; default the hostname"),
-        ("services", "a map of service name → {workers, service, command}"),
+        ("services", "a map of service name → {workers, service | command, listen, port, backlog, tcp_keepidle, and for HTTP services enabled_apis, pool_size, keep_alive, client_socket_timeout, max_header_line, cert_file, key_file, ca_file, access_log}"),
     ]
 
     /// Checks values that no type can: returns the first problem, naming the option.
@@ -153,6 +209,7 @@ public struct LauncherConfiguration: Hashable, Sendable {
                 return "service '\(service.name)': command is empty"
             }
             if let problem = service.listen?.validate() { return "service '\(service.name)': \(problem)" }
+            if let problem = service.http.validate() { return "service '\(service.name)': \(problem)" }
         }
         return nil
     }

@@ -77,6 +77,9 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 /// malloc_trim(0): free heap pages back to the kernel.
 void fw_malloc_trim(void);
 
+/// memfd_create(name, MFD_CLOEXEC): an anonymous file (glibc declares it only with _GNU_SOURCE).
+int fw_memfd(const char *name);
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 int fw_set_pdeathsig(int sig);
 

@@ -67,7 +67,13 @@ extension DashboardRenderer {
         case .pid:
             return ("\(row.pid)", row.isMaster ? Frame.Style(bold: true) : .plain)
         case .service:
-            return (row.isMaster ? "master" : worker?.service ?? "?", row.isMaster ? Frame.Style(bold: true) : .plain)
+            if row.isMaster { return ("master", Frame.Style(bold: true)) }
+            guard let service = worker?.service else { return ("?", .plain) }
+            // A service on a socket shows its port, as in `api :8080`.
+            if let address = world.acceptQueues[service]?.address, let colon = address.lastIndex(of: ":") {
+                return ("\(service) \(address[colon...])", .plain)
+            }
+            return (service, .plain)
         case .state:
             if row.isMaster { return masterState(world.phase) }
             switch worker?.state {

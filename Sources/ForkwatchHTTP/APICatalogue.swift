@@ -1,0 +1,57 @@
+import Forkwatch
+import ForkwatchCore
+import NIOConcurrencyHelpers
+
+/// The apps `enabled_apis` may name, and the URL map a worker serves: every enabled app at its
+/// mount points, `/healthcheck`, and `/` listing them.
+public enum APICatalogue {
+    public static let names: [(name: String, summary: String)] = [
+        ("osapi_compute", "a compute-style JSON API at /v2.1: servers (in the services database) and flavors"),
+        ("metadata", "a metadata-style API at /openstack: versions, meta_data.json, network_data.json"),
+    ]
+
+    /// The first name `enabled_apis` has that no app answers to, or nil.
+    public static func unknown(in enabled: [String]) -> String? {
+        enabled.first { name in !names.contains { $0.name == name } }
+    }
+
+    static func urlMap(enabled: [String], database: SharedDatabase, host: String) -> URLMap {
+        var apps: [any APIApp] = []
+        for name in enabled {
+            switch name {
+            case "osapi_compute": apps.append(ComputeAPI(database: database, host: host))
+            case "metadata": apps.append(MetadataAPI(host: host))
+            default: break  // refused before the fork
+            }
+        }
+        let mounted = apps.flatMap { app in app.mountPoints.map { (app.name, $0) } }
+        apps.append(HealthcheckApp())
+        apps.append(RootApp(mounted: mounted + [("healthcheck", "/healthcheck")]))
+        return URLMap(apps)
+    }
+}
+
+/// The services database, opened on first use in the worker (never in the master) and shared
+/// by the thread pool's threads (GRDB's queue serialises them).
+final class SharedDatabase: @unchecked Sendable {
+    private let path: String
+    private let lock = NIOLock()
+    private var store: ServicesStore?
+
+    init(path: String) { self.path = path }
+
+    /// Runs `body` with the store; a database error becomes a 500 with nova's fault body.
+    func use(_ body: (ServicesStore) throws -> APIResponse) -> APIResponse {
+        do {
+            let store = try lock.withLock {
+                if let store = self.store { return store }
+                let opened = try ServicesStore(path: path)
+                self.store = opened
+                return opened
+            }
+            return try body(store)
+        } catch {
+            return .fault(500, "computeFault", "The database failed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,178 @@
+import Forkwatch
+import ForkwatchCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// nova's `WSGIService`: the `enabled_apis` apps on the socket the master bound before the fork,
+/// adopted by SwiftNIO in this worker (`ServerBootstrap.withBoundSocket`), so every worker
+/// accepts from one kernel queue. Everything NIO starts here, after the fork.
+///
+/// `stop()` is the graceful stop: the listening channel closes (the master and the other workers
+/// keep the socket, so nothing queued is lost), idle keep-alive connections close, requests in
+/// flight finish and their connections close after the response; `wait()` returns when the
+/// last connection has gone. The master's graceful_shutdown_timeout bounds it.
+public final class WSGIService: Service, @unchecked Sendable {
+    /// nova's default port for the compute API (`osapi_compute_listen_port`), when none is configured.
+    public static let defaultPort = 8774
+
+    private let name: String
+    private let spec: ServiceSpec
+    private let configuration: LauncherConfiguration
+    private let log: Logger
+    private let stopped = StopLatch()
+    private let draining = NIOLockedValueBox(false)
+    private var group: MultiThreadedEventLoopGroup?
+    private var threadPool: NIOThreadPool?
+    private var quiesce: ServerQuiescingHelper?
+    private var serverChannel: Channel?
+    private var gate: AcceptGate?
+
+    public init(name: String, spec: ServiceSpec, configuration: LauncherConfiguration) {
+        self.name = name
+        self.spec = spec
+        self.configuration = configuration
+        log = Log.logger(name)
+    }
+
+    /// In a worker: the service this worker's spec describes.
+    static func fromWorkerChannel(name: String) -> any Service {
+        let configuration = WorkerChannel.configuration
+        let spec = configuration.services.first { $0.name == WorkerChannel.serviceName }
+            ?? ServiceSpec(name: name, program: .builtin(name), workers: 1, listen: ListenSpec(port: defaultPort))
+        return WSGIService(name: spec.name, spec: spec, configuration: configuration)
+    }
+
+    public func start() throws {
+        let options = spec.http
+        if let unknown = APICatalogue.unknown(in: options.enabledAPIs) { throw BootError("enabled_apis: no app '\(unknown)'") }
+        let tls: NIOSSLContext?
+        do { tls = try TLSSetup.serverContext(options) } catch { throw BootError("\(error)") }
+        // The inherited socket, or (no master: --no-fork) one bound here.
+        let socket: Int32
+        if let inherited = WorkerChannel.listenFD {
+            socket = dup(inherited)  // NIO closes its descriptor on stop; the inherited one stays ours
+        } else {
+            do { socket = try Posix.listenTCP(spec.listen ?? ListenSpec(port: Self.defaultPort)).fd } catch {
+                throw BootError("\(error)")
+            }
+        }
+        guard socket >= 0 else { throw BootError("dup of the listening socket failed") }
+
+        let host = configuration.host ?? ManagedService.hostname()
+        let database = SharedDatabase(path: configuration.database ?? ServicesStore.defaultPath)
+        let urlMap = APICatalogue.urlMap(enabled: options.enabledAPIs, database: database, host: host)
+        // One event loop per worker: workers are the parallelism, as with nginx and eventlet.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        let quiesce = ServerQuiescingHelper(group: group)
+        self.group = group
+        self.threadPool = threadPool
+        self.quiesce = quiesce
+
+        var accessLog: (@Sendable (String) -> Void)?
+        if options.accessLog {
+            let log = self.log
+            accessLog = { line in log.info("\(line)") }
+        }
+        let context = ServerContext(
+            urlMap: urlMap, threadPool: threadPool,
+            options: ResolvedHTTPOptions(keepAlive: options.keepAlive, maxHeaderLine: options.maxHeaderLine, maxBody: 1 << 20),
+            workerPid: String(getpid()), accessLog: accessLog, draining: draining, drainGrace: .milliseconds(500))
+        let poolSize = options.poolSize
+        let gate: AcceptGate
+        do { gate = try AcceptGate(sharedLock: WorkerChannel.acceptLockFD, poolSize: poolSize, siblings: spec.workers > 1) } catch {
+            throw BootError("accept lock: \(error)")
+        }
+        self.gate = gate
+        let idleTimeout = options.clientSocketTimeout > 0 ? TimeAmount.nanoseconds(Int64(options.clientSocketTimeout * 1e9)) : nil
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = options.maxHeaderLine
+
+        let bootstrap = ServerBootstrap(group: group)
+            // One accept per turn, and only when the gate asks (see AcceptGate).
+            .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 1)
+            .serverChannelOption(ChannelOptions.autoRead, value: false)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    try channel.pipeline.syncOperations.addHandler(AcceptGateHandler(gate: gate))
+                }
+            }
+            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(DrainInterceptor())
+                    if let idleTimeout {
+                        try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                        try pipeline.addHandler(IdleConnectionCloser())
+                    }
+                    if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try pipeline.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: false,
+                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                    try pipeline.addHandler(ProtocolErrorResponder(workerPid: context.workerPid))
+                    try pipeline.addHandler(APIRequestHandler(server: context))
+                }
+            }
+        do {
+            let channel = try bootstrap.withBoundSocket(socket).wait()
+            serverChannel = channel
+            gate.start(channel)
+        } catch {
+            throw BootError("cannot serve on the inherited socket: \(error)")
+        }
+        let address = Posix.localAddress(socket) ?? spec.listen.map { "\($0.host):\($0.port)" } ?? "?"
+        let scheme = tls == nil ? "http" : "https"
+        let mounts = options.enabledAPIs.map { api in "\(api) \(urlMap.entries.first { $0.app.name == api }?.prefix ?? "?")" }
+        log.info("listening on \(scheme)://\(address)/ (\(mounts.joined(separator: ", ")), healthcheck /healthcheck; pool_size \(poolSize), keep_alive \(options.keepAlive ? "on" : "off"), client_socket_timeout \(options.clientSocketTimeout == 0 ? "none" : "\(options.clientSocketTimeout) s"))")
+    }
+
+    public func wait() {
+        stopped.wait()
+        try? group?.syncShutdownGracefully()
+        try? threadPool?.syncShutdownGracefully()
+    }
+
+    public func stop() {
+        guard let quiesce, let group else {
+            stopped.release()
+            return
+        }
+        draining.withLockedValue { $0 = true }
+        gate?.stop()  // let go of the accept lock first: the other workers take the queue
+        log.info("draining: no new connections; finishing requests in flight")
+        let done = group.next().makePromise(of: Void.self)
+        done.futureResult.whenComplete { [stopped, log] _ in
+            log.info("drained: every connection closed")
+            stopped.release()
+        }
+        quiesce.initiateShutdown(promise: done)
+    }
+
+    public func reset() {
+        log.info("SIGHUP: nothing to reload in place (use restart_method rolling to pick up new options)")
+    }
+}
+
+/// Registers the HTTP services with the launcher: call before parsing a configuration.
+public enum HTTPServices {
+    /// Idempotent and safe from several threads (a static `let` runs once).
+    public static func register() { _ = registered }
+
+    private static let registered: Void = {
+        ServiceRegistry.register(
+            "api", summary: "nova's WSGIService: \(HTTPOptions.defaultAPIs.joined(separator: " + ")) and /healthcheck over SwiftNIO on one shared socket (port \(WSGIService.defaultPort) unless set)",
+            usesDatabase: true, defaultListen: ListenSpec(port: WSGIService.defaultPort)
+        ) { WSGIService.fromWorkerChannel(name: "api") }
+    }()
+}
