@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "ForkwatchHTTP", "Forkwatch", "ForkwatchCore",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ]

@@ -33,7 +33,7 @@ struct ComputeAPI: APIApp {
             }]))
         case (_, 1, "flavors"):
             return .now(.methodNotAllowed(["GET"]))
-        case ("GET", 1, "servers"), ("GET", 2, "servers") where parts.count == 1 || parts[1] == "detail":
+        case ("GET", _, "servers") where parts.count == 1 || (parts.count == 2 && parts[1] == "detail"):
             let detail = parts.count == 2
             return .blocking { [database] in
                 database.use { store in

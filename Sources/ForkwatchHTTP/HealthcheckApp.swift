@@ -10,7 +10,7 @@ struct HealthcheckApp: APIApp {
         guard request.path.isEmpty || request.path == "/" else { return .now(.text(404, "Not Found")) }
         switch request.method {
         case "GET":
-            return .now(.text(200, "OK"))
+            return .now(.ok)
         case "HEAD":
             return .now(APIResponse(status: 204))
         default:

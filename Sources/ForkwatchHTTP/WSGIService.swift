@@ -1,7 +1,6 @@
 import Forkwatch
 import ForkwatchCore
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
@@ -28,7 +27,6 @@ public final class WSGIService: Service, @unchecked Sendable {
     private let configuration: LauncherConfiguration
     private let log: Logger
     private let stopped = StopLatch()
-    private let draining = NIOLockedValueBox(false)
     private var group: MultiThreadedEventLoopGroup?
     private var threadPool: NIOThreadPool?
     private var quiesce: ServerQuiescingHelper?
@@ -83,19 +81,23 @@ public final class WSGIService: Service, @unchecked Sendable {
             let log = self.log
             accessLog = { line in log.info("\(line)") }
         }
+        let idleTimeout = options.clientSocketTimeout > 0 ? TimeAmount.nanoseconds(Int64(options.clientSocketTimeout * 1e9)) : nil
         let context = ServerContext(
             urlMap: urlMap, threadPool: threadPool,
-            options: ResolvedHTTPOptions(keepAlive: options.keepAlive, maxHeaderLine: options.maxHeaderLine, maxBody: 1 << 20),
-            workerPid: String(getpid()), accessLog: accessLog, draining: draining, drainGrace: .milliseconds(500))
+            options: ResolvedHTTPOptions(keepAlive: options.keepAlive, maxHeaderLine: options.maxHeaderLine, maxBody: 1 << 20,
+                                         clientSocketTimeout: idleTimeout),
+            workerPid: String(getpid()), accessLog: accessLog, drainGrace: .milliseconds(500))
         let poolSize = options.poolSize
         let gate: AcceptGate
         do { gate = try AcceptGate(sharedLock: WorkerChannel.acceptLockFD, poolSize: poolSize, siblings: spec.workers > 1) } catch {
             throw BootError("accept lock: \(error)")
         }
         self.gate = gate
-        let idleTimeout = options.clientSocketTimeout > 0 ? TimeAmount.nanoseconds(Int64(options.clientSocketTimeout * 1e9)) : nil
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = options.maxHeaderLine
+        let decoderLimits = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = options.maxHeaderLine
+            return limits
+        }()
 
         let bootstrap = ServerBootstrap(group: group)
             // One accept per turn, and only when the gate asks (see AcceptGate).
@@ -111,16 +113,12 @@ public final class WSGIService: Service, @unchecked Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(DrainInterceptor())
-                    if let idleTimeout {
-                        try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                        try pipeline.addHandler(IdleConnectionCloser())
-                    }
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false,
-                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-                    try pipeline.addHandler(ProtocolErrorResponder(workerPid: context.workerPid))
+                    // NIO's request decoder (llhttp, with max_header_line as its field limit);
+                    // responses are written by APIRequestHandler itself.
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
+                                                                                    informationalResponseStrategy: .drop,
+                                                                                    limitConfiguration: decoderLimits)))
                     try pipeline.addHandler(APIRequestHandler(server: context))
                 }
             }
@@ -148,7 +146,6 @@ public final class WSGIService: Service, @unchecked Sendable {
             stopped.release()
             return
         }
-        draining.withLockedValue { $0 = true }
         gate?.stop()  // let go of the accept lock first: the other workers take the queue
         log.info("draining: no new connections; finishing requests in flight")
         let done = group.next().makePromise(of: Void.self)

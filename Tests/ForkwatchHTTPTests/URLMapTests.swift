@@ -2,6 +2,7 @@ import Forkwatch
 import ForkwatchCore
 @testable import ForkwatchHTTP
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// paste's URLMap and the apps behind it, without a socket.
@@ -17,7 +18,7 @@ import Testing
     }
 
     private func call(_ method: String, _ uri: String, body: String = "") -> APIResponse {
-        switch map.respond(to: method, uri: uri, headers: [("Host", "h:1")], body: Array(body.utf8)) {
+        switch map.respond(to: method, uri: uri, headers: ["Host": "h:1"], body: Array(body.utf8)) {
         case .now(let response): return response
         case .blocking(let work): return work()
         }
