@@ -33,11 +33,21 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // RPC on topic queues (oslo.messaging's model): client, server, dispatcher; the embedded
+        // transport in the services database.
+        .target(
+            name: "ForkwatchRPC",
+            dependencies: [
+                "Forkwatch", "ForkwatchCore", "CForkwatch",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The HTTP API service (nova's WSGIService) on SwiftNIO. NIO starts only in a worker, after fork.
         .target(
             name: "ForkwatchHTTP",
             dependencies: [
-                "Forkwatch", "ForkwatchCore", "CForkwatch",
+                "Forkwatch", "ForkwatchCore", "CForkwatch", "ForkwatchRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -54,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "ForkwatchCLI",
             dependencies: [
-                "Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchHTTP",
+                "Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchHTTP", "ForkwatchRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -62,7 +72,7 @@ let package = Package(
         .executableTarget(name: "ForkwatchBench", dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI"]),
         .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
         .testTarget(name: "ForkwatchTUITests", dependencies: ["ForkwatchTUI", "ForkwatchCore"]),
-        .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch"]),
+        .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch", "ForkwatchRPC"]),
         .testTarget(
             name: "ForkwatchHTTPTests",
             dependencies: [

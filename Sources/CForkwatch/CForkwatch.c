@@ -13,6 +13,7 @@
 #include <spawn.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -119,6 +120,34 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 void fw_malloc_trim(void) { malloc_trim(0); }
 
 int fw_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int fw_watch_directory(const char *directory) {
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) return -1;
+    if (inotify_add_watch(fd, directory, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int fw_drain_watch(int fd, const char *file) {
+    char buffer[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int seen = 0;
+    for (;;) {
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? seen : (errno == EINTR ? seen : -1);
+        if (n == 0) return seen;
+        for (char *p = buffer; p < buffer + n;) {
+            struct inotify_event *event = (struct inotify_event *)p;
+            if (event->mask & IN_Q_OVERFLOW) seen = 1;
+            else if (event->len > 0 && strcmp(event->name, file) == 0) seen = 1;
+            p += sizeof(struct inotify_event) + event->len;
+        }
+    }
+}
 
 int fw_accept_queue(int fd, uint32_t *depth, uint32_t *limit) {
     struct tcp_info info;

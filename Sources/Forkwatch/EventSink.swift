@@ -55,7 +55,7 @@ public final class EventSink {
         case .forkFailed, .forkRefused, .execFailed: return .error
         case .serviceState(_, let state, _): return state == .running ? .info : .error
         case .signalSent(_, _, _, _, _, let error): return error == nil ? .info : .warning
-        case .stats, .snapshot, .acceptQueue: return .debug
+        case .stats, .snapshot, .acceptQueue, .rpcStats: return .debug
         case .taskRun(_, _, _, _, _, let ok, _, _, _): return ok ? .debug : .warning
         case .heartbeat(_, _, let ok, _, _): return ok ? .debug : .warning
         default: return .info

@@ -18,13 +18,22 @@ extension ServicesStore {
         public var deleted: Int64
     }
 
-    public func createInstance(name: String, flavor: String, host: String) throws -> Instance {
+    public func createInstance(name: String, flavor: String, host: String?, vmState: String = "building") throws -> Instance {
         try queue.write { db in
             var row = Instance(id: nil, uuid: UUID().uuidString.lowercased(), display_name: name, flavor: flavor,
-                               vm_state: "active", host: host, created_at: Date(), updated_at: nil, deleted_at: nil, deleted: 0)
+                               vm_state: vmState, host: host, created_at: Date(), updated_at: nil, deleted_at: nil, deleted: 0)
             try row.insert(db)
             row.id = db.lastInsertedRowID
             return row
+        }
+    }
+
+    /// After scheduling: `active` on a host, or `error`.
+    public func setInstanceState(uuid: String, vmState: String, host: String?) throws -> Instance? {
+        try queue.write { db in
+            try db.execute(sql: "UPDATE instances SET vm_state = ?, host = ?, updated_at = ? WHERE uuid = ? AND deleted = 0",
+                           arguments: [vmState, host, Date(), uuid])
+            return try Instance.filter(Column("uuid") == uuid && Column("deleted") == 0).fetchOne(db)
         }
     }
 

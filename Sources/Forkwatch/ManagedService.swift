@@ -19,6 +19,11 @@ public final class ManagedService: Service, @unchecked Sendable {
     public let database: String
     public let runExternalPeriodicTasks: Bool
 
+    /// Starts the RPC server of a service's manager in the worker (set by ForkwatchRPC's
+    /// `RPCServices.register()`; nil = services run without RPC).
+    nonisolated(unsafe) public static var rpcServerStarter: ((ManagedService) throws -> RPCServing?)?
+
+    private var rpcServer: RPCServing?
     private let stopLatch = StopLatch()
     private var finished: [StopLatch] = []
     private var log: Logger
@@ -63,6 +68,7 @@ public final class ManagedService: Service, @unchecked Sendable {
         self.database = database
         self.runExternalPeriodicTasks = runExternalPeriodicTasks
         log = Log.logger(topic)
+        manager.host = host
     }
 
     /// In a worker: a service built from the launcher's configuration (nova's options). Values
@@ -102,12 +108,17 @@ public final class ManagedService: Service, @unchecked Sendable {
             throw BootError("\(error)")
         }
         try manager.initHost()
+        if let starter = Self.rpcServerStarter {
+            do { rpcServer = try starter(self) } catch { throw BootError("RPC server: \(error)") }
+        }
         startThread { [self] in heartbeat(store: store, id: row.id!) }
         if periodicEnable { startThread { [self] in runPeriodicTasks() } }
     }
 
     public func wait() {
         stopLatch.wait()
+        // Messages in hand are handled and acknowledged before the worker exits.
+        rpcServer?.stop()
         for done in finished { done.wait(timeout: 5) }
     }
 

@@ -3,6 +3,9 @@ import ForkwatchCore
 /// nova's word for a service's business object: it owns the periodic tasks (and, with RPC, the
 /// methods other services call). Subclass it and list `periodicTasks`.
 open class Manager: @unchecked Sendable {
+    /// The host this manager serves (nova's `self.host`), set by the service that runs it.
+    public internal(set) var host: String = ""
+
     public init() {}
 
     /// The manager's periodic tasks, in the order oslo would register them.
@@ -13,6 +16,16 @@ open class Manager: @unchecked Sendable {
 
     /// SIGHUP with restart_method=mutate: reload in place.
     open func reset() {}
+
+    /// The methods other services reach by `cast` and `call` on this manager's topic (nova's
+    /// manager methods, behind oslo's RPC dispatcher). None: no RPC server is started.
+    open var rpcEndpoints: [RPCEndpoint] { [] }
+}
+
+/// A running RPC server, as the service that started it sees it.
+public protocol RPCServing: AnyObject {
+    /// Stops consuming; returns when the messages in hand are handled.
+    func stop()
 }
 
 /// A periodic task: oslo's `@periodic_task(spacing:run_immediately:enabled:external_process_ok:)`

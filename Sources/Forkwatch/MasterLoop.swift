@@ -138,6 +138,8 @@ final class MasterLoop {
             } else if line.hasPrefix("beat "), let json = try? JSONValue.parse(String(line.dropFirst(5))) {
                 perform(table.heartbeat(pid: pid, ok: json["ok"]?.bool ?? false, reportCount: json["report_count"]?.int,
                                         error: json["error"]?.string))
+            } else if line.hasPrefix("rpc "), let json = try? JSONValue.parse(String(line.dropFirst(4))) {
+                perform(table.rpcStats(pid: pid, topic: json["topic"]?.string ?? "", methods: RPCMethodStats.decodeList(json["methods"])))
             } else if line.hasPrefix("execfail "), let errno = Int32(line.dropFirst(9)) {
                 pipes[pid]?.execFailed = true
                 perform(table.execFailed(pid: pid, errno: errno, message: Posix.describe(errno: errno), now: now))

@@ -85,6 +85,27 @@ public final class ServicesStore {
                 );
                 """)
         }
+        // The embedded RPC transport's queues (ForkwatchRPC, docs/rpc.md).
+        migrator.registerMigration("v3-rpc") { db in
+            try db.execute(sql: """
+                CREATE TABLE rpc_messages (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    queue TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    expires_at REAL,
+                    claimed_by INTEGER,
+                    claimed_at REAL
+                );
+                CREATE INDEX rpc_messages_by_queue ON rpc_messages (queue, claimed_by, id);
+                CREATE TABLE rpc_fanout_queues (
+                    name TEXT PRIMARY KEY,
+                    topic TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 

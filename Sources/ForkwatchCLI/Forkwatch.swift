@@ -2,6 +2,7 @@ import ArgumentParser
 import Forkwatch
 import ForkwatchCore
 import ForkwatchHTTP
+import ForkwatchRPC
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,7 @@ struct ForkwatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forkwatch",
         abstract: "Run services in pre-forked workers, oslo.service style, and watch every fork, signal and exit.",
-        subcommands: [Run.self, Demo.self, Top.self, Replay.self, Services.self, Status.self, SignalCommand.self, Scale.self, Reload.self, Stop.self, Events.self, CheckTLS.self]
+        subcommands: [Run.self, Demo.self, Top.self, Replay.self, Services.self, Status.self, SignalCommand.self, Scale.self, Reload.self, Stop.self, Events.self, RPCCommand.self, CheckTLS.self]
     )
 
     /// Bad input exits 2 with one line that names it (ArgumentParser's own default is 64).
@@ -20,6 +21,7 @@ struct ForkwatchCommand: ParsableCommand {
         Posix.ignoreBrokenPipes()
         // Built-in services from other modules, before any configuration names them.
         HTTPServices.register()
+        RPCServices.register()
         do {
             // Everything after the first `--` is the command to supervise, verbatim: split it
             // off here because ArgumentParser cannot have it beside the SERVICE array.

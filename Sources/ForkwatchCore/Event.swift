@@ -69,6 +69,9 @@ public struct Event: Sendable, Hashable {
         /// A worker's heartbeat into the services table (`report_state`): the row's report_count
         /// after it, or the error (the heartbeat keeps running either way).
         case heartbeat(pid: Int32, service: String, ok: Bool, reportCount: Int?, error: String?)
+        /// A worker's RPC server, per method: handled, failures, in flight, handling time p50/p95.
+        /// Sent once a second while the worker serves RPC (over its status pipe).
+        case rpcStats(pid: Int32, service: String, topic: String, methods: [RPCMethodStats])
         /// A service's socket is bound and listening (before the first fork).
         case listening(service: String, address: String, backlog: Int)
         /// A listening socket's accept queue (TCP_INFO), once a second while someone watches.
@@ -108,6 +111,7 @@ public struct Event: Sendable, Hashable {
         case .acceptQueue: return "accept_queue"
         case .taskRun: return "task_run"
         case .heartbeat: return "heartbeat"
+        case .rpcStats: return "rpc_stats"
         case .stats: return "stats"
         case .snapshot: return "snapshot"
         case .notice: return "notice"

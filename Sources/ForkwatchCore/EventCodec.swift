@@ -85,6 +85,9 @@ public enum EventCodec {
             json.add("pid", Int(pid)); json.add("service", service); json.add("ok", ok)
             if let count { json.add("report_count", count) } else { json.addRaw("report_count", "null") }
             json.addOptional("error", error)
+        case .rpcStats(let pid, let service, let topic, let methods):
+            json.add("pid", Int(pid)); json.add("service", service); json.add("topic", topic)
+            json.addRaw("methods", "[" + methods.map(rpcMethodJSON).joined(separator: ",") + "]")
         case .stats(let samples):
             json.addRaw("samples", "[" + samples.map(sampleJSON).joined(separator: ",") + "]")
         case .snapshot(let snapshot):
@@ -106,6 +109,16 @@ public enum EventCodec {
         return json.string
     }
 
+
+    /// One method's counters in `rpc_stats` (also what a worker sends on its status pipe).
+    public static func rpcMethodJSON(_ stats: RPCMethodStats) -> String {
+        var json = JSONObject()
+        json.add("method", stats.method); json.add("handled", stats.handled); json.add("failures", stats.failures)
+        json.add("in_flight", stats.inFlight)
+        if let p50 = stats.p50 { json.add("p50", p50, decimals: 6) } else { json.addRaw("p50", "null") }
+        if let p95 = stats.p95 { json.add("p95", p95, decimals: 6) } else { json.addRaw("p95", "null") }
+        return json.string
+    }
     static func timingsJSON(_ timings: TaskTimings) -> String {
         var json = JSONObject()
         json.add("runs", timings.runs); json.add("failures", timings.failures)

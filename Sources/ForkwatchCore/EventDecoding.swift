@@ -100,6 +100,9 @@ extension EventCodec {
         case "heartbeat":
             kind = .heartbeat(pid: try pid(), service: try str("service"), ok: json["ok"]?.bool ?? false,
                               reportCount: json["report_count"]?.int, error: json["error"]?.string)
+        case "rpc_stats":
+            kind = .rpcStats(pid: try pid(), service: try str("service"), topic: json["topic"]?.string ?? "",
+                             methods: RPCMethodStats.decodeList(json["methods"]))
         case "stats":
             kind = .stats(samples: try need(json["samples"]?.array, "samples").map { (item: JSONValue) throws(DecodeError) -> ProcessSample in
                 ProcessSample(pid: try need(item["pid"]?.int32, "pid"), cpuPercent: item["cpu"]?.double ?? 0,
@@ -161,5 +164,16 @@ extension EventCodec {
         return Snapshot(masterPid: try need(json["pid"]?.int32, "pid"), startedAt: json["started_at"]?.double ?? 0,
                         phase: json["phase"]?.string ?? "running", configuration: json["config"]?.string ?? "",
                         services: services, workers: workers, tasks: tasks)
+    }
+}
+
+extension RPCMethodStats {
+    /// The `methods` array of `rpc_stats` (or of a worker's `rpc` status line); malformed items are skipped.
+    public static func decodeList(_ value: JSONValue?) -> [RPCMethodStats] {
+        (value?.array ?? []).compactMap { item in
+            guard let method = item["method"]?.string else { return nil }
+            return RPCMethodStats(method: method, handled: item["handled"]?.int ?? 0, failures: item["failures"]?.int ?? 0,
+                                  inFlight: item["in_flight"]?.int ?? 0, p50: item["p50"]?.double, p95: item["p95"]?.double)
+        }
     }
 }

@@ -58,6 +58,11 @@ extension Event {
         case .heartbeat(let pid, let service, let ok, let count, let error):
             return ok ? "\(pid) \(service): heartbeat, report_count \(count.map(String.init) ?? "?")"
                 : "\(pid) \(service): heartbeat FAILED: \(error ?? "unknown error") (it keeps beating)"
+        case .rpcStats(let pid, let service, let topic, let methods):
+            return "\(pid) \(service): rpc on \(topic): " + methods.map {
+                "\($0.method) \($0.handled)" + ($0.failures > 0 ? " (\($0.failures) failed)" : "") + ($0.inFlight > 0 ? " +\($0.inFlight)" : "")
+                    + ($0.p95.map { " p95 \(Self.duration($0))" } ?? "")
+            }.joined(separator: ", ")
         case .stats(let samples):
             return "stats: " + samples.map { "\($0.pid) \(JSONObject.number($0.cpuPercent, decimals: 1))% \($0.rssBytes / 1024) KiB" }.joined(separator: ", ")
         case .snapshot(let snapshot):
@@ -153,6 +158,10 @@ extension Event {
         case .heartbeat:
             return "nova's report_state: every report_interval the worker adds 1 to report_count of its services row and "
                 + "sets last_seen_up. A service is up while now - last_seen_up <= service_down_time."
+        case .rpcStats:
+            return "The worker's RPC server consumes its topic queue (shared by every worker: competing consumers), "
+                + "topic.host and its own fanout queue; each message is claimed by one worker, handled by the manager's "
+                + "method, acknowledged, and for a call answered on the caller's reply queue. These are its counters."
         case .stats:
             return "The master read /proc/PID/stat (state, utime+stime, threads) and /proc/PID/statm (resident pages) "
                 + "for itself and each worker, as htop does; CPU % is the tick delta over the interval."

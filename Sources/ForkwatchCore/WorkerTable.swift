@@ -200,6 +200,12 @@ public struct WorkerTable: Sendable {
         return [.emit(.heartbeat(pid: pid, service: worker.service, ok: ok, reportCount: reportCount, error: error))]
     }
 
+    /// A worker's RPC server reported its counters.
+    public mutating func rpcStats(pid: Int32, topic: String, methods: [RPCMethodStats]) -> [Action] {
+        guard let worker = workers[pid] else { return [] }
+        return [.emit(.rpcStats(pid: pid, service: worker.service, topic: topic, methods: methods))]
+    }
+
     /// waitpid reported `pid` gone with `rawStatus`.
     public mutating func childExited(pid: Int32, rawStatus: Int32, now: Double) -> [Action] {
         let status = TerminationStatus(waitStatus: rawStatus)

@@ -1,5 +1,6 @@
 import Forkwatch
 import ForkwatchCore
+import ForkwatchRPC
 import NIOConcurrencyHelpers
 
 /// The apps `enabled_apis` may name, and the URL map a worker serves: every enabled app at its
@@ -37,8 +38,27 @@ final class SharedDatabase: @unchecked Sendable {
     private let path: String
     private let lock = NIOLock()
     private var store: ServicesStore?
+    private var schedulerClient: RPCClient?
 
-    init(path: String) { self.path = path }
+    /// How long a POST waits for a scheduler to answer `select_destinations` (nova's API casts
+    /// to the conductor and returns at once; this one answers with the outcome, so it bounds it).
+    let schedulingTimeout: Double
+
+    /// The scheduler's RPC API (nova's SchedulerAPI, version 4.x), on the embedded transport.
+    func scheduler() throws -> RPCClient {
+        try lock.withLock {
+            if let client = schedulerClient { return client }
+            let client = RPCClient(transport: try EmbeddedTransport(path: path), target: RPCTarget(topic: "scheduler", version: "4.0"),
+                                   timeout: schedulingTimeout)
+            schedulerClient = client
+            return client
+        }
+    }
+
+    init(path: String, schedulingTimeout: Double = 10) {
+        self.path = path
+        self.schedulingTimeout = schedulingTimeout
+    }
 
     /// Runs `body` with the store; a database error becomes a 500 with nova's fault body.
     func use(_ body: (ServicesStore) throws -> APIResponse) -> APIResponse {

@@ -1,4 +1,5 @@
 import Forkwatch
+import ForkwatchRPC
 import Foundation
 
 /// A small compute-style API at `/v2.1`, shaped like nova's: the version document, servers
@@ -97,12 +98,27 @@ struct ComputeAPI: APIApp {
         guard let flavor = Self.flavors.first(where: { $0.id == flavorRef || $0.name == flavorRef }) else {
             return .now(.fault(400, "badRequest", "Flavor \(flavorRef) could not be found."))
         }
-        let host = self.host
+        let requestId = "req-" + RPCIds.hex()
         return .blocking { [database] in
             database.use { store in
-                let row = try store.createInstance(name: name, flavor: flavor.name, host: host)
-                return .json(202, ["server": Self.server(row, base: base)],
-                             headers: [("Location", "\(base)/servers/\(row.uuid)")])
+                // nova: the instance is recorded as building, the scheduler picks a host
+                // (conductor → scheduler `select_destinations`, a call), then it is active there,
+                // or in error when no scheduler answered.
+                var row = try store.createInstance(name: name, flavor: flavor.name, host: nil)
+                var schedulerPid: Int?
+                var fault: String?
+                do {
+                    let result = try database.scheduler().call("select_destinations", context: ["request_id": .string(requestId)],
+                                                               args: ["instance_name": .string(name), "flavor": .string(flavor.name)])
+                    let chosen = result.array?.first
+                    schedulerPid = chosen?["scheduler_pid"]?.int
+                    row = try store.setInstanceState(uuid: row.uuid, vmState: "active", host: chosen?["host"]?.string) ?? row
+                } catch {
+                    fault = "No valid host was found: \(error)"
+                    row = try store.setInstanceState(uuid: row.uuid, vmState: "error", host: nil) ?? row
+                }
+                return .json(202, ["server": Self.server(row, base: base, schedulerPid: schedulerPid, fault: fault)],
+                             headers: [("Location", "\(base)/servers/\(row.uuid)"), ("X-Openstack-Request-Id", requestId)])
             }
         }
     }
@@ -115,16 +131,20 @@ struct ComputeAPI: APIApp {
         let created: String
         let links: [Link]
         let host: String?
+        let schedulerPid: Int?
+        let fault: [String: String]?
 
         enum CodingKeys: String, CodingKey {
-            case id, name, status, flavor, created, links
+            case id, name, status, flavor, created, links, fault
             case host = "OS-EXT-SRV-ATTR:host"
+            case schedulerPid = "forkwatch:scheduler_pid"
         }
     }
 
-    static func server(_ row: ServicesStore.Instance, base: String) -> Server {
+    static func server(_ row: ServicesStore.Instance, base: String, schedulerPid: Int? = nil, fault: String? = nil) -> Server {
         Server(id: row.uuid, name: row.display_name, status: row.vm_state.uppercased(),
                flavor: ["original_name": row.flavor], created: ISO8601DateFormatter().string(from: row.created_at),
-               links: [Link(rel: "self", href: "\(base)/servers/\(row.uuid)")], host: row.host)
+               links: [Link(rel: "self", href: "\(base)/servers/\(row.uuid)")], host: row.host, schedulerPid: schedulerPid,
+               fault: fault.map { ["message": $0, "code": "500"] })
     }
 }

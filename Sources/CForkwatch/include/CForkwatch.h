@@ -80,6 +80,14 @@ void fw_malloc_trim(void);
 /// memfd_create(name, MFD_CLOEXEC): an anonymous file (glibc declares it only with _GNU_SOURCE).
 int fw_memfd(const char *name);
 
+/// inotify_init1(IN_NONBLOCK | IN_CLOEXEC), then a watch on `directory` for files written,
+/// created or renamed into it. Returns the inotify fd, or -1 with errno set.
+int fw_watch_directory(const char *directory);
+
+/// Reads the pending inotify events of `fd` (non-blocking) and returns 1 when one names `file`
+/// (or the queue overflowed), 0 when none does, -1 on error.
+int fw_drain_watch(int fd, const char *file);
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 int fw_set_pdeathsig(int sig);
 

@@ -92,6 +92,9 @@ struct DashboardWorld: Sendable {
         var history: [Int] = []
     }
 
+    /// The latest RPC counters of each worker that serves RPC (kept after it exits: totals stay).
+    var rpc: [Int32: (service: String, topic: String, methods: [RPCMethodStats])] = [:]
+
     /// The last heartbeat per service: its report_count, or the error.
     var heartbeats: [String: (ok: Bool, reportCount: Int?, error: String?, at: Double)] = [:]
 
@@ -140,6 +143,9 @@ struct DashboardWorld: Sendable {
         case .heartbeat(_, let service, let ok, let count, let error):
             heartbeats[service] = (ok, count, error, event.mono)
             if ok { return }
+        case .rpcStats(let pid, let service, let topic, let methods):
+            rpc[pid] = (service, topic, methods)
+            return  // once a second per worker: the RPC panel shows it
         case .listening(let service, let address, let backlog):
             acceptQueues[service] = AcceptQueue(address: address, limit: backlog)
         case .acceptQueue(let service, let address, let depth, let limit):

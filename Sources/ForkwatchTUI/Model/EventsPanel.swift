@@ -87,7 +87,7 @@ extension DashboardRenderer {
             return Frame.Style(bold: !expected, color: .red)
         case .throttle, .notice:
             return Frame.Style(color: .yellow)
-        case .listening, .acceptQueue:
+        case .listening, .acceptQueue, .rpcStats:
             return .plain
         case .taskRun(_, _, _, _, _, let ok, _, _, _), .heartbeat(_, _, let ok, _, _):
             return ok ? .plain : Frame.Style(color: .yellow)

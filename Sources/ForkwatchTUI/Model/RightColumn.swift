@@ -1,7 +1,7 @@
 import ForkwatchCore
 
-/// The right column: the throttle of each service, then the periodic tasks and the accept
-/// queue (a placeholder until the HTTP service lands).
+/// The right column: the throttle of each service, then the periodic tasks, the accept queue
+/// and the RPC traffic.
 extension DashboardRenderer {
     typealias Line = (text: String, style: Frame.Style)
 
@@ -13,8 +13,11 @@ extension DashboardRenderer {
         var titles: Set<Int> = []
         var row = layout.bodyRows.lowerBound
         let queueLines = acceptQueueLines(world, width: textWidth - 1, unicode: canvas.unicode)
+        let rpcLines = Array(rpcLines(world, width: textWidth - 1).prefix(7))
         let taskLines = periodicLines(world, width: textWidth - 1)
-        let bottom = layout.bodyRows.upperBound - (queueLines.count + 1) - min(taskLines.count, 10) - 1
+        // The bottom panels keep their rows; the throttle and the tasks share the rest.
+        let reserved = (queueLines.count + 1) + (rpcLines.count + 1)
+        let bottom = layout.bodyRows.upperBound - reserved - min(taskLines.count, 10) - 1
 
         titles.insert(row)
         canvas.title("THROTTLE", row: row, from: left, to: layout.width)
@@ -40,7 +43,7 @@ extension DashboardRenderer {
         titles.insert(row)
         canvas.title("PERIODIC TASKS", row: row, from: left, to: layout.width)
         row += 1
-        let taskRoom = max(1, layout.bodyRows.upperBound - (queueLines.count + 1) - row)
+        let taskRoom = max(1, layout.bodyRows.upperBound - reserved - row)
         for (index, line) in taskLines.enumerated() where index < taskRoom {
             let text = index == taskRoom - 1 && taskLines.count > taskRoom ? "+\(taskLines.count - index) more" : line.text
             canvas.put(" " + text, row: row, column: left, style: line.style, maxWidth: textWidth)
@@ -53,7 +56,49 @@ extension DashboardRenderer {
             canvas.put(" " + line.text, row: row, column: left, style: line.style, maxWidth: textWidth)
             row += 1
         }
+        guard row < layout.bodyRows.upperBound else { return titles }
+        titles.insert(row)
+        canvas.title("RPC", row: row, from: left, to: layout.width)
+        row += 1
+        for line in rpcLines where row < layout.bodyRows.upperBound {
+            canvas.put(" " + line.text, row: row, column: left, style: line.style, maxWidth: textWidth)
+            row += 1
+        }
         return titles
+    }
+
+    /// The RPC panel: per topic and method, messages handled and failed by all its workers,
+    /// in flight now, and the slowest worker's p95 handling time.
+    static func rpcLines(_ world: DashboardWorld, width: Int) -> [Line] {
+        guard !world.rpc.isEmpty else { return [(" no RPC traffic", Frame.Style(dim: true))] }
+        struct Total { var handled = 0, failures = 0, inFlight = 0, p95: Double? }
+        var totals: [String: [String: Total]] = [:]
+        for (pid, entry) in world.rpc {
+            let alive = world.workers[pid].map { $0.state != .gone } ?? false
+            for stats in entry.methods {
+                var total = totals[entry.topic, default: [:]][stats.method, default: Total()]
+                total.handled += stats.handled
+                total.failures += stats.failures
+                if alive {
+                    total.inFlight += stats.inFlight
+                    if let p95 = stats.p95 { total.p95 = max(total.p95 ?? 0, p95) }
+                }
+                totals[entry.topic, default: [:]][stats.method] = total
+            }
+        }
+        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? String(text.prefix(n)) : text + String(repeating: " ", count: n - text.count) }
+        func lpad(_ text: String, _ n: Int) -> String { text.count >= n ? text : String(repeating: " ", count: n - text.count) + text }
+        let nameWidth = max(6, width - 7 - 4 - 6)
+        var lines: [Line] = [(pad("method", nameWidth) + lpad("done", 7) + lpad("err", 4) + lpad("p95", 6), Frame.Style(dim: true))]
+        for topic in totals.keys.sorted() {
+            if totals.count > 1 { lines.append((topic, Frame.Style(bold: true))) }
+            for (method, total) in totals[topic]!.sorted(by: { $0.key < $1.key }) {
+                let style = total.failures > 0 ? Frame.Style(color: .yellow) : Frame.Style()
+                let done = total.inFlight > 0 ? "\(total.handled)+\(total.inFlight)" : "\(total.handled)"
+                lines.append((pad(method, nameWidth) + lpad(done, 7) + lpad("\(total.failures)", 4) + lpad(total.p95.map(Self.millis) ?? "-", 6), style))
+            }
+        }
+        return lines
     }
 
     /// The ACCEPT QUEUE panel: per listening service, `backlog 3/128` and a sparkline of the
