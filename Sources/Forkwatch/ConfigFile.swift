@@ -98,6 +98,9 @@ public enum ConfigFile {
             case "host":
                 guard let host = value.string, !host.isEmpty else { throw fail(value, "host must be a name") }
                 configuration.host = host
+            case "transport_url":
+                guard let url = value.string, !url.isEmpty else { throw fail(value, "transport_url must be a URL") }
+                configuration.transportURL = url
             case "services":
                 configuration.services = try services(value, fail)
             default:

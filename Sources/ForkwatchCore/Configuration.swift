@@ -168,6 +168,9 @@ public struct LauncherConfiguration: Hashable, Sendable {
     public var database: String?
     /// This host's name in the services table; nil = the machine's hostname (nova `host`).
     public var host: String?
+    /// oslo's `transport_url`: `sqlite:` (nil, the default) is the embedded transport in the
+    /// services database; `rabbit://user:pass@host:5672/vhost` a RabbitMQ broker.
+    public var transportURL: String?
 
     public init() {}
 
@@ -187,6 +190,7 @@ public struct LauncherConfiguration: Hashable, Sendable {
         ("service_down_time", "a service is down when its last heartbeat is older; default 60"),
         ("database", "the SQLite file of the services table; default under $XDG_STATE_HOME/forkwatch"),
         ("host", "this host's name in the services table; default the hostname"),
+        ("transport_url", "RPC transport: sqlite: (default, embedded in the services database) or rabbit://user:pass@host:5672/vhost"),
         ("services", "a map of service name → {workers, service | command, listen, port, backlog, tcp_keepidle, and for HTTP services enabled_apis, pool_size, keep_alive, client_socket_timeout, max_header_line, cert_file, key_file, ca_file, access_log}"),
     ]
 
@@ -201,6 +205,9 @@ public struct LauncherConfiguration: Hashable, Sendable {
         if let max = periodicIntervalMax, !(max > 0) { return "periodic_interval_max must be > 0, got \(max)" }
         if !(serviceDownTime > 0) { return "service_down_time must be > 0, got \(serviceDownTime)" }
         if let database, database.isEmpty { return "database must be a path" }
+        if let url = transportURL, !(url == "sqlite:" || url.hasPrefix("sqlite:") || url.hasPrefix("rabbit://")) {
+            return "transport_url must be sqlite: or rabbit://user:pass@host:5672/vhost, got '\(url)'"
+        }
         var seen = Set<String>()
         for service in services {
             if !seen.insert(service.name).inserted { return "service '\(service.name)' is defined twice" }

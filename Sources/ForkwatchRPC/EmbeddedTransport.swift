@@ -202,23 +202,26 @@ public final class Doorbell: @unchecked Sendable {
     /// Forgets what happened so far (call before checking the queues, then `wait`).
     public func reset() { _ = fw_drain_watch(watch, walName) }
 
+    public enum Wakeup { case written, interrupted, timedOut }
+
     /// Waits until the WAL is written, `ring()` is called, or `timeout` passes.
-    public func wait(timeout: Double) {
+    @discardableResult
+    public func wait(timeout: Double) -> Wakeup {
         var entries = [pollfd(fd: watch, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let left = deadline.timeIntervalSinceNow
-            if left <= 0 { return }
+            if left <= 0 { return .timedOut }
             let rc = poll(&entries, 2, Int32(max(1, (left * 1000).rounded(.up))))
             if rc < 0 && errno == EINTR { continue }
-            if rc <= 0 { return }
+            if rc <= 0 { return .timedOut }
             if entries[1].revents != 0 {
                 var byte: UInt8 = 0
                 _ = read(wake.read, &byte, 1)
-                return
+                return .interrupted
             }
             if entries[0].revents != 0 {
-                if fw_drain_watch(watch, walName) != 0 { return }
+                if fw_drain_watch(watch, walName) != 0 { return .written }
                 entries[0].revents = 0
             }
         }
@@ -233,4 +236,90 @@ public final class Doorbell: @unchecked Sendable {
 /// oslo's ids: `uuid4().hex`.
 public enum RPCIds {
     public static func hex() -> String { UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
+}
+
+extension EmbeddedTransport: RPCTransport {
+    public var name: String { "sqlite:\(path)" }
+
+    public func send(_ body: String, to destination: RPCDestination, ttl: Double?) throws {
+        switch destination {
+        case .topic(let topic): try publish(to: topic, body: body, ttl: ttl)
+        case .server(let topic, let server): try publish(to: "\(topic).\(server)", body: body, ttl: ttl)
+        case .fanout(let topic): try publishFanout(topic: topic, body: body)
+        case .reply(let queue): try publish(to: queue, body: body, ttl: ttl ?? 60)
+        }
+    }
+
+    public func send(_ bodies: [String], to destination: RPCDestination) throws {
+        switch destination {
+        case .topic(let topic): try publish(to: topic, bodies: bodies)
+        case .server(let topic, let server): try publish(to: "\(topic).\(server)", bodies: bodies)
+        case .fanout, .reply: for body in bodies { try send(body, to: destination, ttl: nil) }
+        }
+    }
+
+    public func serverConsumer(topic: String, server: String, fanout: Bool) throws -> RPCConsumer {
+        let fanoutQueue = fanout ? try declareFanoutQueue(topic: topic) : nil
+        return try EmbeddedConsumer(transport: self, queues: [topic, "\(topic).\(server)"] + (fanoutQueue.map { [$0] } ?? []),
+                                    ownQueue: fanoutQueue, isReply: false)
+    }
+
+    public func replyConsumer() throws -> RPCConsumer {
+        let queue = "reply_\(RPCIds.hex())"
+        return try EmbeddedConsumer(transport: self, queues: [queue], ownQueue: queue, isReply: true)
+    }
+}
+
+/// Claims rows of its queues; sleeps on its own doorbell between them. Every second it also
+/// gives back the rows of consumers that died (`recoverAbandoned`).
+final class EmbeddedConsumer: RPCConsumer {
+    private let transport: EmbeddedTransport
+    private let queues: [String]
+    private let ownQueue: String?
+    private let doorbell: Doorbell
+    let replyQueue: String?
+    /// The last message handed out, acknowledged together with the next claim (one write).
+    private var pendingAck: Int64?
+    private var lastRecovery = Date.distantPast
+
+    init(transport: EmbeddedTransport, queues: [String], ownQueue: String?, isReply: Bool) throws {
+        self.transport = transport
+        self.queues = queues
+        self.ownQueue = ownQueue
+        replyQueue = isReply ? ownQueue : nil
+        doorbell = try transport.doorbell()
+    }
+
+    func next(timeout: Double) throws -> RPCDelivery? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if replyQueue == nil, Date().timeIntervalSince(lastRecovery) >= 1 {
+                lastRecovery = Date()
+                try transport.recoverAbandoned()
+            }
+            doorbell.reset()
+            let acknowledging = pendingAck
+            pendingAck = nil
+            if let delivery = try transport.claim(from: queues, acknowledging: acknowledging) {
+                return RPCDelivery(tag: delivery.id, queue: delivery.queue, body: delivery.body)
+            }
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { return nil }
+            if doorbell.wait(timeout: min(left, 1)) == .interrupted { return nil }
+        }
+    }
+
+    /// Deferred to the next claim (same transaction); `close` writes it if none comes.
+    func acknowledge(_ delivery: RPCDelivery) throws {
+        if let pendingAck { try transport.acknowledge(pendingAck) }
+        pendingAck = delivery.tag
+    }
+
+    func interrupt() { doorbell.ring() }
+
+    func close() {
+        if let pendingAck { try? transport.acknowledge(pendingAck) }
+        pendingAck = nil
+        if let ownQueue { transport.deleteQueue(ownQueue) }
+    }
 }

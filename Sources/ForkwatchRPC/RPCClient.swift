@@ -20,8 +20,11 @@ public struct RPCTarget: Sendable, Equatable {
         self.version = version
     }
 
-    /// The queue a cast or call goes to (`topic` or `topic.server`).
-    var queue: String { server.map { "\(topic).\($0)" } ?? topic }
+    /// Where a cast or call goes.
+    var destination: RPCDestination {
+        if fanout { return .fanout(topic: topic) }
+        return server.map { .server(topic: topic, server: $0) } ?? .topic(topic)
+    }
 }
 
 /// Why a call did not return a result.
@@ -52,14 +55,14 @@ public enum RPCError: Error, CustomStringConvertible, Equatable {
 ///     try scheduler.prepare(fanout: true).cast("update_instance_info", args: [...])
 ///
 /// Each call waits on a reply queue of its own (`reply_<hex>`); oslo shares one per transport,
-/// which needs a reader thread — with rows in a table a queue per call costs nothing more.
+/// which needs a reader thread — a queue per call needs none, and costs a queue declaration.
 public struct RPCClient: Sendable {
-    public let transport: EmbeddedTransport
+    public let transport: RPCTransport
     public var target: RPCTarget
     /// Seconds a call waits for its reply (oslo's `rpc_response_timeout`, 60).
     public var timeout: Double
 
-    public init(transport: EmbeddedTransport, target: RPCTarget, timeout: Double = 60) {
+    public init(transport: RPCTransport, target: RPCTarget, timeout: Double = 60) {
         self.transport = transport
         self.target = target
         self.timeout = timeout
@@ -82,13 +85,8 @@ public struct RPCClient: Sendable {
     }
 
     public func cast(_ method: String, context: [String: JSONValue] = [:], args: [String: JSONValue] = [:]) throws(RPCError) {
-        let body = request(method, context: context, args: args).body
         do {
-            if target.fanout {
-                try transport.publishFanout(topic: target.topic, body: body)
-            } else {
-                try transport.publish(to: target.queue, body: body)
-            }
+            try transport.send(request(method, context: context, args: args).body, to: target.destination, ttl: nil)
         } catch {
             throw .transport("\(error)")
         }
@@ -98,7 +96,7 @@ public struct RPCClient: Sendable {
     public func castMany(_ method: String, context: [String: JSONValue] = [:], args: [[String: JSONValue]]) throws(RPCError) {
         guard !target.fanout else { throw .invalidTarget("castMany does not fan out") }
         do {
-            try transport.publish(to: target.queue, bodies: args.map { request(method, context: context, args: $0).body })
+            try transport.send(args.map { request(method, context: context, args: $0).body }, to: target.destination)
         } catch {
             throw .transport("\(error)")
         }
@@ -108,33 +106,29 @@ public struct RPCClient: Sendable {
         guard !target.fanout else { throw .invalidTarget("A call cannot be used with fanout (target \(target.topic))") }
         var message = request(method, context: context, args: args)
         let msgId = RPCIds.hex()
-        let replyQueue = "reply_\(RPCIds.hex())"
-        message.msgId = msgId
-        message.replyQueue = replyQueue
         let deadline = Date().addingTimeInterval(timeout)
-        let doorbell: Doorbell
+        let replies: RPCConsumer
         do {
-            doorbell = try transport.doorbell()
+            replies = try transport.replyConsumer()
+            message.msgId = msgId
+            message.replyQueue = replies.replyQueue
             // The request expires with the call: nobody handles it after its caller gave up.
-            try transport.publish(to: target.queue, body: message.body, ttl: timeout)
+            try transport.send(message.body, to: target.destination, ttl: timeout)
         } catch {
             throw .transport("\(error)")
         }
-        defer { transport.deleteQueue(replyQueue) }
+        defer { replies.close() }
         while true {
-            doorbell.reset()
-            let delivery: EmbeddedTransport.Delivery?
-            do { delivery = try transport.claim(from: [replyQueue]) } catch { throw .transport("\(error)") }
-            if let delivery {
-                try? transport.acknowledge(delivery.id)
-                guard let reply = try? RPCReply.decode(delivery.body), reply.msgId == msgId else { continue }
-                if let failure = reply.failure { throw .remote(failure) }
-                if reply.ending { return reply.result }
-                continue  // a call-monitor heartbeat
-            }
             let left = deadline.timeIntervalSinceNow
             if left <= 0 { throw .timeout("Timed out waiting for a reply to message ID \(msgId)") }
-            doorbell.wait(timeout: min(left, 1))
+            let delivery: RPCDelivery?
+            do { delivery = try replies.next(timeout: left) } catch { throw .transport("\(error)") }
+            guard let delivery else { continue }
+            try? replies.acknowledge(delivery)
+            guard let reply = try? RPCReply.decode(delivery.body), reply.msgId == msgId else { continue }
+            if let failure = reply.failure { throw .remote(failure) }
+            if reply.ending { return reply.result }
+            // ending false: a call-monitor heartbeat; keep waiting.
         }
     }
 }

@@ -9,17 +9,17 @@ import Logging
 /// endpoints, answers calls on their reply queue, and acknowledges a message only after it was
 /// handled (a worker killed mid-message leaves it to be delivered again).
 ///
-/// `threads` consumers claim messages independently (oslo's executor thread pool). Once a
-/// second the counters go to the master on the status pipe (`rpc {…}` → `rpc_stats` events).
+/// `threads` consumers take messages independently (oslo's executor thread pool), each on its
+/// own thread with its own consumer. Once a second the counters go to the master on the status
+/// pipe (`rpc {…}` → `rpc_stats` events).
 public final class RPCServer: RPCServing, @unchecked Sendable {
     public let topic: String
     public let host: String
-    private let transport: EmbeddedTransport
+    private let transport: RPCTransport
     private let endpoints: [RPCEndpoint]
     private let threads: Int
     private let log: Logger
-    private var fanoutQueue: String?
-    private var doorbells: [Doorbell] = []
+    private var consumers: [RPCConsumer] = []
     private var finished: [StopLatch] = []
 
     private let lock = NSLock()
@@ -29,7 +29,7 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
     /// oslo's `_MsgIdCache`: the last 16 `_unique_id`s, a repeat is dropped.
     private var recentIds: [String] = []
 
-    public init(transport: EmbeddedTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int = 4) {
+    public init(transport: RPCTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int = 4) {
         self.transport = transport
         self.topic = topic
         self.host = host
@@ -38,18 +38,15 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
         log = Log.logger("\(topic).rpc")
     }
 
-    public var queues: [String] { [topic, "\(topic).\(host)"] + (fanoutQueue.map { [$0] } ?? []) }
-
     public func start() throws {
-        fanoutQueue = try transport.declareFanoutQueue(topic: topic)
-        let queues = self.queues
-        for _ in 0..<threads {
-            let doorbell = try transport.doorbell()
+        // Each thread consumes topic and topic.host; the first also this worker's fanout queue.
+        for index in 0..<threads {
+            let consumer = try transport.serverConsumer(topic: topic, server: host, fanout: index == 0)
             let done = StopLatch()
-            doorbells.append(doorbell)
+            consumers.append(consumer)
             finished.append(done)
             Posix.startThread { [self] in
-                consume(queues, doorbell: doorbell)
+                consume(consumer)
                 done.release()
             }
         }
@@ -59,51 +56,37 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             reportStats()
             reporterDone.release()
         }
-        log.info("RPC server on \(queues.joined(separator: ", ")) (embedded transport, \(threads) threads)")
+        log.info("RPC server on \(topic), \(topic).\(host) and a fanout queue (\(transport.name), \(threads) threads)")
     }
 
     /// Stops taking messages; returns when the ones in hand are handled and acknowledged.
     public func stop() {
         lock.withLock { stopping = true }
-        for doorbell in doorbells { doorbell.ring() }
+        for consumer in consumers { consumer.interrupt() }
         for done in finished { done.wait(timeout: 10) }
-        if let fanoutQueue { transport.deleteQueue(fanoutQueue) }
         sendStats(force: true)
     }
 
     private var isStopping: Bool { lock.withLock { stopping } }
 
-    private func consume(_ queues: [String], doorbell: Doorbell) {
-        var handled: Int64?
-        var lastRecovery = Date.distantPast
+    private func consume(_ consumer: RPCConsumer) {
+        defer { consumer.close() }
         while !isStopping {
-            if Date().timeIntervalSince(lastRecovery) >= 1 {
-                lastRecovery = Date()
-                if let released = try? transport.recoverAbandoned(), released > 0 {
-                    log.warning("gave back \(released) message(s) claimed by a process that is gone; they are delivered again")
-                }
-            }
-            doorbell.reset()
-            let delivery: EmbeddedTransport.Delivery?
+            let delivery: RPCDelivery?
             do {
-                delivery = try transport.claim(from: queues, acknowledging: handled)
-                handled = nil
+                delivery = try consumer.next(timeout: 1)
             } catch {
-                log.error("claiming a message failed: \(error)")
-                doorbell.wait(timeout: 1)
+                log.error("receiving a message failed: \(error)")
+                Posix.sleep(seconds: 1)
                 continue
             }
-            guard let delivery else {
-                doorbell.wait(timeout: 1)
-                continue
-            }
+            guard let delivery else { continue }
             handle(delivery)
-            handled = delivery.id
+            do { try consumer.acknowledge(delivery) } catch { log.error("acknowledging a message failed: \(error)") }
         }
-        if let handled { try? transport.acknowledge(handled) }
     }
 
-    private func handle(_ delivery: EmbeddedTransport.Delivery) {
+    private func handle(_ delivery: RPCDelivery) {
         let request: RPCRequest
         do {
             request = try RPCRequest.decode(delivery.body)
@@ -142,7 +125,7 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             case .success(let result): reply = RPCReply(result: result, msgId: msgId, uniqueId: RPCIds.hex())
             case .failure(let failure): reply = RPCReply(failure: failure, msgId: msgId, uniqueId: RPCIds.hex())
             }
-            do { try transport.publish(to: replyQueue, body: reply.body, ttl: 60) } catch {
+            do { try transport.send(reply.body, to: .reply(queue: replyQueue), ttl: 60) } catch {
                 log.error("could not send the reply to \(replyQueue): \(error)")
             }
         }
@@ -193,7 +176,7 @@ public enum RPCServices {
         ManagedService.rpcServerStarter = { service in
             let endpoints = service.manager.rpcEndpoints
             guard !endpoints.isEmpty else { return nil }
-            let transport = try EmbeddedTransport(path: service.database)
+            let transport = try RPCTransports.make(url: WorkerChannel.configuration.transportURL, database: service.database)
             let server = RPCServer(transport: transport, topic: service.topic, host: service.host, endpoints: endpoints)
             try server.start()
             return server

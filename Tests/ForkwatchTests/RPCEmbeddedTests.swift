@@ -16,12 +16,13 @@ import Testing
         database = directory + "/db.sqlite"
     }
 
-    private func startSchedulers(_ workers: Int = 4) throws -> (LaunchedMaster, Set<Int32>, RPCClient) {
+    private func startSchedulers(_ workers: Int = 4) throws -> (LaunchedMaster, Set<Int32>, RPCClient, EmbeddedTransport) {
         let master = try LaunchedMaster(["--workers", "\(workers)", "--db", database, "--periodic-fuzzy-delay", "0", "scheduler"])
         let pids = Set(try master.waitForReady(workers))
         // A worker is ready once its RPC server consumes (start() returns after it started).
-        let client = RPCClient(transport: try EmbeddedTransport(path: database), target: RPCTarget(topic: "scheduler", version: "4.0"), timeout: 10)
-        return (master, pids, client)
+        let transport = try EmbeddedTransport(path: database)
+        let client = RPCClient(transport: transport, target: RPCTarget(topic: "scheduler", version: "4.0"), timeout: 10)
+        return (master, pids, client, transport)
     }
 
     /// The latest `rpc_stats` of each worker, as handled counts for `method`.
@@ -46,13 +47,13 @@ import Testing
     }
 
     @Test func tenThousandCastsAreEachHandledOnceByCompetingWorkers() throws {
-        let (master, pids, client) = try startSchedulers()
+        let (master, pids, client, transport) = try startSchedulers()
         let total = 10_000
         try client.castMany("update_instance_info", args: (0..<total).map { ["host_name": .string("compute-\($0)")] })
         let counts = try waitForHandled(master, "update_instance_info", atLeast: total)
         // Every message acknowledged (deleted after handling) and the sum is exactly the number
         // sent: a message handled twice would push the sum over, one never handled would stay.
-        #expect(Proc.eventually(timeout: 10) { (try? client.transport.depth()) == 0 })
+        #expect(Proc.eventually(timeout: 10) { (try? transport.depth()) == 0 })
         #expect(handled(master, "update_instance_info").values.reduce(0, +) == total)
         #expect(Set(counts.keys).isSubset(of: pids))
         #expect(counts.count >= 2, "competing consumers: \(counts)")
@@ -62,7 +63,7 @@ import Testing
     }
 
     @Test func aFanoutReachesEveryWorkerAndACallComesBack() throws {
-        let (master, pids, client) = try startSchedulers()
+        let (master, pids, client, _) = try startSchedulers()
         try client.prepare(fanout: true).cast("sync_instance_info", args: ["host_name": .string("compute-1")])
         let counts = try waitForHandled(master, "sync_instance_info", atLeast: pids.count)
         #expect(Set(counts.keys) == pids, "every worker got its copy: \(counts)")
@@ -89,7 +90,7 @@ import Testing
     }
 
     @Test func faultsComeBackAsFailuresAndNeverKillAWorker() throws {
-        let (master, _, client) = try startSchedulers(2)
+        let (master, _, client, transport) = try startSchedulers(2)
         func failure(_ body: () throws -> JSONValue) -> RPCFailure? {
             do { _ = try body(); return nil } catch {
                 if case .remote(let failure)? = error as? RPCError { return failure }
@@ -103,10 +104,10 @@ import Testing
         let valueError = failure { try client.prepare(version: "1.0").call("fail", args: ["msg": .string("kaboom")]) }
         #expect(valueError?.className == "ValueError" && valueError?.module == "builtins" && valueError?.message == "kaboom")
         // Not JSON, JSON without a method, a cast of an unknown method: logged, dropped.
-        try client.transport.publish(to: "scheduler", body: "not json at all")
-        try client.transport.publish(to: "scheduler", body: #"{"oslo.version": "2.0", "oslo.message": "{\"args\": {}}"}"#)
+        try transport.publish(to: "scheduler", body: "not json at all")
+        try transport.publish(to: "scheduler", body: #"{"oslo.version": "2.0", "oslo.message": "{\"args\": {}}"}"#)
         try client.cast("no_such_cast")
-        #expect(Proc.eventually(timeout: 10) { (try? client.transport.depth(of: "scheduler")) == 0 })
+        #expect(Proc.eventually(timeout: 10) { (try? transport.depth(of: "scheduler")) == 0 })
         #expect(master.log.contains("skipping it"))
         // Still serving, nobody died.
         #expect(try client.prepare(version: "1.0").call("echo")["pid"] != nil)
@@ -125,7 +126,7 @@ import Testing
     }
 
     @Test func aWorkerKilledMidStreamLosesNoCast() throws {
-        let (master, pids, client) = try startSchedulers()
+        let (master, pids, client, transport) = try startSchedulers()
         let total = 3000
         try client.castMany("update_instance_info", args: (0..<total).map { ["host_name": .string("c\($0)")] })
         // Kill one worker while the others are still working through the queue.
@@ -135,8 +136,8 @@ import Testing
         try master.waitFor("exit") { $0["pid"] as? Int == Int(victim) }
         // Whatever the dead worker had claimed is given back and handled by the others: the
         // queue drains completely.
-        #expect(Proc.eventually(timeout: 30) { (try? client.transport.depth()) == 0 },
-                "left: \((try? client.transport.depth()) ?? -1)")
+        #expect(Proc.eventually(timeout: 30) { (try? transport.depth()) == 0 },
+                "left: \((try? transport.depth()) ?? -1)")
         // The survivors did the rest (the victim's own count is its last report, maybe behind).
         let survivors = handled(master, "update_instance_info").filter { $0.key != victim }.values.reduce(0, +)
         #expect(survivors > 0 && survivors <= total)

@@ -115,7 +115,7 @@ for name in fan:
     want((f"{t}_fanout", name, t) in b, f"binding {t}_fanout -> {name} key {t}")
 for name in rep:
     want(not any(s and d == name for s, d, _ in b), f"{name} bound only to the default exchange")
-print("\n".join("     " + e for e in errs))
+if errs: print("\n".join("     " + e for e in errs))
 sys.exit(1 if errs else 0)
 EOF
 then ok "declared entities match reference §1"; else bad "declared entities match reference §1" "see $WORK/*.txt (KEEP=1)"; fi

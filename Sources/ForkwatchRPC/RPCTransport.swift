@@ -1,0 +1,76 @@
+import Forkwatch
+import Foundation
+
+/// Where a message goes (oslo.messaging's routing, reference §1).
+public enum RPCDestination: Sendable, Equatable {
+    /// The topic's shared queue: one server of any host takes it.
+    case topic(String)
+    /// `topic.server`: one of that host's servers takes it.
+    case server(topic: String, server: String)
+    /// Every server of the topic gets a copy.
+    case fanout(topic: String)
+    /// A caller's reply queue.
+    case reply(queue: String)
+}
+
+/// A message handed to a consumer; acknowledge it once it was handled.
+public struct RPCDelivery: Sendable {
+    /// The transport's handle for it (a row id, a delivery tag).
+    public let tag: Int64
+    public let queue: String
+    public let body: String
+
+    public init(tag: Int64, queue: String, body: String) {
+        self.tag = tag
+        self.queue = queue
+        self.body = body
+    }
+}
+
+/// A message transport: the embedded one (`sqlite:`, `EmbeddedTransport`) or a broker.
+public protocol RPCTransport: AnyObject, Sendable {
+    /// How it is named in logs (`sqlite:/path`, `rabbit://host:5672/`).
+    var name: String { get }
+    /// Sends one message; `ttl` (seconds) drops it when nobody took it in time (calls).
+    func send(_ body: String, to destination: RPCDestination, ttl: Double?) throws
+    /// Sends several messages to one destination (a burst of casts).
+    func send(_ bodies: [String], to destination: RPCDestination) throws
+    /// A consumer of `topic` and `topic.server` and, with `fanout`, of a fanout queue of its own.
+    /// Used from one thread; a server runs several, each on its own thread.
+    func serverConsumer(topic: String, server: String, fanout: Bool) throws -> RPCConsumer
+    /// A consumer of a new reply queue (`replyQueue` names it), for one call.
+    func replyConsumer() throws -> RPCConsumer
+}
+
+/// Messages of some queues, one at a time, each acknowledged after it was handled. A message
+/// given to a consumer that dies unacknowledged is delivered again.
+public protocol RPCConsumer: AnyObject {
+    /// The reply queue this consumer reads (reply consumers only).
+    var replyQueue: String? { get }
+    /// The next message, or nil when none came within `timeout` (or `interrupt` was called).
+    func next(timeout: Double) throws -> RPCDelivery?
+    func acknowledge(_ delivery: RPCDelivery) throws
+    /// Wakes a `next` waiting on another thread (to stop).
+    func interrupt()
+    /// Stops consuming; a fanout or reply queue of its own is deleted.
+    func close()
+}
+
+/// Transports by URL (oslo's `transport_url`).
+public enum RPCTransports {
+    /// Builds the transport a URL names. `sqlite:` (or nothing) is the embedded transport in the
+    /// services database `database`.
+    nonisolated(unsafe) public static var factories: [String: (String, String) throws -> RPCTransport] = [
+        "sqlite": { _, database in try EmbeddedTransport(path: database) },
+    ]
+
+    public static func make(url: String?, database: String) throws -> RPCTransport {
+        let url = url ?? "sqlite:"
+        guard let colon = url.firstIndex(of: ":") else { throw EmbeddedTransport.TransportError(description: "transport_url '\(url)' has no scheme") }
+        let scheme = String(url[..<colon])
+        guard let factory = factories[scheme] else {
+            throw EmbeddedTransport.TransportError(description: "transport_url: no '\(scheme)' transport (known: \(factories.keys.sorted().joined(separator: ", ")))")
+        }
+        return try factory(url, database)
+    }
+}
