@@ -33,12 +33,16 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // librabbitmq (rabbitmq-c) through a system library module (librabbitmq-dev), and the
+        // AMQP calls of the RabbitMQ transport in C over it.
+        .systemLibrary(name: "CRabbitMQ", providers: [.apt(["librabbitmq-dev"])]),
+        .target(name: "CForkwatchAMQP", dependencies: ["CRabbitMQ"], linkerSettings: [.linkedLibrary("rabbitmq")]),
         // RPC on topic queues (oslo.messaging's model): client, server, dispatcher; the embedded
         // transport in the services database.
         .target(
             name: "ForkwatchRPC",
             dependencies: [
-                "Forkwatch", "ForkwatchCore", "CForkwatch",
+                "Forkwatch", "ForkwatchCore", "CForkwatch", "CForkwatchAMQP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -8,7 +8,7 @@ import ForkwatchRPC
 struct RPCCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc",
-        abstract: "Call or cast a method of a service's manager over RPC (the embedded transport in the services database).",
+        abstract: "Call or cast a method of a service's manager over RPC (embedded transport by default, or RabbitMQ).",
         subcommands: [Call.self, Cast.self]
     )
 
@@ -20,6 +20,7 @@ struct RPCCommand: ParsableCommand {
         @Option(name: .long, help: "The request context as a JSON object.") var context: String = "{}"
         @Option(name: .long, help: "Target version, e.g. 4.5.") var version: String?
         @Option(name: .long, help: "The services database (default: \(ServicesStore.defaultPath)).") var db: String?
+        @Option(name: .long, help: "oslo's transport_url: sqlite: (the embedded transport, default) or rabbit://user:pass@host:5672/vhost.") var transportUrl: String?
 
         func parsed() throws -> (args: [String: JSONValue], context: [String: JSONValue], client: RPCClient) {
             func object(_ text: String, _ name: String) throws -> [String: JSONValue] {
@@ -29,8 +30,8 @@ struct RPCCommand: ParsableCommand {
             let args = try object(self.args, "args")
             let context = try object(self.context, "--context")
             let path = db ?? ServicesStore.defaultPath
-            let transport: EmbeddedTransport
-            do { transport = try EmbeddedTransport(path: path) } catch { throw UsageError("\(error)") }
+            let transport: RPCTransport
+            do { transport = try RPCTransports.make(url: transportUrl, database: path) } catch { throw UsageError("\(error)") }
             let client = RPCClient(transport: transport, target: RPCTarget(topic: topic, server: server, version: version))
             return (args, context, client)
         }

@@ -62,6 +62,7 @@ public enum RPCTransports {
     /// services database `database`.
     nonisolated(unsafe) public static var factories: [String: (String, String) throws -> RPCTransport] = [
         "sqlite": { _, database in try EmbeddedTransport(path: database) },
+        "rabbit": { url, _ in try RabbitTransport(url: url) },
     ]
 
     public static func make(url: String?, database: String) throws -> RPCTransport {

@@ -185,7 +185,7 @@ import Testing
         usleep(300_000)
         for _ in 0..<2 {
             master.signal(SIGHUP)
-            try master.waitForReady(2, service: "api")
+            _ = try master.waitForReady(2, service: "api")
             usleep(300_000)
         }
         tally.lock.withLock { tally.stop = true }
