@@ -73,7 +73,7 @@ let package = Package(
             ]
         ),
         // Figures that need forkwatch's own code (the renderer's frame time): bench/dashboard.py.
-        .executableTarget(name: "ForkwatchBench", dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI"]),
+        .executableTarget(name: "ForkwatchBench", dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchRPC"]),
         .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
         .testTarget(name: "ForkwatchTUITests", dependencies: ["ForkwatchTUI", "ForkwatchCore"]),
         .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch", "ForkwatchRPC"]),

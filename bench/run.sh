@@ -121,3 +121,11 @@ if [ "$FULL" = "1" ]; then
     "$PY" bench/http.py --forkwatch .build/release/forkwatch --venv "$VENV" \
         --out "${BENCH_OUT:-docs/benchmarks.md}"
 fi
+
+# 6. RPC: casts/s and call p50/p99 on the embedded transport and on RabbitMQ (a private node,
+#    Tests/Fixtures/rabbitmq/node.sh), beside Python oslo.messaging on the same broker.
+if [ "$FULL" = "1" ]; then
+    step "RPC: embedded, RabbitMQ, oslo.messaging (about 2 minutes)"
+    "$PY" bench/rpc.py --forkwatch .build/release/forkwatch --bench .build/release/forkwatch-bench \
+        --out "${BENCH_OUT:-docs/benchmarks.md}"
+fi

@@ -149,6 +149,12 @@ int fw_amqp_delete_queue(fw_amqp *amqp, const char *name) {
     return check(amqp, "queue.delete");
 }
 
+long fw_amqp_queue_depth(fw_amqp *amqp, const char *name) {
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(amqp->conn, 1, amqp_cstring_bytes(name), 1, 0, 0, 0, amqp_empty_table);
+    if (check(amqp, "queue.declare (passive)") != 0 || !ok) return -1;
+    return (long)ok->message_count;
+}
+
 int fw_amqp_qos(fw_amqp *amqp, int prefetch) {
     amqp_basic_qos(amqp->conn, 1, 0, (uint16_t)prefetch, 0);
     return check(amqp, "basic.qos");

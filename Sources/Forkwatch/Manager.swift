@@ -75,6 +75,8 @@ public enum WorkerChannel {
     /// Sends one status line ("task {…}", "beat {…}"); dropped when not under a master.
     public static func send(_ line: String) {
         guard let statusFD else { return }
-        try? Posix.writeAll(statusFD, line + "\n")
+        // One line, one write under PIPE_BUF.
+        let flat = String(line.map { $0 == "\n" || $0 == "\r" ? " " : $0 }.prefix(3500))
+        try? Posix.writeAll(statusFD, flat + "\n")
     }
 }

@@ -4,6 +4,7 @@
 // Each prints one JSON line of figures.
 import Forkwatch
 import ForkwatchCore
+import ForkwatchRPC
 import ForkwatchTUI
 #if canImport(Glibc)
 import Glibc
@@ -39,6 +40,44 @@ if mode == "periodic" {
     for i in 0..<ticks { idle += schedule.runDue(now: Double(i % 9) + 0.5) { 0.5 }.idleFor }
     let elapsed = Posix.monotonicNow() - start
     print("{\"ticks\":\(ticks),\"ns_per_tick\":\(JSONObject.number(elapsed / Double(ticks) * 1e9, decimals: 1)),\"checksum\":\(JSONObject.number(idle, decimals: 0))}")
+    finish()
+}
+
+if mode == "rpc-casts" || mode == "rpc-calls" {
+    // RPC against running scheduler workers (bench/rpc.py starts them):
+    //   rpc-casts: N casts one by one (as oslo's client sends them), then the time until the
+    //   topic queue is empty; rpc-calls: N sequential calls of `echo`, latency p50/p99.
+    let url = option("--transport-url", "sqlite:")
+    let path = option("--db", "")
+    let count = Int(option("--count", "2000"))!
+    let transport = try RPCTransports.make(url: url, database: path)
+    let client = RPCClient(transport: transport, target: RPCTarget(topic: "scheduler"), timeout: 30)
+    for _ in 0..<20 { _ = try client.call("echo") }  // connections, queues, warm caches
+    if mode == "rpc-calls" {
+        var latencies: [Double] = []
+        let start = Posix.monotonicNow()
+        for index in 0..<count {
+            let began = Posix.monotonicNow()
+            let reply = try client.call("echo", args: ["i": .number(Double(index))])
+            latencies.append(Posix.monotonicNow() - began)
+            precondition(reply["args"]?["i"]?.int == index, "wrong reply \(reply)")
+        }
+        let total = Posix.monotonicNow() - start
+        latencies.sort()
+        print("{\"mode\":\"rpc-calls\",\"n\":\(count),\"calls_per_s\":\(JSONObject.number(Double(count) / total, decimals: 1)),\"p50_ms\":\(ms(percentile(latencies, 0.5))),\"p99_ms\":\(ms(percentile(latencies, 0.99)))}")
+        finish()
+    }
+    func depth() throws -> Int {
+        if let embedded = transport as? EmbeddedTransport { return try embedded.depth(of: "scheduler") }
+        return try (transport as! RabbitTransport).depth(of: "scheduler")
+    }
+    let caster = client.prepare(version: "4.0")
+    let start = Posix.monotonicNow()
+    for index in 0..<count { try caster.cast("update_instance_info", args: ["host_name": .string("c\(index)")]) }
+    let sent = Posix.monotonicNow() - start
+    while try depth() > 0 { Posix.sleep(seconds: 0.005) }
+    let done = Posix.monotonicNow() - start
+    print("{\"mode\":\"rpc-casts\",\"n\":\(count),\"sent_per_s\":\(JSONObject.number(Double(count) / sent, decimals: 1)),\"handled_per_s\":\(JSONObject.number(Double(count) / done, decimals: 1)),\"seconds\":\(JSONObject.number(done, decimals: 3))}")
     finish()
 }
 

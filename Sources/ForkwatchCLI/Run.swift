@@ -286,7 +286,8 @@ struct Demo: ParsableCommand {
         // The intro is for a person at a terminal, not for the log of a dashboard's master.
         if Posix.isTerminal(2) { try? Posix.writeAll(2, """
             forkwatch demo: \(scheduler) scheduler workers (periodic tasks, heartbeat into \(configuration.database ?? ServicesStore.defaultPath)),
-            \(api) api workers on http://127.0.0.1:\(apiPort == 0 ? "(a free port)" : String(apiPort))/ (try: curl -i http://127.0.0.1:\(apiPort)/v2.1/servers),
+            \(api) api workers on http://127.0.0.1:\(apiPort == 0 ? "(a free port)" : String(apiPort))/ (a POST /v2.1/servers calls the scheduler over RPC:
+              curl -s -XPOST -d '{"server": {"name": "web-1"}}' http://127.0.0.1:\(apiPort)/v2.1/servers),
             \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random exit code or signal).
             Watch the reaping, the decoded exits, the respawn throttle and the periodic tasks' timings.
             Try from another terminal: kill -TTIN/-TTOU/-HUP \(Posix.getpid()). Stop: Ctrl-C (fast) or kill \(Posix.getpid()) (graceful).

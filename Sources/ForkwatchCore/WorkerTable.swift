@@ -200,6 +200,9 @@ public struct WorkerTable: Sendable {
         return [.emit(.heartbeat(pid: pid, service: worker.service, ok: ok, reportCount: reportCount, error: error))]
     }
 
+    /// The service a live worker belongs to.
+    public func workerService(pid: Int32) -> String? { workers[pid]?.service }
+
     /// A worker's RPC server reported its counters.
     public mutating func rpcStats(pid: Int32, topic: String, methods: [RPCMethodStats]) -> [Action] {
         guard let worker = workers[pid] else { return [] }

@@ -34,8 +34,17 @@ public final class EmbeddedTransport: @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
+        // Many consumers claim at once: a writer that finds the database locked retries every
+        // 0.1 ms (SQLite's own busy timeout sleeps 1, 2, 5 … 100 ms, which is what a call's
+        // round trip would then cost), for 30 s at most.
+        configuration.busyMode = .callback { tries in
+            usleep(100)
+            return tries < 300_000
+        }
         configuration.label = "forkwatch.rpc"
+        // WAL (set on the file by the services store) with synchronous=NORMAL: a commit costs no
+        // fsync; a power cut may lose the last messages, never the file.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.read { db in
@@ -123,6 +132,29 @@ public final class EmbeddedTransport: @unchecked Sendable {
                 RETURNING id, queue, body
                 """, arguments: StatementArguments([pid, now] + queues.map { $0 as DatabaseValueConvertible } + [now]))
             return row.map { Delivery(id: $0["id"], queue: $0["queue"], body: $0["body"]) }
+        }
+    }
+
+    /// Whether one of `queues` has a message to take: a read, which in WAL mode takes no lock, so
+    /// that consumers woken for nothing never queue up for the write lock.
+    public func hasMessage(in queues: [String]) throws -> Bool {
+        let marks = Array(repeating: "?", count: queues.count).joined(separator: ",")
+        return try queue.read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM rpc_messages WHERE queue IN (\(marks)) AND claimed_by IS NULL
+                               AND (expires_at IS NULL OR expires_at > ?))
+                """, arguments: StatementArguments(queues.map { $0 as DatabaseValueConvertible } + [Self.now])) ?? false
+        }
+    }
+
+    /// Takes and deletes the oldest message of `queueName` in one statement (replies: nothing to
+    /// redeliver once the caller has it).
+    public func take(from queueName: String) throws -> Delivery? {
+        try queue.write { db in
+            try Row.fetchOne(db, sql: """
+                DELETE FROM rpc_messages WHERE id = (SELECT id FROM rpc_messages WHERE queue = ? ORDER BY id LIMIT 1)
+                RETURNING id, queue, body
+                """, arguments: [queueName]).map { Delivery(id: $0["id"], queue: $0["queue"], body: $0["body"]) }
         }
     }
 
@@ -298,10 +330,19 @@ final class EmbeddedConsumer: RPCConsumer {
                 try transport.recoverAbandoned()
             }
             doorbell.reset()
-            let acknowledging = pendingAck
-            pendingAck = nil
-            if let delivery = try transport.claim(from: queues, acknowledging: acknowledging) {
-                return RPCDelivery(tag: delivery.id, queue: delivery.queue, body: delivery.body)
+            if let replyQueue {
+                if try transport.hasMessage(in: [replyQueue]), let delivery = try transport.take(from: replyQueue) {
+                    return RPCDelivery(tag: delivery.id, queue: delivery.queue, body: delivery.body)
+                }
+            } else if try transport.hasMessage(in: queues) {
+                let acknowledging = pendingAck
+                pendingAck = nil
+                if let delivery = try transport.claim(from: queues, acknowledging: acknowledging) {
+                    return RPCDelivery(tag: delivery.id, queue: delivery.queue, body: delivery.body)
+                }
+            } else if let acknowledging = pendingAck {
+                pendingAck = nil
+                try transport.acknowledge(acknowledging)
             }
             let left = deadline.timeIntervalSinceNow
             if left <= 0 { return nil }
@@ -309,17 +350,20 @@ final class EmbeddedConsumer: RPCConsumer {
         }
     }
 
-    /// Deferred to the next claim (same transaction); `close` writes it if none comes.
+    /// Deferred to the next claim (same transaction), or written when the queues are empty.
+    /// (A reply was deleted when taken.)
     func acknowledge(_ delivery: RPCDelivery) throws {
+        guard replyQueue == nil else { return }
         if let pendingAck { try transport.acknowledge(pendingAck) }
         pendingAck = delivery.tag
     }
 
     func interrupt() { doorbell.ring() }
 
+    /// A fanout queue is deleted; a reply queue has nothing left (a late reply expires).
     func close() {
         if let pendingAck { try? transport.acknowledge(pendingAck) }
         pendingAck = nil
-        if let ownQueue { transport.deleteQueue(ownQueue) }
+        if let ownQueue, replyQueue == nil { transport.deleteQueue(ownQueue) }
     }
 }

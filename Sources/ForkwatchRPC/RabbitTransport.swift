@@ -134,6 +134,18 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
         }
     }
 
+    /// Messages ready in a queue on the broker (not counting those delivered and unacknowledged).
+    public func depth(of queue: String) throws -> Int {
+        try publishLock.withLock {
+            let connection = try publisherConnection()
+            do { return try connection.depth(of: queue) } catch {
+                publisher = nil
+                declaredExchanges.removeAll()
+                throw error
+            }
+        }
+    }
+
     private func publisherConnection() throws -> AMQPConnection {
         if let publisher { return publisher }
         let connection = try connect(purpose: "send")
@@ -199,6 +211,12 @@ final class AMQPConnection {
 
     func bind(_ queue: String, to exchange: String, key: String) throws { try check(fw_amqp_bind(handle, queue, exchange, key)) }
     func deleteQueue(_ name: String) throws { try check(fw_amqp_delete_queue(handle, name)) }
+    func depth(of queue: String) throws -> Int {
+        let count = fw_amqp_queue_depth(handle, queue)
+        if count < 0 { throw RabbitError(String(cString: fw_amqp_error(handle))) }
+        return count
+    }
+
     func qos(prefetch: Int) throws { try check(fw_amqp_qos(handle, Int32(prefetch))) }
     func consume(_ queue: String, tag: String) throws { try check(fw_amqp_consume(handle, queue, tag)) }
     func confirmSelect() throws { try check(fw_amqp_confirm_select(handle)) }
@@ -248,6 +266,12 @@ final class RabbitConsumer: RPCConsumer {
     private let log = Log.logger("rpc.rabbit")
     /// Delivery tags belong to a connection: one taken before a reconnect is not acked after.
     private var generation = 0
+    /// Only one consumer of a worker (the one with the fanout queue) puts its connection's
+    /// troubles in the event stream; the others log them.
+    private var reports: Bool {
+        if case .server(_, _, let fanout) = kind { return fanout }
+        return false
+    }
 
     init(transport: RabbitTransport, kind: Kind) {
         self.transport = transport
@@ -291,11 +315,15 @@ final class RabbitConsumer: RPCConsumer {
             }
             self.connection = connection
             generation += 1
-            if backoff > 1 { log.info("Reconnected to AMQP server on \(transport.address.host):\(transport.address.port)") }
+            if backoff > 1 {
+                log.info("Reconnected to AMQP server on \(transport.address.host):\(transport.address.port)")
+                if reports { WorkerChannel.send("notice RPC: reconnected to AMQP server on \(transport.address.host):\(transport.address.port)") }
+            }
             backoff = 1
         } catch {
             if throwing { throw error }
             log.error("\(error). Trying again in \(Int(backoff)) seconds.")
+            if reports { WorkerChannel.send("notice RPC: \(error). Trying again in \(Int(backoff)) seconds.") }
             retryAt = Date().addingTimeInterval(backoff)
             backoff = min(30, backoff * 2)
         }
@@ -321,6 +349,7 @@ final class RabbitConsumer: RPCConsumer {
                                    queue: message.key, body: message.body)
             } catch {
                 log.error("AMQP connection lost: \(error); messages not acknowledged are delivered again")
+                if reports { WorkerChannel.send("notice RPC: AMQP connection lost (\(error)); reconnecting") }
                 self.connection = nil
                 retryAt = Date()
             }

@@ -2,7 +2,7 @@ import ForkwatchCore
 @testable import ForkwatchTUI
 import Testing
 
-/// The PERIODIC TASKS and ACCEPT QUEUE panels, fed the events the master sends.
+/// The PERIODIC TASKS, ACCEPT QUEUE and RPC panels, fed the events the master sends.
 @Suite struct PanelRenderTests {
     private func model() -> DashboardModel {
         var model = Fixture.demo()
@@ -20,6 +20,26 @@ import Testing
         }
         model.setNow(at + 1)
         return model
+    }
+
+    @Test(arguments: [(80, 24), (160, 50)])
+    func theRpcPanelSumsTheWorkersPerMethod(width: Int, height: Int) {
+        var model = model()
+        let at = Fixture.startMono + 101
+        #expect(DashboardRenderer.render(model, width: width, height: height).text.contains("no RPC traffic"))
+        model.apply(Fixture.event(.rpcStats(pid: 4212, service: "scheduler", topic: "scheduler", methods: [
+            RPCMethodStats(method: "select_destinations", handled: 40, failures: 1, inFlight: 1, p50: 0.002, p95: 0.004),
+        ]), at: at))
+        model.apply(Fixture.event(.rpcStats(pid: 4213, service: "scheduler", topic: "scheduler", methods: [
+            RPCMethodStats(method: "select_destinations", handled: 2, failures: 0, inFlight: 0, p50: 0.002, p95: 0.009),
+        ]), at: at))
+        model.setNow(at + 0.5)
+        let text = DashboardRenderer.render(model, width: width, height: height).text
+        #expect(text.contains("RPC"))
+        #expect(text.contains(width >= 100 ? "select_destinations" : "select_des"))
+        #expect(text.contains("42+1"), "\(text)")  // 40 + 2 handled, 1 in flight
+        #expect(text.contains("9ms"))  // the slowest worker's p95
+        #expect(!text.contains("no RPC traffic"))
     }
 
     @Test(arguments: [(80, 24), (160, 50)])

@@ -145,4 +145,30 @@ import Testing
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
     }
+
+    /// transport_url names a broker that is not there: the workers start anyway, say so in the
+    /// event stream, and keep trying (they would find it when it comes).
+    @Test func aBrokerDownAtStartGivesNoticesAndTheWorkersStayUp() throws {
+        // A port nobody listens on: bound, then closed.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) } }
+        close(probe)
+        let port = UInt16(bigEndian: address.sin_port)
+        let config = directory + "/down.yaml"
+        try "transport_url: rabbit://guest:guest@127.0.0.1:\(port)/\ndatabase: \(database)\nservices:\n  scheduler:\n    workers: 2\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let master = try LaunchedMaster(["--config", config])
+        try master.waitForReady(2)
+        let notice = try master.waitFor("notice", timeout: 10) { ($0["message"] as? String)?.contains("unreachable") == true }
+        #expect((notice["message"] as? String)?.contains("Trying again in") == true, "\(notice)")
+        usleep(1_500_000)
+        #expect(master.all("exit").isEmpty, "the workers stay up while the broker is away")
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
 }

@@ -20,6 +20,9 @@ int fw_amqp_declare_exchange(fw_amqp *amqp, const char *name, const char *type, 
 int fw_amqp_declare_queue(fw_amqp *amqp, const char *name, int durable, int auto_delete, long expires_ms);
 int fw_amqp_bind(fw_amqp *amqp, const char *queue, const char *exchange, const char *key);
 int fw_amqp_delete_queue(fw_amqp *amqp, const char *name);
+/// Messages ready in a queue (a passive queue.declare): the count, or -1 (no such queue: the
+/// channel is closed by the broker, so the connection must be made again).
+long fw_amqp_queue_depth(fw_amqp *amqp, const char *name);
 int fw_amqp_qos(fw_amqp *amqp, int prefetch);
 int fw_amqp_consume(fw_amqp *amqp, const char *queue, const char *tag);
 /// Publisher confirms on this channel (oslo's send connections run in confirm mode).

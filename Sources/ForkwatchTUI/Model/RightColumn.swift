@@ -88,14 +88,17 @@ extension DashboardRenderer {
         }
         func pad(_ text: String, _ n: Int) -> String { text.count >= n ? String(text.prefix(n)) : text + String(repeating: " ", count: n - text.count) }
         func lpad(_ text: String, _ n: Int) -> String { text.count >= n ? text : String(repeating: " ", count: n - text.count) + text }
-        let nameWidth = max(6, width - 7 - 4 - 6)
-        var lines: [Line] = [(pad("method", nameWidth) + lpad("done", 7) + lpad("err", 4) + lpad("p95", 6), Frame.Style(dim: true))]
+        // At 80 columns the failures column goes (they still colour the row).
+        let wide = width >= 30
+        let nameWidth = max(6, width - 7 - (wide ? 4 : 0) - 6)
+        var lines: [Line] = [(pad("method", nameWidth) + lpad("done", 7) + (wide ? lpad("err", 4) : "") + lpad("p95", 6), Frame.Style(dim: true))]
         for topic in totals.keys.sorted() {
             if totals.count > 1 { lines.append((topic, Frame.Style(bold: true))) }
             for (method, total) in totals[topic]!.sorted(by: { $0.key < $1.key }) {
                 let style = total.failures > 0 ? Frame.Style(color: .yellow) : Frame.Style()
                 let done = total.inFlight > 0 ? "\(total.handled)+\(total.inFlight)" : "\(total.handled)"
-                lines.append((pad(method, nameWidth) + lpad(done, 7) + lpad("\(total.failures)", 4) + lpad(total.p95.map(Self.millis) ?? "-", 6), style))
+                lines.append((pad(method, nameWidth) + lpad(done, 7) + (wide ? lpad("\(total.failures)", 4) : "")
+                               + lpad(total.p95.map(Self.millis) ?? "-", 6), style))
             }
         }
         return lines
