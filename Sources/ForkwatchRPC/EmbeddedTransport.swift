@@ -272,6 +272,9 @@ public enum RPCIds {
 
 extension EmbeddedTransport: RPCTransport {
     public var name: String { "sqlite:\(path)" }
+    /// One per worker: every publish wakes every waiting consumer of the host (inotify), and all
+    /// of them then queue for SQLite's one write lock; more threads only lengthen that queue.
+    public var consumerThreads: Int { 1 }
 
     public func send(_ body: String, to destination: RPCDestination, ttl: Double?) throws {
         switch destination {

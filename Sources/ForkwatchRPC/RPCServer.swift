@@ -29,12 +29,12 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
     /// oslo's `_MsgIdCache`: the last 16 `_unique_id`s, a repeat is dropped.
     private var recentIds: [String] = []
 
-    public init(transport: RPCTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int = 4) {
+    public init(transport: RPCTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int? = nil) {
         self.transport = transport
         self.topic = topic
         self.host = host
         self.endpoints = endpoints
-        self.threads = max(1, threads)
+        self.threads = max(1, threads ?? transport.consumerThreads)
         log = Log.logger("\(topic).rpc")
     }
 

@@ -31,6 +31,8 @@ public struct RPCDelivery: Sendable {
 public protocol RPCTransport: AnyObject, Sendable {
     /// How it is named in logs (`sqlite:/path`, `rabbit://host:5672/`).
     var name: String { get }
+    /// Consumer threads a server runs on it (oslo's executor pool, smaller).
+    var consumerThreads: Int { get }
     /// Sends one message; `ttl` (seconds) drops it when nobody took it in time (calls).
     func send(_ body: String, to destination: RPCDestination, ttl: Double?) throws
     /// Sends several messages to one destination (a burst of casts).

@@ -41,6 +41,8 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     private let replyPoolLock = NSLock()
     private var replyPool: [RabbitConsumer] = []
 
+    public var consumerThreads: Int { 4 }
+
     public var name: String { "rabbit://\(address.user)@\(address.host):\(address.port)/\(address.virtualHost == "/" ? "" : address.virtualHost)" }
 
     public init(url: String, controlExchange: String = "openstack", heartbeat: Int = 60) throws {

@@ -178,4 +178,33 @@ struct RPCRabbitTests {
         guard rc == 0 else { throw TestFailure("posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
         return pid
     }
+
+    /// The broker goes away mid-run and comes back on the same port: the workers say so in the
+    /// event stream, reconnect with backoff, declare their queues again and serve.
+    @Test func aBrokerLostMidRunIsFoundAgain() throws {
+        let node = directory + "/own-node"
+        let first = try runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "start", node], timeout: 90)
+        let amqp = try #require(first.output.split(separator: "\n").last { $0.hasPrefix("amqp://") }.map(String.init), "\(first.output)")
+        let url = "rabbit://" + amqp.dropFirst("amqp://".count)
+        let port = try #require(url.split(separator: ":").last?.split(separator: "/").first.map(String.init))
+        var stopped = false
+        defer { if !stopped { _ = try? runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", node], timeout: 60) } }
+        let (master, _, client) = try startSchedulers(url, workers: 2)
+        #expect(try client.prepare(version: "1.0").call("echo")["pid"] != nil)
+
+        _ = try runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", node], timeout: 60)
+        try master.waitFor("notice", timeout: 20) { ($0["message"] as? String)?.contains("connection lost") == true }
+        let again = directory + "/own-node-2"
+        let second = try runToCompletion(["/usr/bin/env", "AMQP_PORT=\(port)", "/bin/bash", RabbitNode.fixtures + "/node.sh", "start", again], timeout: 90)
+        #expect(second.status == 0, "\(second.output)")
+        defer { _ = try? runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", again], timeout: 60) }
+        stopped = true
+        try master.waitFor("notice", timeout: 60) { ($0["message"] as? String)?.contains("reconnected") == true }
+        // Served again (a new client: the old publishing connection went with the old broker).
+        let fresh = RPCClient(transport: try RabbitTransport(url: url), target: RPCTarget(topic: "scheduler", version: "1.0"), timeout: 20)
+        #expect(try fresh.call("echo")["pid"] != nil)
+        #expect(master.all("exit").isEmpty)
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
 }

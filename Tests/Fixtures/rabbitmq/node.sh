@@ -76,7 +76,9 @@ cmd_start() {
     fi
     local t0 amqp dist epmdp name
     t0=$(date +%s.%N)
-    amqp=$(free_port) && dist=$(free_port) && epmdp=$(free_port) || die 4 "no free loopback port found"
+    # AMQP_PORT=N start DIR: that AMQP port (a test bringing a broker back where it was).
+    if [ -n "${AMQP_PORT:-}" ]; then amqp=$AMQP_PORT; USED_PORTS="$amqp"; else amqp=$(free_port) || die 4 "no free loopback port found"; fi
+    dist=$(free_port) && epmdp=$(free_port) || die 4 "no free loopback port found"
     name="forkwatch-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')@localhost"
 
     mkdir -p "$DIR/mnesia" "$DIR/log" "$DIR/schema" "$DIR/generated" "$DIR/plugins-expand"
