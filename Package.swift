@@ -36,7 +36,8 @@ let package = Package(
         // librabbitmq (rabbitmq-c) through a system library module (librabbitmq-dev), and the
         // AMQP calls of the RabbitMQ transport in C over it.
         .systemLibrary(name: "CRabbitMQ", providers: [.apt(["librabbitmq-dev"])]),
-        .target(name: "CForkwatchAMQP", dependencies: ["CRabbitMQ"], linkerSettings: [.linkedLibrary("rabbitmq")]),
+        // `-l:librabbitmq.a`: the static archive (see Sources/CRabbitMQ/module.modulemap).
+        .target(name: "CForkwatchAMQP", dependencies: ["CRabbitMQ"], linkerSettings: [.linkedLibrary(":librabbitmq.a")]),
         // RPC on topic queues (oslo.messaging's model): client, server, dispatcher; the embedded
         // transport in the services database.
         .target(

@@ -101,6 +101,9 @@ public enum ConfigFile {
             case "transport_url":
                 guard let url = value.string, !url.isEmpty else { throw fail(value, "transport_url must be a URL") }
                 configuration.transportURL = url
+            case "control_exchange":
+                guard let name = value.string, !name.isEmpty else { throw fail(value, "control_exchange must be a name") }
+                configuration.controlExchange = name
             case "services":
                 configuration.services = try services(value, fail)
             default:

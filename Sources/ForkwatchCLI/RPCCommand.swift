@@ -21,6 +21,7 @@ struct RPCCommand: ParsableCommand {
         @Option(name: .long, help: "Target version, e.g. 4.5.") var version: String?
         @Option(name: .long, help: "The services database (default: \(ServicesStore.defaultPath)).") var db: String?
         @Option(name: .long, help: "oslo's transport_url: sqlite: (the embedded transport, default) or rabbit://user:pass@host:5672/vhost.") var transportUrl: String?
+        @Option(name: .long, help: "oslo's control_exchange on a broker (default openstack).") var controlExchange = "openstack"
 
         func parsed() throws -> (args: [String: JSONValue], context: [String: JSONValue], client: RPCClient) {
             func object(_ text: String, _ name: String) throws -> [String: JSONValue] {
@@ -31,7 +32,9 @@ struct RPCCommand: ParsableCommand {
             let context = try object(self.context, "--context")
             let path = db ?? ServicesStore.defaultPath
             let transport: RPCTransport
-            do { transport = try RPCTransports.make(url: transportUrl, database: path) } catch { throw UsageError("\(error)") }
+            do { transport = try RPCTransports.make(url: transportUrl, database: path, controlExchange: controlExchange) } catch {
+                throw UsageError("\(error)")
+            }
             let client = RPCClient(transport: transport, target: RPCTarget(topic: topic, server: server, version: version))
             return (args, context, client)
         }

@@ -171,6 +171,8 @@ public struct LauncherConfiguration: Hashable, Sendable {
     /// oslo's `transport_url`: `sqlite:` (nil, the default) is the embedded transport in the
     /// services database; `rabbit://user:pass@host:5672/vhost` a RabbitMQ broker.
     public var transportURL: String?
+    /// oslo's `control_exchange`: the topic exchange of RPC on a broker.
+    public var controlExchange = "openstack"
 
     public init() {}
 
@@ -191,6 +193,7 @@ public struct LauncherConfiguration: Hashable, Sendable {
         ("database", "the SQLite file of the services table; default under $XDG_STATE_HOME/forkwatch"),
         ("host", "this host's name in the services table; default the hostname"),
         ("transport_url", "RPC transport: sqlite: (default, embedded in the services database) or rabbit://user:pass@host:5672/vhost"),
+        ("control_exchange", "the RPC control exchange on a broker; default openstack"),
         ("services", "a map of service name → {workers, service | command, listen, port, backlog, tcp_keepidle, and for HTTP services enabled_apis, pool_size, keep_alive, client_socket_timeout, max_header_line, cert_file, key_file, ca_file, access_log}"),
     ]
 
@@ -205,6 +208,7 @@ public struct LauncherConfiguration: Hashable, Sendable {
         if let max = periodicIntervalMax, !(max > 0) { return "periodic_interval_max must be > 0, got \(max)" }
         if !(serviceDownTime > 0) { return "service_down_time must be > 0, got \(serviceDownTime)" }
         if let database, database.isEmpty { return "database must be a path" }
+        if controlExchange.isEmpty { return "control_exchange must be a name" }
         if let url = transportURL, !(url == "sqlite:" || url.hasPrefix("sqlite:") || url.hasPrefix("rabbit://")) {
             return "transport_url must be sqlite: or rabbit://user:pass@host:5672/vhost, got '\(url)'"
         }

@@ -48,15 +48,21 @@ final class SharedDatabase: @unchecked Sendable {
     func scheduler() throws -> RPCClient {
         try lock.withLock {
             if let client = schedulerClient { return client }
-            let client = RPCClient(transport: try EmbeddedTransport(path: path), target: RPCTarget(topic: "scheduler", version: "4.0"),
+            let transport = try RPCTransports.make(url: transportURL, database: path, controlExchange: controlExchange)
+            let client = RPCClient(transport: transport, target: RPCTarget(topic: "scheduler", version: "4.0"),
                                    timeout: schedulingTimeout)
             schedulerClient = client
             return client
         }
     }
 
-    init(path: String, schedulingTimeout: Double = 10) {
+    private let transportURL: String?
+    private let controlExchange: String
+
+    init(path: String, transportURL: String? = nil, controlExchange: String = "openstack", schedulingTimeout: Double = 10) {
         self.path = path
+        self.transportURL = transportURL
+        self.controlExchange = controlExchange
         self.schedulingTimeout = schedulingTimeout
     }
 

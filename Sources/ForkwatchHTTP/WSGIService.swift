@@ -65,7 +65,8 @@ public final class WSGIService: Service, @unchecked Sendable {
         guard socket >= 0 else { throw BootError("dup of the listening socket failed") }
 
         let host = configuration.host ?? ManagedService.hostname()
-        let database = SharedDatabase(path: configuration.database ?? ServicesStore.defaultPath)
+        let database = SharedDatabase(path: configuration.database ?? ServicesStore.defaultPath, transportURL: configuration.transportURL,
+                                      controlExchange: configuration.controlExchange)
         let urlMap = APICatalogue.urlMap(enabled: options.enabledAPIs, database: database, host: host)
         // One event loop per worker: workers are the parallelism, as with nginx and eventlet.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

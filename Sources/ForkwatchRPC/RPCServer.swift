@@ -94,6 +94,7 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             // Not a message oslo could read: logged and dropped (oslo rejects it without requeue).
             log.error("Failed to process message from \(delivery.queue) ... skipping it: \(error)")
             record("(malformed)", seconds: 0, failed: true)
+            notice("RPC: a message on \(delivery.queue) is not one (\(error)); dropped")
             return
         }
         let duplicate = lock.withLock { () -> Bool in
@@ -117,6 +118,7 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
                 log.info("\(request.method) raised \(failure.className): \(failure.message)")
             } else {
                 log.error("Exception during message handling (cast \(request.method)): \(failure.className): \(failure.message)")
+                notice("RPC: cast \(request.method) failed: \(failure.className): \(failure.message)")
             }
         }
         if let msgId = request.msgId, let replyQueue = request.replyQueue {
@@ -130,6 +132,19 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             }
         }
         lock.withLock { stats.ended(request.method, seconds: seconds, failed: failed); statsChanged = true }
+    }
+
+    private var lastNotice = Date.distantPast
+
+    /// A fault into the event stream (a `notice`), one a second at most: a flood of bad
+    /// messages must not become a flood of events. The log has every one.
+    private func notice(_ text: String) {
+        let due = lock.withLock { () -> Bool in
+            guard Date().timeIntervalSince(lastNotice) >= 1 else { return false }
+            lastNotice = Date()
+            return true
+        }
+        if due { WorkerChannel.send("notice " + text) }
     }
 
     private func record(_ method: String, seconds: Double, failed: Bool) {
@@ -176,7 +191,9 @@ public enum RPCServices {
         ManagedService.rpcServerStarter = { service in
             let endpoints = service.manager.rpcEndpoints
             guard !endpoints.isEmpty else { return nil }
-            let transport = try RPCTransports.make(url: WorkerChannel.configuration.transportURL, database: service.database)
+            let configuration = WorkerChannel.configuration
+            let transport = try RPCTransports.make(url: configuration.transportURL, database: service.database,
+                                                   controlExchange: configuration.controlExchange)
             let server = RPCServer(transport: transport, topic: service.topic, host: service.host, endpoints: endpoints)
             try server.start()
             return server

@@ -62,18 +62,20 @@ public protocol RPCConsumer: AnyObject {
 public enum RPCTransports {
     /// Builds the transport a URL names. `sqlite:` (or nothing) is the embedded transport in the
     /// services database `database`.
-    nonisolated(unsafe) public static var factories: [String: (String, String) throws -> RPCTransport] = [
-        "sqlite": { _, database in try EmbeddedTransport(path: database) },
-        "rabbit": { url, _ in try RabbitTransport(url: url) },
+    /// scheme → (url, services database, control exchange) → transport.
+    nonisolated(unsafe) public static var factories: [String: (String, String, String) throws -> RPCTransport] = [
+        "sqlite": { _, database, _ in try EmbeddedTransport(path: database) },
+        "rabbit": { url, _, exchange in try RabbitTransport(url: url, controlExchange: exchange) },
     ]
 
-    public static func make(url: String?, database: String) throws -> RPCTransport {
+    /// `controlExchange`: oslo's `control_exchange` (`openstack`), for a broker.
+    public static func make(url: String?, database: String, controlExchange: String = "openstack") throws -> RPCTransport {
         let url = url ?? "sqlite:"
         guard let colon = url.firstIndex(of: ":") else { throw EmbeddedTransport.TransportError(description: "transport_url '\(url)' has no scheme") }
         let scheme = String(url[..<colon])
         guard let factory = factories[scheme] else {
             throw EmbeddedTransport.TransportError(description: "transport_url: no '\(scheme)' transport (known: \(factories.keys.sorted().joined(separator: ", ")))")
         }
-        return try factory(url, database)
+        return try factory(url, database, controlExchange)
     }
 }

@@ -28,6 +28,14 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
         public var user: String
         public var password: String
         public var virtualHost: String
+
+        public init(host: String, port: Int, user: String, password: String, virtualHost: String) {
+            self.host = host
+            self.port = port
+            self.user = user
+            self.password = password
+            self.virtualHost = virtualHost
+        }
     }
 
     public let address: Address
