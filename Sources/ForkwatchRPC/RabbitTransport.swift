@@ -272,7 +272,13 @@ final class RabbitConsumer: RPCConsumer {
     private var fanoutQueue: String?
     private var retryAt = Date.distantPast
     private var backoff = 1.0
-    private var interrupted = false
+    /// Set by `interrupt()` from the thread that stops the server.
+    private let interruption = NSLock()
+    private var interruptedFlag = false
+    private var interrupted: Bool {
+        get { interruption.withLock { interruptedFlag } }
+        set { interruption.withLock { interruptedFlag = newValue } }
+    }
     private let log = Log.logger("rpc.rabbit")
     /// Delivery tags belong to a connection: one taken before a reconnect is not acked after.
     private var generation = 0
