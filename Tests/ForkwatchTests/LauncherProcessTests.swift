@@ -238,7 +238,8 @@ import Testing
         kill(pids[0], SIGKILL)  // events now hit a pipe with no reader: EPIPE, not SIGPIPE
         #expect(Proc.eventually { Proc.children(of: master.pid).count == 2 && !Proc.children(of: master.pid).contains(pids[0]) })
         #expect(Proc.isRunning(master.pid))
-        #expect(master.log.contains("events output closed"))
+        // The log line comes with the events flushed after the respawn's fork: wait for it too.
+        #expect(Proc.eventually { master.log.contains("events output closed") }, "\(master.log)")
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
     }
