@@ -142,8 +142,7 @@ final class MasterLoop {
                 perform(table.rpcStats(pid: pid, topic: json["topic"]?.string ?? "", methods: RPCMethodStats.decodeList(json["methods"])))
             } else if line.hasPrefix("notice ") {
                 // Something a worker wants in the event stream (its RPC broker lost, found again).
-                let service = table.workerService(pid: pid) ?? "?"
-                emit(.notice(message: "\(pid) \(service): \(line.dropFirst(7).prefix(500))"))
+                perform(table.workerNotice(pid: pid, message: String(line.dropFirst(7).prefix(500))))
             } else if line.hasPrefix("execfail "), let errno = Int32(line.dropFirst(9)) {
                 pipes[pid]?.execFailed = true
                 perform(table.execFailed(pid: pid, errno: errno, message: Posix.describe(errno: errno), now: now))

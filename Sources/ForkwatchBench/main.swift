@@ -67,15 +67,11 @@ if mode == "rpc-casts" || mode == "rpc-calls" {
         print("{\"mode\":\"rpc-calls\",\"n\":\(count),\"calls_per_s\":\(JSONObject.number(Double(count) / total, decimals: 1)),\"p50_ms\":\(ms(percentile(latencies, 0.5))),\"p99_ms\":\(ms(percentile(latencies, 0.99)))}")
         finish()
     }
-    func depth() throws -> Int {
-        if let embedded = transport as? EmbeddedTransport { return try embedded.depth(of: "scheduler") }
-        return try (transport as! RabbitTransport).depth(of: "scheduler")
-    }
     let caster = client.prepare(version: "4.0")
     let start = Posix.monotonicNow()
     for index in 0..<count { try caster.cast("update_instance_info", args: ["host_name": .string("c\(index)")]) }
     let sent = Posix.monotonicNow() - start
-    while try depth() > 0 { Posix.sleep(seconds: 0.005) }
+    while try transport.depth(of: "scheduler") > 0 { Posix.sleep(seconds: 0.005) }
     let done = Posix.monotonicNow() - start
     print("{\"mode\":\"rpc-casts\",\"n\":\(count),\"sent_per_s\":\(JSONObject.number(Double(count) / sent, decimals: 1)),\"handled_per_s\":\(JSONObject.number(Double(count) / done, decimals: 1)),\"seconds\":\(JSONObject.number(done, decimals: 3))}")
     finish()

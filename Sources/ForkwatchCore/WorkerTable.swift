@@ -200,8 +200,11 @@ public struct WorkerTable: Sendable {
         return [.emit(.heartbeat(pid: pid, service: worker.service, ok: ok, reportCount: reportCount, error: error))]
     }
 
-    /// The service a live worker belongs to.
-    public func workerService(pid: Int32) -> String? { workers[pid]?.service }
+    /// A worker asked for a line in the event stream (its RPC broker lost, found again).
+    public mutating func workerNotice(pid: Int32, message: String) -> [Action] {
+        guard let worker = workers[pid] else { return [] }
+        return [.emit(.notice(message: "\(pid) \(worker.service): \(message)"))]
+    }
 
     /// A worker's RPC server reported its counters.
     public mutating func rpcStats(pid: Int32, topic: String, methods: [RPCMethodStats]) -> [Action] {

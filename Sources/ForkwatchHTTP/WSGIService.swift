@@ -30,7 +30,6 @@ public final class WSGIService: Service, @unchecked Sendable {
     private var group: MultiThreadedEventLoopGroup?
     private var threadPool: NIOThreadPool?
     private var quiesce: ServerQuiescingHelper?
-    private var serverChannel: Channel?
     private var gate: AcceptGate?
 
     public init(name: String, spec: ServiceSpec, configuration: LauncherConfiguration) {
@@ -124,9 +123,7 @@ public final class WSGIService: Service, @unchecked Sendable {
                 }
             }
         do {
-            let channel = try bootstrap.withBoundSocket(socket).wait()
-            serverChannel = channel
-            gate.start(channel)
+            gate.start(try bootstrap.withBoundSocket(socket).wait())
         } catch {
             throw BootError("cannot serve on the inherited socket: \(error)")
         }

@@ -21,12 +21,6 @@ public final class EmbeddedTransport: @unchecked Sendable {
     private let queue: DatabaseQueue
     private let pid = Int64(getpid())
 
-    public struct Delivery: Sendable {
-        public let id: Int64
-        public let queue: String
-        public let body: String
-    }
-
     public struct TransportError: Error, CustomStringConvertible {
         public let description: String
     }
@@ -119,7 +113,7 @@ public final class EmbeddedTransport: @unchecked Sendable {
 
     /// Acknowledges `previous` (deletes it) and claims the oldest unclaimed, unexpired message of
     /// `queues` for this process, in one transaction: one write per message handled.
-    public func claim(from queues: [String], acknowledging previous: Int64? = nil) throws -> Delivery? {
+    public func claim(from queues: [String], acknowledging previous: Int64? = nil) throws -> RPCDelivery? {
         try queue.write { db in
             if let previous { try db.execute(sql: "DELETE FROM rpc_messages WHERE id = ?", arguments: [previous]) }
             let marks = Array(repeating: "?", count: queues.count).joined(separator: ",")
@@ -131,7 +125,7 @@ public final class EmbeddedTransport: @unchecked Sendable {
                             ORDER BY id LIMIT 1)
                 RETURNING id, queue, body
                 """, arguments: StatementArguments([pid, now] + queues.map { $0 as DatabaseValueConvertible } + [now]))
-            return row.map { Delivery(id: $0["id"], queue: $0["queue"], body: $0["body"]) }
+            return row.map { RPCDelivery(tag: $0["id"], queue: $0["queue"], body: $0["body"]) }
         }
     }
 
@@ -149,12 +143,12 @@ public final class EmbeddedTransport: @unchecked Sendable {
 
     /// Takes and deletes the oldest message of `queueName` in one statement (replies: nothing to
     /// redeliver once the caller has it).
-    public func take(from queueName: String) throws -> Delivery? {
+    public func take(from queueName: String) throws -> RPCDelivery? {
         try queue.write { db in
             try Row.fetchOne(db, sql: """
                 DELETE FROM rpc_messages WHERE id = (SELECT id FROM rpc_messages WHERE queue = ? ORDER BY id LIMIT 1)
                 RETURNING id, queue, body
-                """, arguments: [queueName]).map { Delivery(id: $0["id"], queue: $0["queue"], body: $0["body"]) }
+                """, arguments: [queueName]).map { RPCDelivery(tag: $0["id"], queue: $0["queue"], body: $0["body"]) }
         }
     }
 
@@ -178,14 +172,16 @@ public final class EmbeddedTransport: @unchecked Sendable {
         }
     }
 
-    /// Messages waiting or being handled in `queueName` (nil: every queue).
-    public func depth(of queueName: String? = nil) throws -> Int {
+    /// Messages waiting or being handled in `queueName`.
+    public func depth(of queueName: String) throws -> Int {
         try queue.read { db in
-            if let queueName {
-                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rpc_messages WHERE queue = ?", arguments: [queueName]) ?? 0
-            }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rpc_messages") ?? 0
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rpc_messages WHERE queue = ?", arguments: [queueName]) ?? 0
         }
+    }
+
+    /// Messages waiting or being handled in every queue.
+    public func depth() throws -> Int {
+        try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rpc_messages") ?? 0 }
     }
 
     /// Same host only (the embedded transport is one host's): `kill(pid, 0)`.
@@ -334,15 +330,11 @@ final class EmbeddedConsumer: RPCConsumer {
             }
             doorbell.reset()
             if let replyQueue {
-                if try transport.hasMessage(in: [replyQueue]), let delivery = try transport.take(from: replyQueue) {
-                    return RPCDelivery(tag: delivery.id, queue: delivery.queue, body: delivery.body)
-                }
+                if try transport.hasMessage(in: [replyQueue]), let delivery = try transport.take(from: replyQueue) { return delivery }
             } else if try transport.hasMessage(in: queues) {
                 let acknowledging = pendingAck
                 pendingAck = nil
-                if let delivery = try transport.claim(from: queues, acknowledging: acknowledging) {
-                    return RPCDelivery(tag: delivery.id, queue: delivery.queue, body: delivery.body)
-                }
+                if let delivery = try transport.claim(from: queues, acknowledging: acknowledging) { return delivery }
             } else if let acknowledging = pendingAck {
                 pendingAck = nil
                 try transport.acknowledge(acknowledging)

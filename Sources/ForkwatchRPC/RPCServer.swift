@@ -22,8 +22,9 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
     private var consumers: [RPCConsumer] = []
     private var finished: [StopLatch] = []
 
+    /// Released by `stop()`: the consumers and the reporter end.
+    private let stopped = StopLatch()
     private let lock = NSLock()
-    private var stopping = false
     private var stats = RPCStatsRecorder()
     private var statsChanged = false
     /// oslo's `_MsgIdCache`: the last 16 `_unique_id`s, a repeat is dropped.
@@ -61,13 +62,13 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
 
     /// Stops taking messages; returns when the ones in hand are handled and acknowledged.
     public func stop() {
-        lock.withLock { stopping = true }
+        stopped.release()
         for consumer in consumers { consumer.interrupt() }
         for done in finished { done.wait(timeout: 10) }
         sendStats(force: true)
     }
 
-    private var isStopping: Bool { lock.withLock { stopping } }
+    private var isStopping: Bool { stopped.wait(timeout: 0) }
 
     private func consume(_ consumer: RPCConsumer) {
         defer { consumer.close() }
@@ -155,17 +156,9 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
         }
     }
 
+    /// Once a second until stopped (one wake-up a second, none in between).
     private func reportStats() {
-        while !isStopping {
-            sendStats(force: false)
-            doorbellSleep(1)
-        }
-    }
-
-    /// Sleeps up to `seconds`, cut short by stop.
-    private func doorbellSleep(_ seconds: Double) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !isStopping && Date() < deadline { Posix.sleep(seconds: min(0.1, max(0, deadline.timeIntervalSinceNow))) }
+        repeat { sendStats(force: false) } while !stopped.wait(timeout: 1)
     }
 
     private func sendStats(force: Bool) {

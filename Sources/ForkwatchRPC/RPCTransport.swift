@@ -42,6 +42,8 @@ public protocol RPCTransport: AnyObject, Sendable {
     func serverConsumer(topic: String, server: String, fanout: Bool) throws -> RPCConsumer
     /// A consumer of a new reply queue (`replyQueue` names it), for one call.
     func replyConsumer() throws -> RPCConsumer
+    /// Messages waiting in a queue (a benchmark's "all handled", a test's "nothing left").
+    func depth(of queue: String) throws -> Int
 }
 
 /// Messages of some queues, one at a time, each acknowledged after it was handled. A message

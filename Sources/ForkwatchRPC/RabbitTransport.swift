@@ -134,8 +134,7 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
                     }
                     return
                 } catch {
-                    publisher?.close()
-                    publisher = nil
+                    publisher = nil  // its deinit closes it
                     declaredExchanges.removeAll()
                     if attempt == 1 { throw error }
                     log.warning("AMQP publish failed (\(error)); reconnecting once")
@@ -203,9 +202,6 @@ final class AMQPConnection {
     }
 
     deinit { fw_amqp_close(handle) }
-
-    /// Closes now (deinit would too).
-    func close() {}
 
     private func check(_ rc: Int32) throws {
         if rc < 0 { throw RabbitError(String(cString: fw_amqp_error(handle))) }
