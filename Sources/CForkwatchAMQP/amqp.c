@@ -41,6 +41,13 @@ static void set_error(char *out, size_t size, const char *what, amqp_rpc_reply_t
     }
 }
 
+/// For the calls that return a librabbitmq status code rather than an RPC reply.
+static int check_status(fw_amqp *amqp, int rc, const char *what) {
+    if (rc == AMQP_STATUS_OK) return 0;
+    snprintf(amqp->error, sizeof amqp->error, "%s: %s", what, amqp_error_string2(rc));
+    return -1;
+}
+
 static int check(fw_amqp *amqp, const char *what) {
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(amqp->conn);
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) return 0;
@@ -190,10 +197,7 @@ int fw_amqp_publish(fw_amqp *amqp, const char *exchange, const char *key, const 
     amqp_bytes_t content = {length, (void *)body};
     int rc = amqp_basic_publish(amqp->conn, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes(key), mandatory, 0, &props,
                                 content);
-    if (rc != AMQP_STATUS_OK) {
-        snprintf(amqp->error, sizeof amqp->error, "basic.publish: %s", amqp_error_string2(rc));
-        return -1;
-    }
+    if (check_status(amqp, rc, "basic.publish") != 0) return -1;
     if (!amqp->confirms) return 0;
     amqp->published++;
     int returned = 0;
@@ -276,19 +280,5 @@ int fw_amqp_next(fw_amqp *amqp, int timeout_ms, char **body, size_t *length, uin
 }
 
 int fw_amqp_ack(fw_amqp *amqp, uint64_t delivery_tag) {
-    int rc = amqp_basic_ack(amqp->conn, 1, delivery_tag, 0);
-    if (rc != AMQP_STATUS_OK) {
-        snprintf(amqp->error, sizeof amqp->error, "basic.ack: %s", amqp_error_string2(rc));
-        return -1;
-    }
-    return 0;
-}
-
-int fw_amqp_reject(fw_amqp *amqp, uint64_t delivery_tag) {
-    int rc = amqp_basic_reject(amqp->conn, 1, delivery_tag, 0);
-    if (rc != AMQP_STATUS_OK) {
-        snprintf(amqp->error, sizeof amqp->error, "basic.reject: %s", amqp_error_string2(rc));
-        return -1;
-    }
-    return 0;
+    return check_status(amqp, amqp_basic_ack(amqp->conn, 1, delivery_tag, 0), "basic.ack");
 }

@@ -78,8 +78,7 @@ public enum ConfigFile {
             case "fork_throttle_interval":
                 configuration.forkThrottleInterval = try number(value, key, min: 0, fail)
             case "log_file":
-                guard let file = value.string, !file.isEmpty else { throw fail(value, "log_file must be a path") }
-                configuration.logFile = file
+                configuration.logFile = try nonEmptyString(value, key, "a path", fail)
             case "report_interval":
                 configuration.reportInterval = try number(value, key, min: 0.001, fail)
             case "periodic_enable":
@@ -93,17 +92,13 @@ public enum ConfigFile {
             case "service_down_time":
                 configuration.serviceDownTime = try number(value, key, min: 0.001, fail)
             case "database":
-                guard let path = value.string, !path.isEmpty else { throw fail(value, "database must be a path") }
-                configuration.database = path
+                configuration.database = try nonEmptyString(value, key, "a path", fail)
             case "host":
-                guard let host = value.string, !host.isEmpty else { throw fail(value, "host must be a name") }
-                configuration.host = host
+                configuration.host = try nonEmptyString(value, key, "a name", fail)
             case "transport_url":
-                guard let url = value.string, !url.isEmpty else { throw fail(value, "transport_url must be a URL") }
-                configuration.transportURL = url
+                configuration.transportURL = try nonEmptyString(value, key, "a URL", fail)
             case "control_exchange":
-                guard let name = value.string, !name.isEmpty else { throw fail(value, "control_exchange must be a name") }
-                configuration.controlExchange = name
+                configuration.controlExchange = try nonEmptyString(value, key, "a name", fail)
             case "services":
                 configuration.services = try services(value, fail)
             default:
@@ -192,10 +187,7 @@ public enum ConfigFile {
     private static func httpOption(_ key: String, _ value: Node, into http: inout HTTPOptions, service: String,
                                    _ fail: (Node?, String) -> ConfigError) throws(ConfigError) {
         let qualified = "services.\(service).\(key)"
-        func path() throws(ConfigError) -> String {
-            guard let text = value.string, !text.isEmpty else { throw fail(value, "\(qualified) must be a path") }
-            return text
-        }
+        func path() throws(ConfigError) -> String { try nonEmptyString(value, qualified, "a path", fail) }
         switch key {
         case "enabled_apis":
             // A list, or nova's comma-separated string.
@@ -217,6 +209,12 @@ public enum ConfigFile {
         case "access_log": http.accessLog = try boolean(value, qualified, fail)
         default: break
         }
+    }
+
+    /// A non-empty string option ("`key` must be `what`" otherwise).
+    private static func nonEmptyString(_ node: Node, _ key: String, _ what: String, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> String {
+        guard let text = node.string, !text.isEmpty else { throw fail(node, "\(key) must be \(what)") }
+        return text
     }
 
     private static func number(_ node: Node, _ key: String, min: Double, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Double {

@@ -38,8 +38,8 @@ int fw_amqp_publish(fw_amqp *amqp, const char *exchange, const char *key, const 
 /// routing key copied into `key`, 0 on timeout, -1 on error. Heartbeats are handled meanwhile.
 int fw_amqp_next(fw_amqp *amqp, int timeout_ms, char **body, size_t *length, uint64_t *delivery_tag,
                  char *key, size_t key_size);
+/// Acknowledges a delivery once handled (a message that is not an RPC one too: it is dropped,
+/// as oslo's reject without requeue drops it).
 int fw_amqp_ack(fw_amqp *amqp, uint64_t delivery_tag);
-/// Not JSON / not an RPC message: rejected without requeue, as oslo does.
-int fw_amqp_reject(fw_amqp *amqp, uint64_t delivery_tag);
 
 #endif

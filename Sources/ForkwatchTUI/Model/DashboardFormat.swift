@@ -88,13 +88,13 @@ enum DashboardFormat {
         return String(text.prefix(width - ellipsis.count)) + ellipsis
     }
 
-    static func padRight(_ text: String, _ width: Int) -> String {
-        let fitted = fit(text, width)
+    static func padRight(_ text: String, _ width: Int, ellipsis: String = "…") -> String {
+        let fitted = fit(text, width, ellipsis: ellipsis)
         return fitted + String(repeating: " ", count: max(0, width - fitted.count))
     }
 
-    static func padLeft(_ text: String, _ width: Int) -> String {
-        let fitted = fit(text, width)
+    static func padLeft(_ text: String, _ width: Int, ellipsis: String = "…") -> String {
+        let fitted = fit(text, width, ellipsis: ellipsis)
         return String(repeating: " ", count: max(0, width - fitted.count)) + fitted
     }
 

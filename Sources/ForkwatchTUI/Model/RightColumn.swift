@@ -86,8 +86,6 @@ extension DashboardRenderer {
                 totals[entry.topic, default: [:]][stats.method] = total
             }
         }
-        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? String(text.prefix(n)) : text + String(repeating: " ", count: n - text.count) }
-        func lpad(_ text: String, _ n: Int) -> String { text.count >= n ? text : String(repeating: " ", count: n - text.count) + text }
         // At 80 columns the failures column goes (they still colour the row).
         let wide = width >= 30
         let nameWidth = max(6, width - 7 - (wide ? 4 : 0) - 6)
@@ -128,8 +126,6 @@ extension DashboardRenderer {
         let wide = width >= 36
         let numbers = wide ? 5 + 6 + 6 + 4 : 6 + 4
         let nameWidth = max(6, width - numbers)
-        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? String(text.prefix(n)) : text + String(repeating: " ", count: n - text.count) }
-        func lpad(_ text: String, _ n: Int) -> String { text.count >= n ? text : String(repeating: " ", count: n - text.count) + text }
         let header = wide ? pad("task", nameWidth) + lpad("every", 5) + lpad("last", 6) + lpad("p95", 6) + lpad("err", 4)
                           : pad("task", nameWidth) + lpad("last", 6) + lpad("err", 4)
         var lines: [Line] = [(header, Frame.Style(dim: true))]
@@ -256,3 +252,8 @@ extension DashboardRenderer {
         return buckets
     }
 }
+
+/// Table cells of the right column's panels: names cut to the column (no ellipsis: every
+/// character counts at 80 columns), numbers right-aligned.
+private func pad(_ text: String, _ width: Int) -> String { DashboardFormat.padRight(text, width, ellipsis: "") }
+private func lpad(_ text: String, _ width: Int) -> String { DashboardFormat.padLeft(text, width, ellipsis: "") }
