@@ -49,20 +49,15 @@ extension DashboardRenderer {
             canvas.put(" " + text, row: row, column: left, style: line.style, maxWidth: textWidth)
             row += 1
         }
-        titles.insert(row)
-        canvas.title("ACCEPT QUEUE", row: row, from: left, to: layout.width)
-        row += 1
-        for line in queueLines where row < layout.bodyRows.upperBound {
-            canvas.put(" " + line.text, row: row, column: left, style: line.style, maxWidth: textWidth)
+        // The bottom panels: a title, then their lines while rows are left.
+        for (title, lines) in [("ACCEPT QUEUE", queueLines), ("RPC", rpcLines)] where row < layout.bodyRows.upperBound {
+            titles.insert(row)
+            canvas.title(title, row: row, from: left, to: layout.width)
             row += 1
-        }
-        guard row < layout.bodyRows.upperBound else { return titles }
-        titles.insert(row)
-        canvas.title("RPC", row: row, from: left, to: layout.width)
-        row += 1
-        for line in rpcLines where row < layout.bodyRows.upperBound {
-            canvas.put(" " + line.text, row: row, column: left, style: line.style, maxWidth: textWidth)
-            row += 1
+            for line in lines where row < layout.bodyRows.upperBound {
+                canvas.put(" " + line.text, row: row, column: left, style: line.style, maxWidth: textWidth)
+                row += 1
+            }
         }
         return titles
     }
