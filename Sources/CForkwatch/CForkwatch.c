@@ -12,6 +12,8 @@
 #include <netinet/tcp.h>
 #include <spawn.h>
 #include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
@@ -118,6 +120,62 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 }
 
 void fw_malloc_trim(void) { malloc_trim(0); }
+
+/* Zaps the page-table entries of [start, end) that map file pages, leaving anonymous pages alone
+   (a relocated or written page of a private mapping: dropping it would lose its contents). From
+   pagemap: bit 63 present, bit 62 swapped (anonymous, not present), bit 61 file page. One
+   madvise per stretch between anonymous pages (pages not present in it are no-ops), so a code
+   segment is one call. Returns the bytes of the stretches that held file pages. */
+static long zap_file_pages(int pagemap, unsigned long start, unsigned long end, long page) {
+    enum { batch = 1024 };
+    uint64_t entries[batch];
+    long zapped = 0;
+    unsigned long stretch = start; /* start of the stretch with no anonymous page */
+    int files = 0;                 /* the stretch holds a present file page */
+    unsigned long at = start;
+    while (at < end) {
+        unsigned long count = (end - at) / page;
+        if (count > batch) count = batch;
+        ssize_t got = pread(pagemap, entries, count * sizeof(uint64_t), (off_t)(at / page * sizeof(uint64_t)));
+        if (got <= 0) break;
+        count = (unsigned long)got / sizeof(uint64_t);
+        for (unsigned long i = 0; i < count; i++, at += page) {
+            uint64_t e = entries[i];
+            int present = e >> 63 & 1, swapped = e >> 62 & 1, file = e >> 61 & 1;
+            if ((present && !file) || swapped) {
+                if (files && madvise((void *)stretch, at - stretch, MADV_DONTNEED) == 0) zapped += (long)(at - stretch);
+                stretch = at + page;
+                files = 0;
+            } else if (present) {
+                files = 1;
+            }
+        }
+    }
+    /* A short read leaves the rest unknown: only what was read is dropped. */
+    if (files && madvise((void *)stretch, at - stretch, MADV_DONTNEED) == 0) zapped += (long)(at - stretch);
+    return zapped;
+}
+
+long fw_release_file_pages(int include_writable) {
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps) return -1;
+    int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (pagemap < 0) { fclose(maps); return -1; }
+    long page = sysconf(_SC_PAGESIZE), zapped = 0;
+    char line[4352];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long start, end;
+        char perms[5], path[4097] = "";
+        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %4096s", &start, &end, perms, path) < 3) continue;
+        /* Private file mappings only: [vdso], [stack], the heap and shared mappings stay. */
+        if (path[0] != '/' || perms[3] != 'p' || perms[0] != 'r') continue;
+        if (perms[1] == 'w' && !include_writable) continue;
+        zapped += zap_file_pages(pagemap, start, end, page);
+    }
+    close(pagemap);
+    fclose(maps);
+    return zapped;
+}
 
 int fw_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 

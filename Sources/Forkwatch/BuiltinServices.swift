@@ -1,7 +1,7 @@
 import ForkwatchCore
 
 /// `idle`: does nothing until told to stop. The baseline worker for benchmarks and lessons.
-final class IdleService: Service {
+final class IdleService: ThreadlessService {
     private let latch = StopLatch()
     private let log = Log.logger("idle")
 

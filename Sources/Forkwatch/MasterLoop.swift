@@ -87,6 +87,9 @@ final class MasterLoop {
             emit(.listening(service: service, address: listener.address, backlog: listener.backlog))
         }
         perform(table.start(now: Posix.monotonicNow()))
+        flushEvents()
+        // From here on the master runs its loop's few paths: the code start-up ran once is unmapped.
+        Posix.releaseFilePages(includeWritable: true)
 
         while exitCode == nil {
             let pids = Array(pipes.keys)

@@ -18,6 +18,11 @@ enum WorkerRuntime {
         // reach only the signalfd. (A forked worker has had them blocked since the fork: one that
         // arrived meanwhile is waiting there.)
         do { try Posix.block(handledSignals) } catch { Posix.exitNow(1) }
+        if service is ThreadlessService {
+            // No second thread ever runs, so no runtime lock is ever contended (see below): this
+            // thread serves, and the worker stays a one-thread process.
+            serve(service, name: name, statusFD: statusFD, deathFD: deathFD, stopTimeout: stopTimeout, threadless: true)
+        }
         // The service and the control loop run on new threads; this thread only parks. After a
         // fork, the Swift runtime still holds the parent's thread id for this thread (it caches
         // gettid() per thread) and its locks use that id as owner: contended with another thread,
@@ -29,16 +34,23 @@ enum WorkerRuntime {
         Posix.parkForever()
     }
 
-    private static func serve(_ service: any Service, name: String, statusFD: Int32?, deathFD: Int32?, stopTimeout: Double?) -> Never {
+    /// `threadless`: the control loop runs on this thread after `start()` and returns once the
+    /// service was told to stop; otherwise it runs on a thread of its own from before `start()`.
+    private static func serve(_ service: any Service, name: String, statusFD: Int32?, deathFD: Int32?, stopTimeout: Double?,
+                              threadless: Bool = false) -> Never {
         let log = Log.logger(name)
         let outcome = Outcome()
+        let signalFD: Int32
         do {
-            let signalFD = try Posix.signalFD(handledSignals)
+            signalFD = try Posix.signalFD(handledSignals)
             // Watching signals and the parent-death pipe starts before start(): a worker stuck
-            // in start() still stops on SIGTERM and still dies with its master.
-            Posix.startThread {
-                controlLoop(service: service, log: log, signalFD: signalFD, deathFD: deathFD,
-                            stopTimeout: stopTimeout, outcome: outcome)
+            // in start() still stops on SIGTERM and still dies with its master. (A threadless
+            // service's start() returns at once; its signals wait in the signalfd meanwhile.)
+            if !threadless {
+                Posix.startThread {
+                    controlLoop(service: service, log: log, signalFD: signalFD, deathFD: deathFD,
+                                stopTimeout: stopTimeout, outcome: outcome, returnWhenStopping: false)
+                }
             }
             try service.start()
             if let statusFD { try Posix.writeAll(statusFD, "ready\n") }
@@ -49,22 +61,34 @@ enum WorkerRuntime {
             log.error("start failed: \(error)")
             Posix.exitNow(1)
         }
+        if threadless {
+            controlLoop(service: service, log: log, signalFD: signalFD, deathFD: deathFD,
+                        stopTimeout: stopTimeout, outcome: outcome, returnWhenStopping: true)
+        }
         service.wait()
         Posix.exitNow(outcome.code)
     }
 
     private static func controlLoop(service: any Service, log: Logger, signalFD: Int32, deathFD: Int32?,
-                                    stopTimeout: Double?, outcome: Outcome) {
+                                    stopTimeout: Double?, outcome: Outcome, returnWhenStopping: Bool) {
         var watchDeath = deathFD
         var hardDeadline: Double?
         var stopping = false
+        // Shortly after start, the code start-up ran once (the master's image, the runtime's first
+        // lookups) is unmapped, so a worker killed later does not unmap it page by page on its
+        // way out. Not at once: 64 workers starting together would take CPU from the master's forks.
+        var releasePagesAt: Double? = Posix.monotonicNow() + 0.2
         while true {
             let fds = [signalFD] + (watchDeath.map { [$0] } ?? [])
-            let timeout = hardDeadline.map { max(0, $0 - Posix.monotonicNow()) }
+            let timeout = [hardDeadline, releasePagesAt].compactMap { $0 }.min().map { max(0, $0 - Posix.monotonicNow()) }
             guard let revents = try? Posix.poll(fds, timeout: timeout) else { Posix.exitNow(1) }
             if let deadline = hardDeadline, Posix.monotonicNow() >= deadline {
                 log.error("stop() did not finish in time; exiting 1")
                 Posix.exitNow(1)
+            }
+            if let at = releasePagesAt, Posix.monotonicNow() >= at {
+                Posix.releaseFilePages(includeWritable: false)
+                releasePagesAt = nil
             }
             if revents[0] != 0 {
                 while let (signal, _) = try? Posix.readSignal(signalFD) {
@@ -75,6 +99,7 @@ enum WorkerRuntime {
                         log.info("SIGTERM: stopping gracefully")
                         hardDeadline = stopTimeout.map { Posix.monotonicNow() + $0 }
                         service.stop()
+                        if returnWhenStopping { return }
                     case .hup:
                         log.info("SIGHUP: reset in place")
                         service.reset()
@@ -99,6 +124,7 @@ enum WorkerRuntime {
                     stopping = true
                     service.stop()
                 }
+                if returnWhenStopping { return }
             }
         }
     }

@@ -206,6 +206,13 @@ enum Proc {
         }
     }
 
+    /// A `/proc/PID/status` figure in kB (`VmRSS`, `RssFile`, ...), -1 if unreadable.
+    static func statusKB(_ field: String, of pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return -1 }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? -1
+    }
+
     static func threadCount(of pid: pid_t) -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count) ?? -1
     }

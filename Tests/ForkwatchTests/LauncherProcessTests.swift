@@ -23,6 +23,34 @@ import Testing
         #expect(!Proc.isRunning(pids[1]) && !Proc.isRunning(fork.pid))
     }
 
+    /// `idle` is a ThreadlessService: its worker is one thread that still answers every signal.
+    @Test func anIdleWorkerIsOneThreadThatObeysSignals() throws {
+        let master = try LaunchedMaster(["--workers", "3", "idle"])
+        let pids = try master.waitForReady(3)
+        #expect(pids.allSatisfy { Proc.threadCount(of: $0) == 1 })
+        kill(pids[0], SIGHUP)
+        #expect(Proc.eventually { master.log.contains("reset: nothing to reload") })
+        #expect(Proc.isRunning(pids[0]))
+        kill(pids[1], SIGINT)
+        let fast = try master.waitFor("exit") { $0.pid == pids[1] }
+        #expect(fast["code"] as? Int == 1)
+        kill(pids[2], SIGTERM)
+        let graceful = try master.waitFor("exit") { $0.pid == pids[2] }
+        #expect(graceful["code"] as? Int == 0)
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+        #expect(pids.allSatisfy { !Proc.isRunning($0) })
+    }
+
+    /// The file pages given back fault in again on use; anonymous memory is untouched.
+    @Test func releasingFilePagesUnmapsCodeAndKeepsData() throws {
+        let numbers = Array(0..<100_000)
+        let before = Proc.statusKB("RssFile", of: getpid())
+        #expect(Posix.releaseFilePages(includeWritable: false) > 0)
+        #expect(Proc.statusKB("RssFile", of: getpid()) < before)
+        #expect(numbers.reduce(0, +) == 4_999_950_000)
+    }
+
     @Test func theThrottleDelaysForksInACrashLoopWhileTheMasterAnswersSignals() throws {
         let master = try LaunchedMaster(["--workers", "2", "--", "/bin/sh", "-c", "exit 1"])
         let throttle = try master.waitFor("throttle")

@@ -77,6 +77,13 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 /// malloc_trim(0): free heap pages back to the kernel.
 void fw_malloc_trim(void);
 
+/// Drops this process's page-table entries for the file pages of its private file mappings (code
+/// and constants of the executable and its libraries; with include_writable, the untouched pages
+/// of their data segments too). The pages stay in the page cache and fault back in when used.
+/// include_writable is only safe while one thread runs (a write between the check and the drop
+/// would be lost). Returns the bytes dropped, or -1 with errno.
+long fw_release_file_pages(int include_writable);
+
 /// memfd_create(name, MFD_CLOEXEC): an anonymous file (glibc declares it only with _GNU_SOURCE).
 int fw_memfd(const char *name);
 
