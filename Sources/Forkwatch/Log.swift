@@ -31,12 +31,6 @@ public final class LogOutput: @unchecked Sendable {
         try open(path: path)
     }
 
-    /// In a forked worker: the master's log fd was closed by the child setup, use stderr.
-    func useStandardError() {
-        fd = 2
-        path = nil
-    }
-
     func write(_ line: String) {
         try? Posix.writeAll(fd, line)
     }

@@ -379,16 +379,17 @@ final class MasterLoop {
 
     /// The child side for a Swift service: the design's setup, then the service. Never returns.
     private func runChild(name: String, factory: () -> any Service, statusFD: Int32) -> Never {
-        // The master's signalfd, log file, events file and other children's pipes are closed
-        // here; the status pipe and the parent-death pipe's read end are kept.
+        // The master's signalfd, events file and other children's pipes are closed here; the
+        // status pipe and the parent-death pipe's read end are kept, and the log file (the
+        // worker's lines go where the master's go, one O_APPEND write each; SIGUSR1 reopens it).
         // A Swift worker keeps its service's listening socket (for a server that adopts it).
         let listenFD = listeners[name]?.fd
         let acceptLock = acceptLocks[name]
-        guard Posix.childSetup(keep: [statusFD, deathPipe.read] + [listenFD, acceptLock].compactMap { $0 }, blocked: WorkerRuntime.handledSignals,
+        let logFD = LogOutput.shared.fd > 2 ? LogOutput.shared.fd : nil
+        guard Posix.childSetup(keep: [statusFD, deathPipe.read] + [listenFD, acceptLock, logFD].compactMap { $0 }, blocked: WorkerRuntime.handledSignals,
                                stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID) else {
             Posix.exitNow(1)
         }
-        LogOutput.shared.useStandardError()
         WorkerChannel.statusFD = statusFD
         WorkerChannel.listenFD = listenFD
         WorkerChannel.acceptLockFD = acceptLock

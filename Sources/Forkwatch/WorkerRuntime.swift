@@ -87,7 +87,8 @@ enum WorkerRuntime {
                 Posix.exitNow(1)
             }
             if let at = releasePagesAt, Posix.monotonicNow() >= at {
-                Posix.releaseFilePages(includeWritable: false)
+                // On the only thread (threadless), the data segments' untouched pages go too.
+                Posix.releaseFilePages(includeWritable: returnWhenStopping)
                 releasePagesAt = nil
             }
             if revents[0] != 0 {

@@ -270,6 +270,14 @@ public struct WorkerTable: Sendable {
             }
         case (.usr1, _):
             actions.append(.reopenLog)
+            // gunicorn's USR1: the workers reopen the log file too. Built-in Swift workers only:
+            // SIGUSR1's default action ends most programs a command could be.
+            if configuration.logFile != nil {
+                for worker in workers.values.sorted(by: { $0.pid < $1.pid }) {
+                    guard case .builtin = service(named: worker.service)?.spec.program else { continue }
+                    actions.append(.signal(pid: worker.pid, signal: .usr1, reason: "reopen the log file", origin: "master"))
+                }
+            }
         case (_, .stopping):
             actions.append(.emit(.notice(message: "\(signal.name) ignored: the master is stopping")))
         default:

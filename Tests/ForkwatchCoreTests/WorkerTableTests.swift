@@ -233,6 +233,26 @@ struct ScriptedMaster {
         #expect(master.forks.count == 2)
     }
 
+    @Test func usr1ReopensTheLogAndTellsTheSwiftWorkersOnly() {
+        var master = ScriptedMaster([("api", 2), ("sh", 1)]) {
+            $0.logFile = "/tmp/forkwatch.log"
+            $0.services[1].program = .command(["/bin/sh"])
+        }
+        master.start()
+        master.signal(.usr1)
+        #expect(master.other == [.reopenLog])
+        #expect(master.signals.map(\.pid) == master.pids(of: "api").sorted())
+        #expect(master.signals.allSatisfy { $0.signal == .usr1 })
+    }
+
+    @Test func usr1WithoutALogFileSignalsNobody() {
+        var master = ScriptedMaster([("api", 2)])
+        master.start()
+        master.signal(.usr1)
+        #expect(master.other == [.reopenLog])
+        #expect(master.signals.isEmpty)
+    }
+
     @Test func reloadTermsEveryWorkerAndReplacesEachAsItExits() {
         var master = ScriptedMaster([("api", 2)]) { $0.restartMethod = .reload }
         master.start()

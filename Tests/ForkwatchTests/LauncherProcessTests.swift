@@ -239,11 +239,24 @@ import Testing
         let logFile = NSTemporaryDirectory() + "forkwatch-usr1-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: logFile); try? FileManager.default.removeItem(atPath: logFile + ".1") }
         let master = try LaunchedMaster(["--workers", "1", "--log-file", logFile, "idle"])
-        try master.waitForReady(1)
+        let worker = try master.waitForReady(1)[0]
+        func logged(_ text: String, in path: String) -> Bool {
+            Proc.eventually { (try? String(contentsOfFile: path, encoding: .utf8))?.contains(text) == true }
+        }
+        // A worker's lines go to the log file too, not to the master's standard error.
+        kill(worker, SIGHUP)
+        #expect(logged("idle[\(worker)] reset: nothing to reload", in: logFile))
+        #expect(!master.log.contains("reset: nothing to reload"))
         try FileManager.default.moveItem(atPath: logFile, toPath: logFile + ".1")
         master.signal(SIGUSR1)
         try master.waitFor("log_reopened")
-        #expect(Proc.eventually { (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("reopened") == true })
+        // The master passes SIGUSR1 on; the worker reopens the file at the old path.
+        try master.waitFor("signal_sent") { $0.pid == worker && $0["signal"] as? String == "SIGUSR1" }
+        #expect(logged("reopened", in: logFile))
+        #expect(Proc.eventually {
+            kill(worker, SIGHUP)
+            return (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("idle[\(worker)] reset") == true
+        })
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
         #expect((try? String(contentsOfFile: logFile + ".1", encoding: .utf8))?.contains("fork") == true)
