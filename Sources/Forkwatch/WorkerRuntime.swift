@@ -74,10 +74,11 @@ enum WorkerRuntime {
         var watchDeath = deathFD
         var hardDeadline: Double?
         var stopping = false
-        // Shortly after start, the code start-up ran once (the master's image, the runtime's first
+        // A second in, the code start-up ran once (the master's image, the runtime's first
         // lookups) is unmapped, so a worker killed later does not unmap it page by page on its
-        // way out. Not at once: 64 workers starting together would take CPU from the master's forks.
-        var releasePagesAt: Double? = Posix.monotonicNow() + 0.2
+        // way out. Not at once: workers starting together (64 in 50 ms, 1000 in half a second)
+        // would take the CPUs from the master's forks.
+        var releasePagesAt: Double? = Posix.monotonicNow() + 1
         while true {
             let fds = [signalFD] + (watchDeath.map { [$0] } ?? [])
             let timeout = [hardDeadline, releasePagesAt].compactMap { $0 }.min().map { max(0, $0 - Posix.monotonicNow()) }
