@@ -89,7 +89,9 @@ final class MasterLoop {
         perform(table.start(now: Posix.monotonicNow()))
         flushEvents()
         // From here on the master runs its loop's few paths: the code start-up ran once is unmapped.
-        Posix.releaseFilePages(includeWritable: true)
+        // (The data segments' too when single-threaded, as a master is unless a library user's
+        // program started threads: then no fork happened either.)
+        Posix.releaseFilePages(includeWritable: Posix.threadCount() == 1)
 
         while exitCode == nil {
             let pids = Array(pipes.keys)

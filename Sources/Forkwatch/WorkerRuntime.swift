@@ -88,8 +88,9 @@ enum WorkerRuntime {
                 Posix.exitNow(1)
             }
             if let at = releasePagesAt, Posix.monotonicNow() >= at {
-                // On the only thread (threadless), the data segments' untouched pages go too.
-                Posix.releaseFilePages(includeWritable: returnWhenStopping)
+                // With one thread (a forked threadless worker), the data segments' untouched pages go
+                // too: no other thread can write to one between the check and the drop.
+                Posix.releaseFilePages(includeWritable: Posix.threadCount() == 1)
                 releasePagesAt = nil
             }
             if revents[0] != 0 {
