@@ -1030,7 +1030,8 @@ def main():
     ap.add_argument("--scenarios",
                     default="to4,to64,respawn,idle,crash,graceful")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--kills", type=int, default=30)
+    ap.add_argument("--kills", type=int, default=60,
+                    help="respawn samples per launcher (see README: the latencies are bimodal)")
     ap.add_argument("--spacing", type=float, default=1.2,
                     help="seconds between respawn kills (>= 0.8 keeps oslo's "
                          "throttle off for workers=4; see README)")
