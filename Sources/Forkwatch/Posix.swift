@@ -298,17 +298,6 @@ public enum Posix {
         try retrying("open \(path)") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
     }
 
-    /// The fds this process has open (entries of /proc/self/fd, minus the one readdir uses).
-    public static func openFDCount() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return -1 }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
-        }
-        return count - 1
-    }
-
     /// Finds `name` on $PATH the way execvp would, so the child can use execve (execvp is not
     /// async-signal-safe). Returns `name` unchanged when it has a slash or is not found; the
     /// child's execve then reports the errno. The corresponding C function is `access`.

@@ -18,7 +18,7 @@ extension Service {
 /// no thread to block in `wait()`: the one thread it has runs `start()`, then the signal loop,
 /// and calls `wait()` once `stop()` was called. An idle worker is then a single-threaded process
 /// like a C one: a SIGKILL has one thread to end, where three threads may have to wait for CPU
-/// time one after the other (measured: 1–5 ms more before the master hears of the death).
+/// time one after the other (traced: 1–4 ms more before the master hears of the death).
 public protocol ThreadlessService: Service {}
 
 /// Thrown from `start()` when retrying cannot help (bad configuration, missing resource): the

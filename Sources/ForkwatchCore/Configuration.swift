@@ -209,7 +209,7 @@ public struct LauncherConfiguration: Hashable, Sendable {
         if !(serviceDownTime > 0) { return "service_down_time must be > 0, got \(serviceDownTime)" }
         if let database, database.isEmpty { return "database must be a path" }
         if controlExchange.isEmpty { return "control_exchange must be a name" }
-        if let url = transportURL, !(url == "sqlite:" || url.hasPrefix("sqlite:") || url.hasPrefix("rabbit://")) {
+        if let url = transportURL, !(url.hasPrefix("sqlite:") || url.hasPrefix("rabbit://")) {
             return "transport_url must be sqlite: or rabbit://user:pass@host:5672/vhost, got '\(url)'"
         }
         var seen = Set<String>()

@@ -21,10 +21,6 @@ public final class EmbeddedTransport: @unchecked Sendable {
     private let queue: DatabaseQueue
     private let pid = Int64(getpid())
 
-    public struct TransportError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     public init(path: String) throws {
         self.path = path
         var configuration = Configuration()
@@ -43,13 +39,13 @@ public final class EmbeddedTransport: @unchecked Sendable {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.read { db in
                 guard try db.tableExists("rpc_messages") else {
-                    throw TransportError(description: "\(path): no RPC tables (run 'forkwatch services migrate --db \(path)')")
+                    throw RPCTransportError(description: "\(path): no RPC tables (run 'forkwatch services migrate --db \(path)')")
                 }
             }
-        } catch let error as TransportError {
+        } catch let error as RPCTransportError {
             throw error
         } catch {
-            throw TransportError(description: "\(path): \(error)")
+            throw RPCTransportError(description: "\(path): \(error)")
         }
     }
 
@@ -210,12 +206,12 @@ public final class Doorbell: @unchecked Sendable {
         walName = (databasePath as NSString).lastPathComponent + "-wal"
         watch = fw_watch_directory(directory.isEmpty ? "." : directory)
         guard watch >= 0 else {
-            throw EmbeddedTransport.TransportError(description: "inotify on \(directory): \(String(cString: strerror(errno)))")
+            throw RPCTransportError(description: "inotify on \(directory): \(String(cString: strerror(errno)))")
         }
         var fds: [Int32] = [-1, -1]
         guard fw_pipe_cloexec(&fds, 1) == 0 else {
             close(watch)
-            throw EmbeddedTransport.TransportError(description: "pipe: \(String(cString: strerror(errno)))")
+            throw RPCTransportError(description: "pipe: \(String(cString: strerror(errno)))")
         }
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
         wake = (fds[0], fds[1])

@@ -60,6 +60,11 @@ public protocol RPCConsumer: AnyObject {
     func close()
 }
 
+/// A transport that cannot be built or used (a bad URL, a database without the RPC tables).
+public struct RPCTransportError: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// Transports by URL (oslo's `transport_url`).
 public enum RPCTransports {
     /// Builds the transport a URL names. `sqlite:` (or nothing) is the embedded transport in the
@@ -73,10 +78,10 @@ public enum RPCTransports {
     /// `controlExchange`: oslo's `control_exchange` (`openstack`), for a broker.
     public static func make(url: String?, database: String, controlExchange: String = "openstack") throws -> RPCTransport {
         let url = url ?? "sqlite:"
-        guard let colon = url.firstIndex(of: ":") else { throw EmbeddedTransport.TransportError(description: "transport_url '\(url)' has no scheme") }
+        guard let colon = url.firstIndex(of: ":") else { throw RPCTransportError(description: "transport_url '\(url)' has no scheme") }
         let scheme = String(url[..<colon])
         guard let factory = factories[scheme] else {
-            throw EmbeddedTransport.TransportError(description: "transport_url: no '\(scheme)' transport (known: \(factories.keys.sorted().joined(separator: ", ")))")
+            throw RPCTransportError(description: "transport_url: no '\(scheme)' transport (known: \(factories.keys.sorted().joined(separator: ", ")))")
         }
         return try factory(url, database, controlExchange)
     }

@@ -213,6 +213,16 @@ enum Proc {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? -1
     }
 
+    /// Whether this process's page at `address` is mapped now (`/proc/self/pagemap` bit 63).
+    static func isMapped(_ address: UnsafeMutableRawPointer) -> Bool {
+        let fd = open("/proc/self/pagemap", O_RDONLY)
+        defer { close(fd) }
+        var entry: UInt64 = 0
+        let offset = off_t(UInt(bitPattern: address) / UInt(sysconf(Int32(_SC_PAGESIZE))) * 8)
+        guard pread(fd, &entry, 8, offset) == 8 else { return false }
+        return entry >> 63 & 1 == 1
+    }
+
     static func threadCount(of pid: pid_t) -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count) ?? -1
     }

@@ -49,6 +49,28 @@ import Testing
         #expect(Posix.releaseFilePages(includeWritable: false) > 0)
         #expect(Proc.statusKB("RssFile", of: getpid()) < before)
         #expect(numbers.reduce(0, +) == 4_999_950_000)
+
+        // A read-only private file mapping with one written page, as a relocated RELRO segment
+        // is: the written page (anonymous now) keeps its bytes, the page only read is dropped
+        // and reads the file again.
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let path = NSTemporaryDirectory() + "forkwatch-release-\(UUID().uuidString)"
+        try Data(repeating: 7, count: 2 * page).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let base = try #require(mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0).flatMap { $0 == MAP_FAILED ? nil : $0 })
+        defer { munmap(base, 2 * page) }
+        let bytes = base.assumingMemoryBound(to: UInt8.self)
+        bytes[0] = 42
+        #expect(bytes[page] == 7)
+        #expect(mprotect(base, 2 * page, PROT_READ) == 0)
+        #expect(Proc.isMapped(base + page))
+        Posix.releaseFilePages(includeWritable: false)
+        #expect(bytes[0] == 42)
+        #expect(Proc.isMapped(base))
+        #expect(!Proc.isMapped(base + page))
+        #expect(bytes[page] == 7)
     }
 
     @Test func theThrottleDelaysForksInACrashLoopWhileTheMasterAnswersSignals() throws {
