@@ -36,6 +36,18 @@ now = time.perf_counter
 # ---------------------------------------------------------------- /proc ----
 
 
+# Between two reads of a children list the poller gives its CPU away
+# (sched_yield): on a 2-CPU machine a poller that never yields holds one CPU,
+# and a worker woken by our SIGKILL (or the master woken by SIGCHLD) that the
+# scheduler places on that CPU waits behind it for 1-4 ms. --poll spin keeps
+# the old behaviour for comparison.
+def _no_pause():
+    pass
+
+
+POLL_PAUSE = os.sched_yield
+
+
 def children(pid):
     """Pids of all children of pid (union over its threads), or None if the
     process is gone. A child forked by a non-main thread is listed under that
@@ -338,6 +350,7 @@ def wait_children(m, n, timeout):
             next_exit_check = t + 0.05
         if t > deadline:
             raise BenchError(f"timeout: {len(c or ())}/{n} workers after {timeout}s")
+        POLL_PAUSE()
 
 
 def wait_live(m, n, timeout):
@@ -539,6 +552,7 @@ def sc_respawn(L, kills, spacing, settle):
                     break
                 if now() > deadline:
                     raise BenchError(f"no respawn 15 s after kill #{k + 1}")
+                POLL_PAUSE()
             lat.append(t_new - t_kill)
             fork_times.append(t_new)
             # Space kills: next kill no earlier than t_kill + spacing.
@@ -643,6 +657,7 @@ def sc_crash(L, skip, window):
                                      f"({describe_status(m.status)}); see "
                                      + m.err_path)
                 nxt = t + 0.05
+            POLL_PAUSE()
         t_end_real = now()
         self_end = L.self_reported_forks(m)
         span = t_end_real - t_start_real
@@ -691,6 +706,7 @@ def sc_graceful(L, reps, settle, timeout=70):
                 if now() > deadline:
                     raise BenchError(f"not stopped {timeout} s after SIGTERM")
                 reap_any()
+                POLL_PAUSE()
         finally:
             m.kill_all()
         time.sleep(0.3)
@@ -920,7 +936,9 @@ def build_report(results, meta, launchers):
         f"- Respawn: {meta['kills']} SIGKILLs per launcher, one every "
         f"{sp:g} s, the first at least {meta['respawn_settle_s']:g} s after "
         f"the 4 workers were up. p99 is interpolated between the two "
-        f"slowest of the {meta['kills']} samples.")
+        f"slowest of the {meta['kills']} samples. Poll: "
+        + ("sched_yield between reads of /proc." if meta.get("poll", "spin") == "yield"
+           else "tight spin, no yield (--poll spin)."))
     o = rs.get("oslo")
     if isinstance(o, dict) and "error" not in o:
         spans = ", ".join(
@@ -1040,10 +1058,15 @@ def main():
     ap.add_argument("--idle-window", type=float, default=10.0)
     ap.add_argument("--crash-skip", type=float, default=2.0)
     ap.add_argument("--crash-window", type=float, default=10.0)
+    ap.add_argument("--poll", choices=("yield", "spin"), default="yield",
+                    help="between two reads of /proc in a tight poll: give the "
+                         "CPU away (yield, default) or not (spin); see README")
     ap.add_argument("--command", default="bash bench/run.sh")
     ap.add_argument("--timeout", type=int, default=1200,
                     help="hard limit for the whole run, seconds")
     args = ap.parse_args()
+    global POLL_PAUSE
+    POLL_PAUSE = os.sched_yield if args.poll == "yield" else _no_pause
 
     if not os.path.exists("/proc/self/task/%d/children" % os.getpid()):
         sys.exit("this kernel has no /proc/PID/task/TID/children "
@@ -1088,7 +1111,7 @@ def main():
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC"),
-        "command": args.command, "reps": args.reps, "kills": args.kills,
+        "command": args.command, "reps": args.reps, "kills": args.kills, "poll": args.poll,
         "respawn_spacing_s": args.spacing, "respawn_settle_s": args.settle,
         "crash_skip_s": args.crash_skip, "crash_window_s": args.crash_window,
         "machine": machine_info(), "versions": venv_versions(args.venv),

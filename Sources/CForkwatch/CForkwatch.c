@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -121,15 +122,38 @@ pid_t fw_spawn_session(const char *path, char *const argv[], char *const envp[],
 
 void fw_malloc_trim(void) { malloc_trim(0); }
 
-/* Zaps the page-table entries of [start, end) that map file pages, leaving anonymous pages alone
-   (a relocated or written page of a private mapping: dropping it would lose its contents). From
-   pagemap: bit 63 present, bit 62 swapped (anonymous, not present), bit 61 file page. One
-   madvise per stretch between anonymous pages (pages not present in it are no-ops), so a code
-   segment is one call. Returns the bytes of the stretches that held file pages. */
-static long zap_file_pages(int pagemap, unsigned long start, unsigned long end, long page) {
+/* The stretches to drop, collected first and dropped together: once a page is dropped, any code
+   that runs touches it again and maps it back with its neighbours (fault-around, 64 KiB), so the
+   less runs after the drops, the less comes back. */
+enum { stretch_capacity = 512 };
+
+struct stretches {
+    unsigned long start[stretch_capacity], end[stretch_capacity];
+    int count;
+    long dropped;
+};
+
+static void drop_stretches(struct stretches *s) {
+    for (int i = 0; i < s->count; i++)
+        if (madvise((void *)s->start[i], s->end[i] - s->start[i], MADV_DONTNEED) == 0) s->dropped += (long)(s->end[i] - s->start[i]);
+    s->count = 0;
+}
+
+static void add_stretch(struct stretches *s, unsigned long start, unsigned long end) {
+    if (s->count == stretch_capacity) drop_stretches(s); /* a process with very many mappings: these go now */
+    s->start[s->count] = start;
+    s->end[s->count] = end;
+    s->count++;
+}
+
+/* Collects the stretches of [start, end) between anonymous pages that hold file pages, leaving
+   anonymous pages alone (a relocated or written page of a private mapping: dropping it would lose
+   its contents). From pagemap: bit 63 present, bit 62 swapped (anonymous, not present), bit 61
+   file page. One stretch per run between anonymous pages (pages not present in it are no-ops
+   for madvise), so a code segment is one call. */
+static void collect_file_pages(int pagemap, unsigned long start, unsigned long end, long page, struct stretches *s) {
     enum { batch = 1024 };
     uint64_t entries[batch];
-    long zapped = 0;
     unsigned long stretch = start; /* start of the stretch with no anonymous page */
     int files = 0;                 /* the stretch holds a present file page */
     unsigned long at = start;
@@ -143,7 +167,7 @@ static long zap_file_pages(int pagemap, unsigned long start, unsigned long end, 
             uint64_t e = entries[i];
             int present = e >> 63 & 1, swapped = e >> 62 & 1, file = e >> 61 & 1;
             if ((present && !file) || swapped) {
-                if (files && madvise((void *)stretch, at - stretch, MADV_DONTNEED) == 0) zapped += (long)(at - stretch);
+                if (files) add_stretch(s, stretch, at);
                 stretch = at + page;
                 files = 0;
             } else if (present) {
@@ -152,8 +176,7 @@ static long zap_file_pages(int pagemap, unsigned long start, unsigned long end, 
         }
     }
     /* A short read leaves the rest unknown: only what was read is dropped. */
-    if (files && madvise((void *)stretch, at - stretch, MADV_DONTNEED) == 0) zapped += (long)(at - stretch);
-    return zapped;
+    if (files) add_stretch(s, stretch, at);
 }
 
 long fw_release_file_pages(int include_writable) {
@@ -161,7 +184,10 @@ long fw_release_file_pages(int include_writable) {
     if (!maps) return -1;
     int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (pagemap < 0) { fclose(maps); return -1; }
-    long page = sysconf(_SC_PAGESIZE), zapped = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    struct stretches s;
+    s.count = 0;
+    s.dropped = 0;
     char line[4352];
     while (fgets(line, sizeof line, maps)) {
         unsigned long start, end;
@@ -170,11 +196,43 @@ long fw_release_file_pages(int include_writable) {
         /* Private file mappings only: [vdso], [stack], the heap and shared mappings stay. */
         if (path[0] != '/' || perms[3] != 'p' || perms[0] != 'r') continue;
         if (perms[1] == 'w' && !include_writable) continue;
-        zapped += zap_file_pages(pagemap, start, end, page);
+        collect_file_pages(pagemap, start, end, page, &s);
     }
+    /* Closed before the drop: closing after it maps ~1 MiB back (fclose runs through libc and the
+       dynamic linker). Safe with include_writable: what fclose writes (the stream list, malloc's
+       state) fopen or earlier code wrote already, so those pages are anonymous and kept. */
     close(pagemap);
     fclose(maps);
-    return zapped;
+    drop_stretches(&s);
+    return s.dropped;
+}
+
+int fw_release_file_pages_then_poll(struct pollfd *fds, unsigned long nfds, int timeout, int include_writable) {
+    fw_release_file_pages(include_writable);
+    return poll(fds, (nfds_t)nfds, timeout);
+}
+
+int fw_count_directory_entries(int fd) {
+    if (lseek(fd, 0, SEEK_SET) < 0) return -1;
+    struct entry {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[];
+    };
+    char buffer[2048] __attribute__((aligned(8)));
+    int count = 0;
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
+        if (n < 0) return -1;
+        if (n == 0) return count;
+        for (long at = 0; at < n;) {
+            struct entry *e = (struct entry *)(buffer + at);
+            if (e->name[0] != '.') count++;
+            at += e->reclen;
+        }
+    }
 }
 
 int fw_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

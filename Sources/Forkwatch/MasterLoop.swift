@@ -38,6 +38,8 @@ final class MasterLoop {
     private let stats = StatsSampler()
     private var nextStatsAt: Double?
     private let startedAt = Posix.monotonicNow()
+    /// The check before every fork.
+    private let threadCounter = Posix.ThreadCounter()
     /// Events of the current pass, written out after its forks: a respawn does not wait for
     /// the exit's log line and JSON (order and timestamps are kept).
     private var pendingEvents: [Event] = []
@@ -344,7 +346,7 @@ final class MasterLoop {
 
     private func fork(service name: String, reason: ForkReason) {
         guard let spec = table.service(named: name)?.spec else { return }
-        let threads = Posix.threadCount()
+        let threads = threadCounter.count()
         guard threads == 1 else {
             emit(.forkRefused(service: name, threads: threads))
             perform(table.forkFailed(service: name, reason: reason, now: Posix.monotonicNow()))

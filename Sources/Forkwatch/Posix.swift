@@ -75,6 +75,25 @@ public enum Posix {
         return count
     }
 
+    /// Counts this process's threads again and again from one open `/proc/self/task`: an lseek
+    /// and a getdents64 per count, where opening the directory each time has the kernel build its
+    /// inode and dentries anew (a seventh of the master's respawn path in profiles). The master's
+    /// own, for its check before every fork; a forked child closes the fd with the others.
+    /// The corresponding C functions are `open` and `fw_count_directory_entries`.
+    public final class ThreadCounter {
+        private let fd: Int32
+
+        public init() { fd = Glibc.open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+
+        deinit { if fd >= 0 { Glibc.close(fd) } }
+
+        /// As `Posix.threadCount()`: -1 if /proc cannot be read.
+        public func count() -> Int {
+            guard fd >= 0 else { return Posix.threadCount() }
+            return Int(fw_count_directory_entries(fd))
+        }
+    }
+
     /// The corresponding C function is `fork`.
     public static func fork() throws(PosixError) -> Int32 {
         try retrying("fork") { fw_fork() }
@@ -265,10 +284,15 @@ public enum Posix {
 
     /// Reads what is there: nil on EAGAIN, [] on EOF. The corresponding C function is `read`.
     public static func read(_ fd: Int32, max: Int = 4096) throws(PosixError) -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: max)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, max) }
-            if n >= 0 { return Array(buffer[0..<n]) }
+            // Read on the stack; only the bytes read are copied to the heap (none at EOF).
+            var bytes: [UInt8] = []
+            let n = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max) { buffer in
+                let n = Glibc.read(fd, buffer.baseAddress, max)
+                if n > 0 { bytes = Array(buffer[..<n]) }
+                return n
+            }
+            if n >= 0 { return bytes }
             switch errno {
             case EINTR: continue
             case EAGAIN: return nil
@@ -321,10 +345,26 @@ public enum Posix {
 
     /// poll(2) over (fd, events) pairs; returns the revents for each.
     public static func poll(_ watched: [(fd: Int32, events: Int16)], timeout: Double?) throws(PosixError) -> [Int16] {
+        try poll(watched, timeout: timeout, releasingFilePages: nil)
+    }
+
+    /// What `releaseFilePages` drops before a poll: nil nothing, else `includeWritable` as there.
+    /// The corresponding C function is `fw_release_file_pages_then_poll` (the drop and the poll
+    /// with no Swift code between them).
+    public static func poll(_ fds: [Int32], timeout: Double?, releasingFilePages includeWritable: Bool?) throws(PosixError) -> [Int16] {
+        try poll(fds.map { ($0, Int16(POLLIN)) }, timeout: timeout, releasingFilePages: includeWritable)
+    }
+
+    private static func poll(_ watched: [(fd: Int32, events: Int16)], timeout: Double?, releasingFilePages includeWritable: Bool?) throws(PosixError) -> [Int16] {
         var entries = watched.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         let millis: Int32 = timeout.map { Int32(min(max(($0 * 1000).rounded(.up), 0), 86_400_000)) } ?? -1
+        var release = includeWritable
         while true {
-            let n = entries.withUnsafeMutableBufferPointer { Glibc.poll($0.baseAddress, nfds_t($0.count), millis) }
+            let n = entries.withUnsafeMutableBufferPointer { buffer in
+                guard let includeWritable = release else { return Glibc.poll(buffer.baseAddress, nfds_t(buffer.count), millis) }
+                return fw_release_file_pages_then_poll(buffer.baseAddress, UInt(buffer.count), millis, includeWritable ? 1 : 0)
+            }
+            release = nil
             if n >= 0 { return entries.map(\.revents) }
             if errno == EINTR { continue }
             throw PosixError("poll", errno: errno)

@@ -8,10 +8,16 @@ public protocol Service: AnyObject {
     func wait()
     func stop()
     func reset()
+    /// True for a `ThreadlessService`; nothing else sets it. A requirement, not an `is` check in
+    /// the worker: the first cast to a protocol in a process scans every conformance record of
+    /// the binary, and each new worker would pay for it again (seen in profiles of respawns,
+    /// on pages the master had released).
+    var runsWithoutThreads: Bool { get }
 }
 
 extension Service {
     public func reset() {}
+    public var runsWithoutThreads: Bool { false }
 }
 
 /// A service that starts no threads and whose `wait()` only waits for `stop()`. Its worker needs
@@ -19,7 +25,13 @@ extension Service {
 /// and calls `wait()` once `stop()` was called. An idle worker is then a single-threaded process
 /// like a C one: a SIGKILL has one thread to end, where three threads may have to wait for CPU
 /// time one after the other (traced: 1–4 ms more before the master hears of the death).
+/// Adopt it where the class first conforms to `Service` (a subclass adopting it later keeps its
+/// superclass's `runsWithoutThreads`).
 public protocol ThreadlessService: Service {}
+
+extension ThreadlessService {
+    public var runsWithoutThreads: Bool { true }
+}
 
 /// Thrown from `start()` when retrying cannot help (bad configuration, missing resource): the
 /// worker exits 3 and the launcher stops respawning its service.

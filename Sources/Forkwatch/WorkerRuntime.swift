@@ -18,7 +18,7 @@ enum WorkerRuntime {
         // reach only the signalfd. (A forked worker has had them blocked since the fork: one that
         // arrived meanwhile is waiting there.)
         do { try Posix.block(handledSignals) } catch { Posix.exitNow(1) }
-        if service is ThreadlessService {
+        if service.runsWithoutThreads {
             // No second thread ever runs, so no runtime lock is ever contended (see below): this
             // thread serves, and the worker stays a one-thread process.
             serve(service, name: name, statusFD: statusFD, deathFD: deathFD, stopTimeout: stopTimeout, threadless: true)
@@ -76,13 +76,17 @@ enum WorkerRuntime {
         var stopping = false
         // A second in, the code start-up ran once (the master's image, the runtime's first
         // lookups) is unmapped, so a worker killed later does not unmap it page by page on its
-        // way out. Not at once: workers starting together (64 in 50 ms, 1000 in half a second)
-        // would take the CPUs from the master's forks.
+        // way out (the kernel tears the mappings down before it tells the master). Not at once:
+        // workers starting together (64 in 50 ms, 1000 in half a second) would take the CPUs from
+        // the master's forks. The drop is made by the poll that follows the second (nil: not yet
+        // or done), so nothing runs between it and the wait to fault code back in.
         var releasePagesAt: Double? = Posix.monotonicNow() + 1
+        var releaseInNextPoll: Bool?
         while true {
             let fds = [signalFD] + (watchDeath.map { [$0] } ?? [])
             let timeout = [hardDeadline, releasePagesAt].compactMap { $0 }.min().map { max(0, $0 - Posix.monotonicNow()) }
-            guard let revents = try? Posix.poll(fds, timeout: timeout) else { Posix.exitNow(1) }
+            guard let revents = try? Posix.poll(fds, timeout: timeout, releasingFilePages: releaseInNextPoll) else { Posix.exitNow(1) }
+            releaseInNextPoll = nil
             if let deadline = hardDeadline, Posix.monotonicNow() >= deadline {
                 log.error("stop() did not finish in time; exiting 1")
                 Posix.exitNow(1)
@@ -90,7 +94,7 @@ enum WorkerRuntime {
             if let at = releasePagesAt, Posix.monotonicNow() >= at {
                 // With one thread (a forked threadless worker), the data segments' untouched pages go
                 // too: no other thread can write to one between the check and the drop.
-                Posix.releaseFilePages(includeWritable: Posix.threadCount() == 1)
+                releaseInNextPoll = Posix.threadCount() == 1
                 releasePagesAt = nil
             }
             if revents[0] != 0 {

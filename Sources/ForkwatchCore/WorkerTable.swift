@@ -432,7 +432,9 @@ public struct WorkerTable: Sendable {
     /// Workers wanted minus workers counted (retiring ones do not count; a rolling step wants one extra).
     private func deficit(_ index: Int) -> Int {
         let service = services[index]
-        let counted = workers.values.filter { $0.service == service.spec.name && !$0.retiring }.count + service.forksInFlight
+        // Counted in place: this runs at least twice per exit, on the respawn path.
+        var counted = service.forksInFlight
+        for worker in workers.values where !worker.retiring && worker.service == service.spec.name { counted += 1 }
         let surge = service.rolling.map { $0.surgePid != nil || $0.surgeForking || !$0.remaining.isEmpty } ?? false
         return service.spec.workers + (surge ? 1 : 0) - counted
     }

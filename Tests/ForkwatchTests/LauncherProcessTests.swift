@@ -42,6 +42,35 @@ import Testing
         #expect(pids.allSatisfy { !Proc.isRunning($0) })
     }
 
+    /// A second after start an idle worker drops the file pages it mapped and sleeps in the same
+    /// C call, so it keeps almost none: the fewer it maps, the sooner a SIGKILL reaches the
+    /// master (the kernel unmaps before it sends SIGCHLD). Before: 2.4 MiB (code faulted back
+    /// 64 KiB at a time by the Swift code between the drop and the poll).
+    @Test func anIdleWorkerSleepsWithFewFilePagesMapped() throws {
+        let master = try LaunchedMaster(["--workers", "1", "idle"])
+        let pid = try master.waitForReady(1)[0]
+        #expect(Proc.eventually { (0..<1024).contains(Proc.statusKB("RssFile", of: pid)) })
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    /// The worker asks the service, with no dynamic cast: a library user's service is threaded
+    /// unless it adopts ThreadlessService.
+    @Test func onlyAThreadlessServiceRunsWithoutThreads() {
+        final class Threaded: Service {
+            func start() {}
+            func wait() {}
+            func stop() {}
+        }
+        final class Threadless: ThreadlessService {
+            func start() {}
+            func wait() {}
+            func stop() {}
+        }
+        let services: [any Service] = [Threaded(), Threadless()]
+        #expect(services.map(\.runsWithoutThreads) == [false, true])
+    }
+
     /// The file pages given back fault in again on use; anonymous memory is untouched.
     @Test func releasingFilePagesUnmapsCodeAndKeepsData() throws {
         let numbers = Array(0..<100_000)

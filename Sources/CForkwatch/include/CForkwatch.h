@@ -84,6 +84,18 @@ void fw_malloc_trim(void);
 /// would be lost). Returns the bytes dropped, or -1 with errno.
 long fw_release_file_pages(int include_writable);
 
+struct pollfd;
+
+/// fw_release_file_pages, then poll(2) at once: no Swift code runs between the drop and the
+/// wait, so a process that sleeps until it is killed keeps only the few pages of this return
+/// path mapped (each page touched after a drop faults back with its neighbours: 64 KiB).
+/// Returns what poll returns (-1 with errno, EINTR included).
+int fw_release_file_pages_then_poll(struct pollfd *fds, unsigned long nfds, int timeout, int include_writable);
+
+/// The entries of the open directory `fd` other than "." and "..", read again from its start
+/// (lseek + getdents64). -1 with errno on error.
+int fw_count_directory_entries(int fd);
+
 /// memfd_create(name, MFD_CLOEXEC): an anonymous file (glibc declares it only with _GNU_SOURCE).
 int fw_memfd(const char *name);
 
