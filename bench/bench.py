@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
@@ -719,6 +720,18 @@ def sc_graceful(L, reps, settle, timeout=70):
 # --------------------------------------------------------------- report ----
 
 
+def with_other_sections(report, path):
+    """This script's report is the head of the file; the sections the other scripts write (from
+    the first `<!-- NAME:start -->` marker on) are kept, so running this script alone does not
+    drop them. Each of them says when and from which commit it was measured."""
+    try:
+        old = open(path).read()
+    except FileNotFoundError:
+        return report
+    m = re.search(r"^<!-- [a-z-]+:start -->$", old, re.M)
+    return report if m is None else report.rstrip("\n") + "\n\n" + old[m.start():]
+
+
 def machine_info():
     model = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -1161,7 +1174,7 @@ def main():
     if args.out and args.out != "-":
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
-            f.write(report)
+            f.write(with_other_sections(report, args.out))
         log(f"wrote {args.out}")
     if args.json:
         with open(args.json, "w") as f:
