@@ -950,7 +950,7 @@ def build_report(results, meta, launchers):
         f"{sp:g} s, the first at least {meta['respawn_settle_s']:g} s after "
         f"the 4 workers were up. p99 is interpolated between the two "
         f"slowest of the {meta['kills']} samples. Poll: "
-        + ("sched_yield between reads of /proc." if meta.get("poll", "spin") == "yield"
+        + ("sched_yield between reads of /proc." if meta["poll"] == "yield"
            else "tight spin, no yield (--poll spin)."))
     o = rs.get("oslo")
     if isinstance(o, dict) and "error" not in o:
@@ -1062,7 +1062,7 @@ def main():
                     default="to4,to64,respawn,idle,crash,graceful")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--kills", type=int, default=60,
-                    help="respawn samples per launcher (see README: the latencies are bimodal)")
+                    help="respawn samples per launcher (see README: why 60)")
     ap.add_argument("--spacing", type=float, default=1.2,
                     help="seconds between respawn kills (>= 0.8 keeps oslo's "
                          "throttle off for workers=4; see README)")

@@ -38,7 +38,7 @@ final class MasterLoop {
     private let stats = StatsSampler()
     private var nextStatsAt: Double?
     private let startedAt = Posix.monotonicNow()
-    /// The check before every fork.
+    /// The single-thread check before every fork (and before the page release).
     private let threadCounter = Posix.ThreadCounter()
     /// Events of the current pass, written out after its forks: a respawn does not wait for
     /// the exit's log line and JSON (order and timestamps are kept).
@@ -93,7 +93,7 @@ final class MasterLoop {
         // From here on the master runs its loop's few paths: the code start-up ran once is unmapped.
         // (The data segments' too when single-threaded, as a master is unless a library user's
         // program started threads: then no fork happened either.)
-        Posix.releaseFilePages(includeWritable: Posix.threadCount() == 1)
+        Posix.releaseFilePages(includeWritable: threadCounter.count() == 1)
 
         while exitCode == nil {
             let pids = Array(pipes.keys)

@@ -63,23 +63,17 @@ public enum Posix {
     public static func getpid() -> Int32 { Glibc.getpid() }
     public static func getppid() -> Int32 { Glibc.getppid() }
 
-    /// The number of threads of this process: entries of /proc/self/task. The corresponding C
-    /// functions are `opendir`/`readdir`.
+    /// The number of threads of this process: entries of /proc/self/task, -1 if /proc cannot be
+    /// read. The corresponding C functions are `open` and `fw_count_directory_entries`.
     public static func threadCount() -> Int {
-        guard let dir = opendir("/proc/self/task") else { return -1 }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
-        }
-        return count
+        ThreadCounter().count()
     }
 
     /// Counts this process's threads again and again from one open `/proc/self/task`: an lseek
     /// and a getdents64 per count, where opening the directory each time has the kernel build its
-    /// inode and dentries anew (a seventh of the master's respawn path in profiles). The master's
-    /// own, for its check before every fork; a forked child closes the fd with the others.
-    /// The corresponding C functions are `open` and `fw_count_directory_entries`.
+    /// inode and dentries anew (about 7 % of the master's respawn path in a perf profile). The
+    /// master keeps one for its check before every fork; a forked child closes the fd with the
+    /// others.
     public final class ThreadCounter {
         private let fd: Int32
 
@@ -87,10 +81,9 @@ public enum Posix {
 
         deinit { if fd >= 0 { Glibc.close(fd) } }
 
-        /// As `Posix.threadCount()`: -1 if /proc cannot be read.
+        /// -1 if /proc cannot be read.
         public func count() -> Int {
-            guard fd >= 0 else { return Posix.threadCount() }
-            return Int(fw_count_directory_entries(fd))
+            fd < 0 ? -1 : Int(fw_count_directory_entries(fd))
         }
     }
 
@@ -339,23 +332,16 @@ public enum Posix {
 
     /// Waits for any of `fds` to be readable, up to `timeout` seconds (nil = forever). Returns
     /// the revents for each fd. The corresponding C function is `poll`.
-    public static func poll(_ fds: [Int32], timeout: Double?) throws(PosixError) -> [Int16] {
-        try poll(fds.map { ($0, Int16(POLLIN)) }, timeout: timeout)
-    }
-
-    /// poll(2) over (fd, events) pairs; returns the revents for each.
-    public static func poll(_ watched: [(fd: Int32, events: Int16)], timeout: Double?) throws(PosixError) -> [Int16] {
-        try poll(watched, timeout: timeout, releasingFilePages: nil)
-    }
-
-    /// What `releaseFilePages` drops before a poll: nil nothing, else `includeWritable` as there.
-    /// The corresponding C function is `fw_release_file_pages_then_poll` (the drop and the poll
-    /// with no Swift code between them).
-    public static func poll(_ fds: [Int32], timeout: Double?, releasingFilePages includeWritable: Bool?) throws(PosixError) -> [Int16] {
+    public static func poll(_ fds: [Int32], timeout: Double?, releasingFilePages includeWritable: Bool? = nil) throws(PosixError) -> [Int16] {
         try poll(fds.map { ($0, Int16(POLLIN)) }, timeout: timeout, releasingFilePages: includeWritable)
     }
 
-    private static func poll(_ watched: [(fd: Int32, events: Int16)], timeout: Double?, releasingFilePages includeWritable: Bool?) throws(PosixError) -> [Int16] {
+    /// poll(2) over (fd, events) pairs; returns the revents for each. `releasingFilePages`: nil,
+    /// or `releaseFilePages(includeWritable:)` first, in the same C call
+    /// (`fw_release_file_pages_then_poll`): no Swift code runs between the drop and the wait to
+    /// fault pages back in. A poll retried after EINTR does not drop again.
+    public static func poll(_ watched: [(fd: Int32, events: Int16)], timeout: Double?,
+                            releasingFilePages includeWritable: Bool? = nil) throws(PosixError) -> [Int16] {
         var entries = watched.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         let millis: Int32 = timeout.map { Int32(min(max(($0 * 1000).rounded(.up), 0), 86_400_000)) } ?? -1
         var release = includeWritable

@@ -78,24 +78,23 @@ enum WorkerRuntime {
         // lookups) is unmapped, so a worker killed later does not unmap it page by page on its
         // way out (the kernel tears the mappings down before it tells the master). Not at once:
         // workers starting together (64 in 50 ms, 1000 in half a second) would take the CPUs from
-        // the master's forks. The drop is made by the poll that follows the second (nil: not yet
-        // or done), so nothing runs between it and the wait to fault code back in.
+        // the master's forks. The drop is made by the poll itself, so nothing runs between it and
+        // the wait to fault code back in.
         var releasePagesAt: Double? = Posix.monotonicNow() + 1
-        var releaseInNextPoll: Bool?
         while true {
-            let fds = [signalFD] + (watchDeath.map { [$0] } ?? [])
-            let timeout = [hardDeadline, releasePagesAt].compactMap { $0 }.min().map { max(0, $0 - Posix.monotonicNow()) }
-            guard let revents = try? Posix.poll(fds, timeout: timeout, releasingFilePages: releaseInNextPoll) else { Posix.exitNow(1) }
-            releaseInNextPoll = nil
-            if let deadline = hardDeadline, Posix.monotonicNow() >= deadline {
-                log.error("stop() did not finish in time; exiting 1")
-                Posix.exitNow(1)
-            }
+            var release: Bool?
             if let at = releasePagesAt, Posix.monotonicNow() >= at {
                 // With one thread (a forked threadless worker), the data segments' untouched pages go
                 // too: no other thread can write to one between the check and the drop.
-                releaseInNextPoll = Posix.threadCount() == 1
+                release = Posix.threadCount() == 1
                 releasePagesAt = nil
+            }
+            let fds = [signalFD] + (watchDeath.map { [$0] } ?? [])
+            let timeout = [hardDeadline, releasePagesAt].compactMap { $0 }.min().map { max(0, $0 - Posix.monotonicNow()) }
+            guard let revents = try? Posix.poll(fds, timeout: timeout, releasingFilePages: release) else { Posix.exitNow(1) }
+            if let deadline = hardDeadline, Posix.monotonicNow() >= deadline {
+                log.error("stop() did not finish in time; exiting 1")
+                Posix.exitNow(1)
             }
             if revents[0] != 0 {
                 while let (signal, _) = try? Posix.readSignal(signalFD) {
