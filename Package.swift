@@ -3,10 +3,10 @@ import PackageDescription
 
 let package = Package(
     name: "forkwatch",
-    platforms: [.macOS(.v13)],
     products: [
         .library(name: "Forkwatch", targets: ["Forkwatch"]),
         .library(name: "ForkwatchCore", targets: ["ForkwatchCore"]),
+        .library(name: "ForkwatchServices", targets: ["ForkwatchServices"]),
         .executable(name: "forkwatch", targets: ["ForkwatchCLI"]),
         .executable(name: "forkwatch-bench", targets: ["ForkwatchBench"]),
     ],
@@ -24,13 +24,20 @@ let package = Package(
         .target(name: "CForkwatch"),
         // Pure decisions: no syscalls, no clocks. Time is a parameter.
         .target(name: "ForkwatchCore"),
+        // The launcher: the master's loop, workers, the control socket. No GRDB, no Yams, no NIO:
+        // a library user who only wants forked workers pulls in swift-log and nothing else.
         .target(
             name: "Forkwatch",
+            dependencies: ["CForkwatch", "ForkwatchCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // nova's service framework: a manager with periodic tasks and a heartbeat into the
+        // `services` table (SQLite through GRDB, opened only in workers).
+        .target(
+            name: "ForkwatchServices",
             dependencies: [
-                "CForkwatch", "ForkwatchCore",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                "Forkwatch", "ForkwatchCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // librabbitmq (rabbitmq-c) through a system library module (librabbitmq-dev), and the
@@ -43,7 +50,7 @@ let package = Package(
         .target(
             name: "ForkwatchRPC",
             dependencies: [
-                "Forkwatch", "ForkwatchCore", "CForkwatch", "CForkwatchAMQP",
+                "Forkwatch", "ForkwatchServices", "ForkwatchCore", "CForkwatch", "CForkwatchAMQP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -52,14 +59,22 @@ let package = Package(
         .target(
             name: "ForkwatchHTTP",
             dependencies: [
-                "Forkwatch", "ForkwatchCore", "CForkwatch", "ForkwatchRPC",
+                "Forkwatch", "ForkwatchCore", "CForkwatch",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The demo's services by name (idle, crashy, scheduler, api) and the apps the api serves.
+        .target(
+            name: "ForkwatchDemo",
+            dependencies: [
+                "Forkwatch", "ForkwatchCore", "ForkwatchServices", "ForkwatchRPC", "ForkwatchHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // ncurses through a system library module (libncurses-dev): shim.h wraps macros and globals.
@@ -69,19 +84,37 @@ let package = Package(
         .executableTarget(
             name: "ForkwatchCLI",
             dependencies: [
-                "Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchHTTP", "ForkwatchRPC",
+                "Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchHTTP", "ForkwatchRPC", "ForkwatchServices",
+                "ForkwatchDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                // The configuration file is the CLI's: the library takes a LauncherConfiguration.
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // A program embedding the launcher as a library user would (its own swift-log bootstrap);
+        // the process tests run it.
+        .executableTarget(
+            name: "ForkwatchEmbeddedExample",
+            dependencies: ["Forkwatch", "ForkwatchCore", .product(name: "Logging", package: "swift-log")]
+        ),
         // Figures that need forkwatch's own code (the renderer's frame time): bench/dashboard.py.
-        .executableTarget(name: "ForkwatchBench", dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchRPC"]),
+        .executableTarget(
+            name: "ForkwatchBench", dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchRPC", "ForkwatchServices"]
+        ),
         .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
         .testTarget(name: "ForkwatchTUITests", dependencies: ["ForkwatchTUI", "ForkwatchCore"]),
-        .testTarget(name: "ForkwatchTests", dependencies: ["Forkwatch", "ForkwatchCore", "CForkwatch", "ForkwatchRPC"]),
+        .testTarget(
+            name: "ForkwatchTests",
+            dependencies: [
+                "Forkwatch", "ForkwatchCore", "CForkwatch", "ForkwatchRPC", "ForkwatchServices",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "ForkwatchHTTPTests",
             dependencies: [
-                "ForkwatchHTTP", "Forkwatch", "ForkwatchCore",
+                "ForkwatchHTTP", "Forkwatch", "ForkwatchCore", "ForkwatchDemo", "ForkwatchServices", "ForkwatchCLI",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

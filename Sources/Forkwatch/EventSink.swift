@@ -4,13 +4,14 @@ import Logging
 /// Where the master's events go: a log line each (human-readable) and, when asked, a JSON line
 /// each to the events file (`--events FILE`, `-` for standard output).
 public final class EventSink {
-    private let log = Log.logger("master")
+    /// The master's logger: every event is a line in it.
+    public var log: Logger
     private var eventsFD: Int32?
     private var ownsFD = false
     /// Extra observers (tests, an embedding program). Called in the master loop: keep them short.
     public var observers: [(Event) -> Void] = []
 
-    public init() {}
+    public init(logger: Logger = Logger(label: "master")) { log = logger }
 
     /// Opens the events file; `-` is standard output.
     public func writeEvents(to path: String) throws(PosixError) {

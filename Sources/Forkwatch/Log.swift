@@ -71,14 +71,11 @@ public struct LineLogHandler: LogHandler {
     }
 }
 
-public enum Log {
-    private static let bootstrap: Void = {
+extension LineLogHandler {
+    /// Makes every logger of this process print forkwatch's lines. The program's to call, once
+    /// (swift-log allows one bootstrap): the CLI does; the library never does, so a program that
+    /// embeds `ProcessLauncher` keeps its own logging.
+    public static func bootstrap() {
         LoggingSystem.bootstrap { LineLogHandler(label: $0) }
-    }()
-
-    /// A logger labelled `master`, `idle` (a worker's service name) and so on.
-    public static func logger(_ label: String) -> Logger {
-        _ = bootstrap
-        return Logger(label: label)
     }
 }

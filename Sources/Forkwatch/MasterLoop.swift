@@ -9,7 +9,7 @@ final class MasterLoop {
     enum Input {
         case signal(Signal, sender: Int32)
         case childExited(pid: Int32, rawStatus: Int32)
-        case childMessage(pid: Int32, line: String)
+        case childMessage(pid: Int32, ChildMessage)
         case childPipeClosed(pid: Int32)
         case control(client: Int32, request: ControlRequest)
         case timer
@@ -28,7 +28,7 @@ final class MasterLoop {
     private var table: WorkerTable
     private let sink: EventSink
     private let reloadConfiguration: (() throws -> LauncherConfiguration)?
-    private let serviceFactories: [String: () -> any Service]
+    private let registry: ServiceRegistry
     private let masterPID = Posix.getpid()
     private var signalFD: Int32 = -1
     private var deathPipe: (read: Int32, write: Int32) = (-1, -1)
@@ -46,15 +46,17 @@ final class MasterLoop {
     /// Listening sockets by service, bound before the first fork and kept across reloads.
     private let listeners: [String: (fd: Int32, address: String, backlog: Int)]
     private var acceptLocks: [String: Int32] = [:]
+    /// The worker count last written into each accept lock's memfd (its workers read it).
+    private var publishedWorkers: [String: Int] = [:]
 
     init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
          listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
-         serviceFactories: [String: () -> any Service], reloadConfiguration: (() throws -> LauncherConfiguration)?) {
+         registry: ServiceRegistry, reloadConfiguration: (() throws -> LauncherConfiguration)?) {
         self.listeners = listeners
         self.table = WorkerTable(configuration: configuration)
         self.sink = sink
         self.control = control
-        self.serviceFactories = serviceFactories
+        self.registry = registry
         self.reloadConfiguration = reloadConfiguration
     }
 
@@ -88,6 +90,7 @@ final class MasterLoop {
         for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
             emit(.listening(service: service, address: listener.address, backlog: listener.backlog))
         }
+        publishWorkerCounts()
         perform(table.start(now: Posix.monotonicNow()))
         flushEvents()
         // From here on the master runs its loop's few paths: the code start-up ran once is unmapped.
@@ -119,6 +122,7 @@ final class MasterLoop {
                 readPipe(of: pid)
             }
             if exitCode == nil { handle(.timer) }
+            publishWorkerCounts()
             flushEvents()
         }
         return exitCode!
@@ -133,28 +137,22 @@ final class MasterLoop {
             perform(table.signalReceived(signal, senderPid: sender, now: now))
         case .childExited(let pid, let rawStatus):
             perform(table.childExited(pid: pid, rawStatus: rawStatus, now: now))
-        case .childMessage(let pid, let line):
-            if line == "ready" {
+        case .childMessage(let pid, let message):
+            switch message {
+            case .ready:
                 perform(table.childReady(pid: pid, now: now))
-            } else if line.hasPrefix("task "), let json = try? JSONValue.parse(String(line.dropFirst(5))),
-                      let task = json["task"]?.string {
-                perform(table.taskRan(pid: pid, task: task, started: json["started"]?.double ?? 0,
-                                      duration: json["duration"]?.double ?? 0, ok: json["ok"]?.bool ?? false,
-                                      error: json["error"]?.string, nextDue: json["next_due"]?.double,
-                                      spacing: json["spacing"]?.double ?? 0))
-            } else if line.hasPrefix("beat "), let json = try? JSONValue.parse(String(line.dropFirst(5))) {
-                perform(table.heartbeat(pid: pid, ok: json["ok"]?.bool ?? false, reportCount: json["report_count"]?.int,
-                                        error: json["error"]?.string))
-            } else if line.hasPrefix("rpc "), let json = try? JSONValue.parse(String(line.dropFirst(4))) {
-                perform(table.rpcStats(pid: pid, topic: json["topic"]?.string ?? "", methods: RPCMethodStats.decodeList(json["methods"])))
-            } else if line.hasPrefix("notice ") {
-                // Something a worker wants in the event stream (its RPC broker lost, found again).
-                perform(table.workerNotice(pid: pid, message: String(line.dropFirst(7).prefix(500))))
-            } else if line.hasPrefix("execfail "), let errno = Int32(line.dropFirst(9)) {
+            case .execFailed(let errno):
                 pipes[pid]?.execFailed = true
                 perform(table.execFailed(pid: pid, errno: errno, message: Posix.describe(errno: errno), now: now))
-            } else {
-                emit(.notice(message: "\(pid) sent an unknown status message: \(line)"))
+            case .taskRan(let run):
+                perform(table.taskRan(pid: pid, task: run.task, started: run.started, duration: run.duration, ok: run.ok,
+                                      error: run.error, nextDue: run.nextDue, spacing: run.spacing))
+            case .heartbeat(let ok, let reportCount, let error):
+                perform(table.heartbeat(pid: pid, ok: ok, reportCount: reportCount, error: error))
+            case .rpcStats(let topic, let methods):
+                perform(table.rpcStats(pid: pid, topic: topic, methods: methods))
+            case .notice(let text):
+                perform(table.workerNotice(pid: pid, message: text))
             }
         case .childPipeClosed(let pid):
             // A command's close-on-exec status pipe closes at a successful execve: it is running.
@@ -275,9 +273,25 @@ final class MasterLoop {
             while let newline = pipes[pid]?.buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: pipes[pid]!.buffer[..<newline], as: UTF8.self)
                 pipes[pid]!.buffer.removeSubrange(...newline)
-                handle(.childMessage(pid: pid, line: line))
+                switch ChildMessage.parse(line) {
+                case .success(let message): handle(.childMessage(pid: pid, message))
+                case .failure(let error): emit(.notice(message: "\(pid) sent an \(error)"))
+                }
             }
-            if pipes[pid]?.buffer.count ?? 0 > 65_536 { pipes[pid]!.buffer.removeAll() }  // a child writing garbage
+            if pipes[pid]?.buffer.count ?? 0 > ChildMessage.maxLineBytes {  // a child writing garbage
+                emit(.notice(message: "\(pid) sent an unreadable status message (no line end in \(pipes[pid]!.buffer.count) bytes); dropped"))
+                pipes[pid]!.buffer.removeAll()
+            }
+        }
+    }
+
+    /// A scale or a reload changed a service's worker count: its running workers learn it from
+    /// the accept lock's memfd (whether they have siblings to hand connections to).
+    private func publishWorkerCounts() {
+        for (name, fd) in acceptLocks {
+            guard let workers = table.service(named: name)?.spec.workers, publishedWorkers[name] != workers else { continue }
+            Posix.writeNumber(fd, Int64(workers))
+            publishedWorkers[name] = workers
         }
     }
 
@@ -362,14 +376,15 @@ final class MasterLoop {
                                          listen: listeners[name].map { ($0.fd, name) },
                                          stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill)
             case .builtin(let builtin):
-                guard let factory = serviceFactories[builtin] ?? nil else {
+                guard let entry = registry.entry(builtin) else {
                     Posix.close(status.read); Posix.close(status.write)
                     emit(.configError(message: "service '\(name)': no built-in service named '\(builtin)'"))
                     perform(table.forkFailed(service: name, reason: reason, now: Posix.monotonicNow()))
                     return
                 }
+                let slot = table.freeSlot(of: name)
                 pid = try Posix.fork()
-                if pid == 0 { runChild(name: name, factory: factory, statusFD: status.write) }
+                if pid == 0 { runChild(spec: spec, slot: slot, make: entry.make, statusFD: status.write) }
             }
             Posix.close(status.write)
             pipes[pid] = ChildPipe(fd: status.read, isCommand: { if case .command = spec.program { return true }; return false }())
@@ -382,7 +397,8 @@ final class MasterLoop {
     }
 
     /// The child side for a Swift service: the design's setup, then the service. Never returns.
-    private func runChild(name: String, factory: () -> any Service, statusFD: Int32) -> Never {
+    private func runChild(spec: ServiceSpec, slot: Int, make: (WorkerContext) -> any Service, statusFD: Int32) -> Never {
+        let name = spec.name
         // The master's signalfd, events file and other children's pipes are closed here; the
         // status pipe and the parent-death pipe's read end are kept, and the log file (the
         // worker's lines go where the master's go, one O_APPEND write each; SIGUSR1 reopens it).
@@ -394,15 +410,12 @@ final class MasterLoop {
                                stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID) else {
             Posix.exitNow(1)
         }
-        WorkerChannel.statusFD = statusFD
-        WorkerChannel.listenFD = listenFD
-        WorkerChannel.acceptLockFD = acceptLock
-        WorkerChannel.configuration = table.configuration
-        WorkerChannel.serviceName = name
+        let context = WorkerContext(spec: spec, slot: slot, configuration: table.configuration,
+                                    status: StatusChannel(fd: statusFD), listenFD: listenFD, acceptLockFD: acceptLock)
         // Each worker must draw different random numbers (oslo's random.seed()); Swift's
         // generator reads getrandom(2) per call, so only C's srandom needs a new seed.
         srandom(UInt32(truncatingIfNeeded: Posix.getpid()) ^ UInt32(truncatingIfNeeded: Int(Posix.wallNow() * 1e6)))
-        WorkerRuntime.run(factory(), name: name, statusFD: statusFD, deathFD: deathPipe.read, stopTimeout: nil)
+        WorkerRuntime.run(make(context), logger: context.logger, status: context.status, deathFD: deathPipe.read, stopTimeout: nil)
     }
 
     private func describe(_ configuration: LauncherConfiguration) -> String {

@@ -7,9 +7,9 @@ import Glibc
 /// Unix-domain sockets and directories for the control socket. Part of the one file of
 /// syscalls, split only to keep files short.
 extension Posix {
-    public struct PeerCredentials: Equatable {
-        public let pid: Int32
-        public let uid: UInt32
+    package struct PeerCredentials: Equatable {
+        package let pid: Int32
+        package let uid: UInt32
     }
 
     private static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) throws(PosixError) -> T {
@@ -29,7 +29,7 @@ extension Posix {
 
     /// A listening Unix stream socket at `path`, mode 0600, non-blocking, close-on-exec.
     /// The corresponding C functions are `socket`, `bind`, `chmod` and `listen`.
-    public static func listenUnix(_ path: String, backlog: Int32 = 64) throws(PosixError) -> Int32 {
+    package static func listenUnix(_ path: String, backlog: Int32 = 64) throws(PosixError) -> Int32 {
         let fd = try retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0) }
         do throws(PosixError) {
             // umask first so the socket never exists with wider permissions, even for an instant.
@@ -47,7 +47,7 @@ extension Posix {
     }
 
     /// A connected (blocking) Unix stream socket. The corresponding C function is `connect`.
-    public static func connectUnix(_ path: String) throws(PosixError) -> Int32 {
+    package static func connectUnix(_ path: String) throws(PosixError) -> Int32 {
         let fd = try retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         let rc = try withAddress(path) { connect(fd, $0, $1) }
         if rc != 0 {
@@ -60,7 +60,7 @@ extension Posix {
 
     /// A new client, non-blocking and close-on-exec, or nil when none is waiting.
     /// The corresponding C function is `accept4`.
-    public static func accept(_ listenFD: Int32) throws(PosixError) -> Int32? {
+    package static func accept(_ listenFD: Int32) throws(PosixError) -> Int32? {
         while true {
             let fd = fw_accept_nonblocking(listenFD)
             if fd >= 0 { return fd }
@@ -74,7 +74,7 @@ extension Posix {
     }
 
     /// Who is on the other end of a Unix socket. The corresponding C function is `getsockopt(SO_PEERCRED)`.
-    public static func peerCredentials(_ fd: Int32) throws(PosixError) -> PeerCredentials {
+    package static func peerCredentials(_ fd: Int32) throws(PosixError) -> PeerCredentials {
         var pid: Int32 = 0
         var uid: UInt32 = 0
         try retrying("getsockopt(SO_PEERCRED)") { fw_peer_credentials(fd, &pid, &uid) }
@@ -83,7 +83,7 @@ extension Posix {
 
     /// Writes what the socket takes now: the number of bytes written (0 when it would block).
     /// The corresponding C function is `send` (MSG_NOSIGNAL: a gone reader is EPIPE, not SIGPIPE).
-    public static func writeSome(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(PosixError) -> Int {
+    package static func writeSome(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(PosixError) -> Int {
         while true {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n >= 0 { return n }
@@ -95,13 +95,13 @@ extension Posix {
         }
     }
 
-    public static func effectiveUID() -> UInt32 { geteuid() }
+    package static func effectiveUID() -> UInt32 { geteuid() }
 
     /// Creates `path` as a directory of mode 0700 when it does not exist. An existing directory
     /// is used as it is (its mode is its owner's business: a socket in /tmp must not make /tmp
     /// private); the socket itself is 0600 and its peers' uid is checked.
     /// The corresponding C functions are `mkdir` and `lstat`.
-    public static func ensurePrivateDirectory(_ path: String) throws(PosixError) {
+    package static func ensurePrivateDirectory(_ path: String) throws(PosixError) {
         if mkdir(path, 0o700) == 0 { return }
         guard errno == EEXIST else { throw PosixError("mkdir \(path)", errno: errno) }
         var info = stat()
@@ -110,19 +110,19 @@ extension Posix {
     }
 
     /// True when `path` is a Unix socket. The corresponding C function is `lstat`.
-    public static func isSocket(_ path: String) -> Bool {
+    package static func isSocket(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
     }
 
     /// The corresponding C function is `unlink`.
-    public static func unlink(_ path: String) { _ = Glibc.unlink(path) }
+    package static func unlink(_ path: String) { _ = Glibc.unlink(path) }
 
-    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    package static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// The run-time directory for sockets and state: `$XDG_RUNTIME_DIR/forkwatch`, else
     /// `/tmp/forkwatch-UID`.
-    public static func runtimeDirectory() -> String {
+    package static func runtimeDirectory() -> String {
         if let xdg = getenv("XDG_RUNTIME_DIR"), xdg.pointee != 0 { return String(cString: xdg) + "/forkwatch" }
         return "/tmp/forkwatch-\(geteuid())"
     }
@@ -130,7 +130,7 @@ extension Posix {
 
 extension Posix {
     /// Sets O_NONBLOCK. The corresponding C function is `fcntl`.
-    public static func setNonBlocking(_ fd: Int32) {
+    package static func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL)
         if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
     }
@@ -139,7 +139,7 @@ extension Posix {
 extension Posix {
     /// Starts `argv` in a new session (the dashboard's background master), output to `logPath`.
     /// The corresponding C function is `posix_spawn` (with POSIX_SPAWN_SETSID).
-    public static func spawnInNewSession(_ argv: [String], logPath: String) throws(PosixError) -> Int32 {
+    package static func spawnInNewSession(_ argv: [String], logPath: String) throws(PosixError) -> Int32 {
         let out = try openAppend(logPath)
         defer { close(out) }
         let cArgs = argv.map { strdup($0) } + [nil]
@@ -148,7 +148,7 @@ extension Posix {
     }
 
     /// This program's path. The corresponding C function is `readlink("/proc/self/exe")`.
-    public static func executablePath() -> String {
+    package static func executablePath() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return CommandLine.arguments[0] }
@@ -157,20 +157,20 @@ extension Posix {
 
     /// A child's exit code if it has exited (reaping it), else nil. The corresponding C function
     /// is `waitpid(pid, WNOHANG)`.
-    public static func exitCode(of pid: Int32) -> Int32? {
+    package static func exitCode(of pid: Int32) -> Int32? {
         var status: Int32 = 0
         guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
         let low = status & 0x7f
         return low == 0 ? (status >> 8) & 0xff : 128 + low
     }
 
-    public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+    package static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 }
 
 extension Posix {
     /// Runs `argv` to completion (in its own session), returning its exit status and what it
     /// wrote on stdout and stderr. The corresponding C functions are `posix_spawn` and `waitpid`.
-    public static func spawnAndWait(_ argv: [String]) throws(PosixError) -> (status: Int32, output: String) {
+    package static func spawnAndWait(_ argv: [String]) throws(PosixError) -> (status: Int32, output: String) {
         let pipe = try pipe(nonblockingRead: false)
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
@@ -194,7 +194,7 @@ extension Posix {
 extension Posix {
     /// The names in a directory (no "." or ".."); empty when it cannot be read.
     /// The corresponding C functions are `opendir`/`readdir`.
-    public static func listDirectory(_ path: String) -> [String] {
+    package static func listDirectory(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
@@ -211,7 +211,7 @@ extension Posix {
 extension Posix {
     /// Reads /proc/PID/NAME into `buffer` (one read: these files are small); returns the byte
     /// count, 0 when the process is gone. The corresponding C functions are `open`, `read`, `close`.
-    public static func readProcFile(pid: Int32, name: String, into buffer: inout [UInt8]) -> Int {
+    package static func readProcFile(pid: Int32, name: String, into buffer: inout [UInt8]) -> Int {
         let fd = open("/proc/\(pid)/\(name)", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return 0 }
         defer { close(fd) }
@@ -226,7 +226,7 @@ extension Posix {
     /// SO_KEEPALIVE, TCP_KEEPIDLE, close-on-exec (a command gets it through fw_fork_exec).
     /// Returns the fd and the address it is bound to (the real port when 0 was asked).
     /// The corresponding C functions are `getaddrinfo`, `socket`, `setsockopt`, `bind`, `listen`.
-    public static func listenTCP(_ spec: ListenSpec) throws(PosixError) -> (fd: Int32, address: String) {
+    package static func listenTCP(_ spec: ListenSpec) throws(PosixError) -> (fd: Int32, address: String) {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -257,7 +257,7 @@ extension Posix {
     }
 
     /// `host:port` of a bound socket. The corresponding C function is `getsockname`.
-    public static func localAddress(_ fd: Int32) -> String? { boundAddress(fd) }
+    package static func localAddress(_ fd: Int32) -> String? { boundAddress(fd) }
 
     static func boundAddress(_ fd: Int32) -> String? {
         var storage = sockaddr_storage()
@@ -280,7 +280,7 @@ extension Posix {
 
     /// Connections waiting in a listening socket's accept queue, and its limit.
     /// The corresponding C function is `getsockopt(TCP_INFO)`.
-    public static func acceptQueue(_ fd: Int32) -> (depth: Int, limit: Int)? {
+    package static func acceptQueue(_ fd: Int32) -> (depth: Int, limit: Int)? {
         var depth: UInt32 = 0
         var limit: UInt32 = 0
         guard fw_accept_queue(fd, &depth, &limit) == 0 else { return nil }

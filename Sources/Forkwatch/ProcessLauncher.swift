@@ -1,4 +1,5 @@
 import ForkwatchCore
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +9,7 @@ public enum LauncherError: Error, CustomStringConvertible {
     /// Forking a multi-threaded process leaves locks held by vanished threads: refused.
     case multithreaded(threads: Int)
     case invalidConfiguration(String)
-    case unknownService(String)
+    case unknownService(String, known: [String])
     case controlSocket(PosixError)
 
     public var description: String {
@@ -19,8 +20,8 @@ public enum LauncherError: Error, CustomStringConvertible {
         case .invalidConfiguration(let message): return message
         case .controlSocket(let error):
             return "control socket: \(error)"
-        case .unknownService(let name):
-            return "unknown service '\(name)' (built-in: \(ServiceRegistry.names.joined(separator: ", ")))"
+        case .unknownService(let name, let known):
+            return "unknown service '\(name)' (built-in: \(known.joined(separator: ", ")))"
         }
     }
 }
@@ -28,12 +29,18 @@ public enum LauncherError: Error, CustomStringConvertible {
 /// oslo.service's `ProcessLauncher`: runs services in forked workers, reaps and respawns them
 /// through the throttle, and turns signals into stop, reload and scale.
 ///
-///     let launcher = ProcessLauncher()
-///     launcher.launchService("api", workers: 4) { MyService() }
+///     let launcher = ProcessLauncher(logger: Logger(label: "master"))
+///     launcher.launchService("api", workers: 4) { context in MyService(port: context.spec.listen?.port) }
 ///     exit(try launcher.wait())
+///
+/// The library never bootstraps swift-log: its lines go to the program's own handlers.
 public final class ProcessLauncher {
     public var configuration: LauncherConfiguration
-    public let events = EventSink()
+    public let events: EventSink
+    /// The services a `.builtin(NAME)` program names (and those a reload may introduce).
+    public var registry: ServiceRegistry
+    /// The master's logger (workers log under their service's name).
+    public let logger: Logger
     /// Re-reads the configuration on SIGHUP; nil restarts workers with the running one.
     public var reloadConfiguration: (() throws -> LauncherConfiguration)?
     /// Where the control socket listens; nil for none. Default: `ControlSocket.defaultPath`.
@@ -43,16 +50,19 @@ public final class ProcessLauncher {
     public var controlSocketFallback = true
     /// Bytes a control client may leave unread before it is dropped.
     public var controlBufferLimit = 8 << 20
-    private var factories: [String: () -> any Service] = [:]
 
-    public init(configuration: LauncherConfiguration = LauncherConfiguration()) {
+    public init(configuration: LauncherConfiguration = LauncherConfiguration(), registry: ServiceRegistry = ServiceRegistry(),
+                logger: Logger = Logger(label: "master")) {
         self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        events = EventSink(logger: logger)
     }
 
-    /// Runs `factory()`'s service in `workers` forked workers. The factory runs in each worker,
-    /// after fork.
-    public func launchService(_ name: String, workers: Int, _ factory: @escaping () -> any Service) {
-        factories[name] = factory
+    /// Runs `factory`'s service in `workers` forked workers. The factory runs in each worker,
+    /// after fork, with what the master handed that worker.
+    public func launchService(_ name: String, workers: Int, _ factory: @escaping @Sendable (WorkerContext) -> any Service) {
+        registry.register(name, factory)
         configuration.services.append(ServiceSpec(name: name, program: .builtin(name), workers: workers))
     }
 
@@ -66,29 +76,25 @@ public final class ProcessLauncher {
     public func wait() throws -> Int32 {
         // A server service with no address configured gets its default one (api: nova's 8774).
         for index in configuration.services.indices where configuration.services[index].listen == nil {
-            if case .builtin(let name) = configuration.services[index].program, let listen = ServiceRegistry.defaultListen(name) {
+            if case .builtin(let name) = configuration.services[index].program, let listen = registry.defaultListen(name) {
                 configuration.services[index].listen = listen
             }
         }
         if let problem = configuration.validate() { throw LauncherError.invalidConfiguration(problem) }
         for spec in configuration.services {
-            if case .builtin(let name) = spec.program, factories[name] == nil {
-                guard ServiceRegistry.contains(name) else { throw LauncherError.unknownService(name) }
-                factories[name] = { ServiceRegistry.make(name)! }
+            if case .builtin(let name) = spec.program, !registry.contains(name) {
+                throw LauncherError.unknownService(name, known: registry.names)
             }
         }
         let threads = Posix.threadCount()
         guard threads == 1 else { throw LauncherError.multithreaded(threads: threads) }
-        // Built-in names a reload may introduce resolve through the registry.
-        var all = factories
-        for name in ServiceRegistry.names where all[name] == nil { all[name] = { ServiceRegistry.make(name)! } }
         var control: ControlServer?
         if let path = controlSocketPath {
             do {
                 control = try ControlServer(path: path, outboxLimit: controlBufferLimit)
             } catch where error.errno == EADDRINUSE && controlSocketFallback {
                 let own = ControlSocket.directory(of: path) + "/forkwatch-\(Posix.getpid()).sock"
-                Log.logger("master").notice("another master listens on \(path); this one listens on \(own)")
+                logger.notice("another master listens on \(path); this one listens on \(own)")
                 do { control = try ControlServer(path: own, outboxLimit: controlBufferLimit) } catch { throw LauncherError.controlSocket(error) }
             } catch {
                 throw LauncherError.controlSocket(error)
@@ -110,7 +116,7 @@ public final class ProcessLauncher {
             }
         }
         let loop = MasterLoop(configuration: configuration, sink: events, control: control, listeners: listeners,
-                              serviceFactories: all, reloadConfiguration: reloadConfiguration)
+                              registry: registry, reloadConfiguration: reloadConfiguration)
         return try loop.run()
     }
 }

@@ -41,39 +41,36 @@ public struct BootError: Error, CustomStringConvertible {
     public var description: String { "boot error: \(reason)" }
 }
 
-/// Services by name, for `forkwatch run SERVICE` and config files. Registered before the master
-/// starts; a factory runs in the worker, after fork, so nothing it builds is shared.
-public enum ServiceRegistry {
-    nonisolated(unsafe) private static var factories: [String: () -> any Service] = [
-        "idle": { IdleService() },
-        "crashy": { CrashyService() },
-        "scheduler": { ManagedService.fromConfiguration(binary: "forkwatch-scheduler") },
-    ]
-    nonisolated(unsafe) private static var summaries: [String: String] = [
-        "idle": "does nothing until told to stop",
-        "crashy": "dies after a random 0-3 s, by a random exit code or signal (shows crash loops)",
-        "scheduler": "nova-scheduler's shape: periodic tasks (quick, slow, flaky) and a heartbeat into the services table",
-    ]
-    /// Services that open the services database in their workers (checked before the first fork).
-    nonisolated(unsafe) private static var databaseUsers: Set<String> = ["scheduler"]
-    /// Services that serve on a socket the master binds; this address when none is configured.
-    nonisolated(unsafe) private static var defaultListeners: [String: ListenSpec] = [:]
-
-    public static func usesDatabase(_ name: String) -> Bool { databaseUsers.contains(name) }
-    public static func defaultListen(_ name: String) -> ListenSpec? { defaultListeners[name] }
-
-    public static func register(_ name: String, summary: String, usesDatabase: Bool = false, defaultListen: ListenSpec? = nil,
-                                _ factory: @escaping () -> any Service) {
-        factories[name] = factory
-        summaries[name] = summary
-        if usesDatabase { databaseUsers.insert(name) }
-        if let defaultListen { defaultListeners[name] = defaultListen }
+/// Services by name, for `forkwatch run SERVICE` and config files: a value the launcher is
+/// given (the CLI builds one with the demo's services; a library user builds their own). A
+/// factory runs in the worker, after fork, so nothing it builds is shared.
+public struct ServiceRegistry: Sendable {
+    public struct Entry: Sendable {
+        public let name: String
+        public let summary: String
+        /// Opens the services database in its workers (the CLI checks it before the first fork).
+        public let usesDatabase: Bool
+        /// Serves on a socket the master binds: this address when none is configured.
+        public let defaultListen: ListenSpec?
+        /// Builds the service in the worker, from what the master handed it.
+        public let make: @Sendable (WorkerContext) -> any Service
     }
 
-    public static func make(_ name: String) -> (any Service)? { factories[name]?() }
-    public static func contains(_ name: String) -> Bool { factories[name] != nil }
-    public static var names: [String] { factories.keys.sorted() }
-    public static func summary(_ name: String) -> String { summaries[name] ?? "" }
+    private var entries: [String: Entry] = [:]
+
+    public init() {}
+
+    public mutating func register(_ name: String, summary: String = "", usesDatabase: Bool = false,
+                                  defaultListen: ListenSpec? = nil, _ make: @escaping @Sendable (WorkerContext) -> any Service) {
+        entries[name] = Entry(name: name, summary: summary, usesDatabase: usesDatabase, defaultListen: defaultListen, make: make)
+    }
+
+    public func entry(_ name: String) -> Entry? { entries[name] }
+    public func contains(_ name: String) -> Bool { entries[name] != nil }
+    public var names: [String] { entries.keys.sorted() }
+    public func summary(_ name: String) -> String { entries[name]?.summary ?? "" }
+    public func usesDatabase(_ name: String) -> Bool { entries[name]?.usesDatabase ?? false }
+    public func defaultListen(_ name: String) -> ListenSpec? { entries[name]?.defaultListen }
 }
 
 /// A one-shot latch on a pipe: `wait` blocks until `release` is called from any thread or a

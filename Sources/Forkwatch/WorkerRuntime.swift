@@ -10,10 +10,10 @@ import Glibc
 enum WorkerRuntime {
     static let handledSignals: [Signal] = [.term, .hup, .int, .usr1]
 
-    /// `statusFD`: where "ready" goes (the master's status pipe). `deathFD`: the read end of the
+    /// `status`: where `ready` goes (the master's status pipe). `deathFD`: the read end of the
     /// parent-death pipe. `stopTimeout`: exit 1 if `stop()` has not ended `wait()` by then (only
     /// ServiceLauncher sets it; under a master, the master enforces graceful_shutdown_timeout).
-    static func run(_ service: any Service, name: String, statusFD: Int32?, deathFD: Int32?, stopTimeout: Double?) -> Never {
+    static func run(_ service: any Service, logger: Logger, status: StatusChannel, deathFD: Int32?, stopTimeout: Double?) -> Never {
         // Blocked first, so every thread created from here inherits the mask and the signals
         // reach only the signalfd. (A forked worker has had them blocked since the fork: one that
         // arrived meanwhile is waiting there.)
@@ -21,7 +21,7 @@ enum WorkerRuntime {
         if service.runsWithoutThreads {
             // No second thread ever runs, so no runtime lock is ever contended (see below): this
             // thread serves, and the worker stays a one-thread process.
-            serve(service, name: name, statusFD: statusFD, deathFD: deathFD, stopTimeout: stopTimeout, threadless: true)
+            serve(service, log: logger, status: status, deathFD: deathFD, stopTimeout: stopTimeout, threadless: true)
         }
         // The service and the control loop run on new threads; this thread only parks. After a
         // fork, the Swift runtime still holds the parent's thread id for this thread (it caches
@@ -29,16 +29,15 @@ enum WorkerRuntime {
         // a runtime lock (a metadata once) spun forever — both threads in once_slow, seen when
         // SIGTERM came at start-up. New threads have their own ids; this one stays out of it.
         Posix.startThread {
-            serve(service, name: name, statusFD: statusFD, deathFD: deathFD, stopTimeout: stopTimeout)
+            serve(service, log: logger, status: status, deathFD: deathFD, stopTimeout: stopTimeout)
         }
         Posix.parkForever()
     }
 
     /// `threadless`: the control loop runs on this thread after `start()` and returns once the
     /// service was told to stop; otherwise it runs on a thread of its own from before `start()`.
-    private static func serve(_ service: any Service, name: String, statusFD: Int32?, deathFD: Int32?, stopTimeout: Double?,
+    private static func serve(_ service: any Service, log: Logger, status: StatusChannel, deathFD: Int32?, stopTimeout: Double?,
                               threadless: Bool = false) -> Never {
-        let log = Log.logger(name)
         let outcome = Outcome()
         let signalFD: Int32
         do {
@@ -53,7 +52,7 @@ enum WorkerRuntime {
                 }
             }
             try service.start()
-            if let statusFD { try Posix.writeAll(statusFD, "ready\n") }
+            status.send(.ready)
         } catch let error as BootError {
             log.error("\(error); exiting \(ExitCode.bootError)")
             Posix.exitNow(ExitCode.bootError)
@@ -154,17 +153,19 @@ public struct ServiceLauncher {
     public let service: any Service
     public let name: String
     public var gracefulShutdownTimeout: Double
+    public let logger: Logger
 
-    public init(service: any Service, name: String, gracefulShutdownTimeout: Double = 60) {
+    public init(service: any Service, name: String, gracefulShutdownTimeout: Double = 60, logger: Logger? = nil) {
         self.service = service
         self.name = name
         self.gracefulShutdownTimeout = gracefulShutdownTimeout
+        self.logger = logger ?? Logger(label: name)
     }
 
     /// Runs the service until it stops, then exits the process.
     public func wait() -> Never {
-        Log.logger("master").info("running \(name) in this process (no fork), pid \(Posix.getpid())")
-        WorkerRuntime.run(service, name: name, statusFD: nil, deathFD: nil,
+        Logger(label: "master").info("running \(name) in this process (no fork), pid \(Posix.getpid())")
+        WorkerRuntime.run(service, logger: logger, status: .none, deathFD: nil,
                           stopTimeout: gracefulShutdownTimeout > 0 ? gracefulShutdownTimeout : nil)
     }
 }

@@ -5,6 +5,7 @@
 import Forkwatch
 import ForkwatchCore
 import ForkwatchRPC
+import ForkwatchServices
 import ForkwatchTUI
 #if canImport(Glibc)
 import Glibc

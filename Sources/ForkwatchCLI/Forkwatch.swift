@@ -1,8 +1,8 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
-import ForkwatchHTTP
-import ForkwatchRPC
+import ForkwatchDemo
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,9 +19,8 @@ struct ForkwatchCommand: ParsableCommand {
     static func main() {
         // A master that goes away mid-request is an error to report, not a silent SIGPIPE death.
         Posix.ignoreBrokenPipes()
-        // Built-in services from other modules, before any configuration names them.
-        HTTPServices.register()
-        RPCServices.register()
+        // Every logger of this process prints forkwatch's lines (the library never bootstraps).
+        LineLogHandler.bootstrap()
         do {
             // Everything after the first `--` is the command to supervise, verbatim: split it
             // off here because ArgumentParser cannot have it beside the SERVICE array.
@@ -46,6 +45,9 @@ struct ForkwatchCommand: ParsableCommand {
         }
     }
 }
+
+/// The services `run NAME`, a config file's `service:` and the demo know by name.
+let builtinServices = DemoServices.registry()
 
 /// A problem found before anything was forked: exit 2 with this line.
 struct UsageError: Error, CustomStringConvertible {

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
+import ForkwatchDemo
 import ForkwatchHTTP
 
 /// Before the first fork: every HTTP service's apps exist and its TLS files load. The TLS check
 /// runs in a child (`forkwatch check-tls`) so BoringSSL never runs in the master.
 func checkHTTP(_ configuration: LauncherConfiguration) throws {
     for spec in configuration.services {
-        guard case .builtin(let name) = spec.program, ServiceRegistry.defaultListen(name) != nil else { continue }
+        guard case .builtin(let name) = spec.program, builtinServices.defaultListen(name) != nil else { continue }
         if let unknown = APICatalogue.unknown(in: spec.http.enabledAPIs) {
             throw UsageError("service '\(spec.name)': enabled_apis: no app '\(unknown)' (known: \(APICatalogue.names.map(\.name).joined(separator: ", ")))")
         }

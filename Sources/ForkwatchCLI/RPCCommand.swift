@@ -1,6 +1,7 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
+import ForkwatchServices
 import ForkwatchRPC
 
 /// `forkwatch rpc call|cast`: talk to the services' managers over the embedded transport, as

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
+import ForkwatchServices
 
 /// Options shared by `run` and `demo`.
 struct LauncherOptions: ParsableArguments {
@@ -94,7 +95,7 @@ struct LauncherOptions: ParsableArguments {
         } catch {
             throw UsageError("--log-file \(configuration.logFile ?? ""): \(error.message)")
         }
-        let launcher = ProcessLauncher(configuration: configuration)
+        let launcher = ProcessLauncher(configuration: configuration, registry: builtinServices)
         if let events {
             do { try launcher.events.writeEvents(to: events) } catch {
                 throw UsageError("--events \(events): \(error.message)")
@@ -125,7 +126,7 @@ struct Run: ParsableCommand {
 
             Signals to the master: TERM graceful stop, INT fast stop, HUP reload (restart_method), \
             TTIN/TTOU one worker more/fewer, USR1 reopen the log file.
-            Built-in services: \(ServiceRegistry.names.map { "\($0) (\(ServiceRegistry.summary($0)))" }.joined(separator: "; ")).
+            Built-in services: \(builtinServices.names.map { "\($0) (\(builtinServices.summary($0)))" }.joined(separator: "; ")).
             """
     )
 
@@ -167,11 +168,11 @@ struct Run: ParsableCommand {
         if !command.isEmpty && !services.isEmpty {
             throw ValidationError("give either service names or '-- COMMAND', not both")
         }
-        for name in services where !ServiceRegistry.contains(name) {
-            throw ValidationError("unknown service '\(name)' (built-in: \(ServiceRegistry.names.joined(separator: ", ")))")
+        for name in services where !builtinServices.contains(name) {
+            throw ValidationError("unknown service '\(name)' (built-in: \(builtinServices.names.joined(separator: ", ")))")
         }
         if config == nil && command.isEmpty && services.isEmpty {
-            throw ValidationError("nothing to run: name a service (\(ServiceRegistry.names.joined(separator: ", "))), '-- COMMAND' or --config FILE")
+            throw ValidationError("nothing to run: name a service (\(builtinServices.names.joined(separator: ", "))), '-- COMMAND' or --config FILE")
         }
     }
 
@@ -217,10 +218,11 @@ struct Run: ParsableCommand {
             }
             try checkDatabase(configuration)
             try checkHTTP(configuration)
-            // The service reads its options as a worker would.
-            WorkerChannel.adopt(configuration: configuration, serviceName: configuration.services[0].name)
-            guard let service = ServiceRegistry.make(name) else { throw UsageError("unknown service '\(name)'") }
-            ServiceLauncher(service: service, name: name, gracefulShutdownTimeout: configuration.gracefulShutdownTimeout).wait()
+            // The service reads its options as a worker would, with no master to report to.
+            guard let entry = builtinServices.entry(name) else { throw UsageError("unknown service '\(name)'") }
+            let context = WorkerContext(spec: configuration.services[0], configuration: configuration)
+            ServiceLauncher(service: entry.make(context), name: name, gracefulShutdownTimeout: configuration.gracefulShutdownTimeout,
+                            logger: context.logger).wait()
         }
         if !headless {
             let title = configuration.services.map(\.name).joined(separator: "+")

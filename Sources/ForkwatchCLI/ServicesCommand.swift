@@ -1,6 +1,7 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
+import ForkwatchServices
 import Foundation
 
 /// `forkwatch services`: nova's `service-list`, `service-enable`, `service-disable`,
@@ -143,7 +144,7 @@ struct Services: ParsableCommand {
 /// process (the master itself must never hold an SQLite handle), and migrate it once there so
 /// the workers do not race to.
 func checkDatabase(_ configuration: LauncherConfiguration) throws {
-    let needed = configuration.services.contains { if case .builtin(let name) = $0.program { return ServiceRegistry.usesDatabase(name) }; return false }
+    let needed = configuration.services.contains { if case .builtin(let name) = $0.program { return builtinServices.usesDatabase(name) }; return false }
     guard needed else { return }
     let path = configuration.database ?? ServicesStore.defaultPath
     let result: (status: Int32, output: String)

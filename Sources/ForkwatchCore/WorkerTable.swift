@@ -31,6 +31,9 @@ public struct WorkerTable: Sendable {
         /// Why its replacement will be forked (a reload's SIGTERM: `.reload`).
         public var replacedFor: ForkReason?
         public var restarts: Int
+        /// Its place among its service's live workers (0, 1, …): the lowest free one at its fork,
+        /// so a replacement takes the place of the worker it replaces.
+        public var slot = 0
     }
 
     public struct Service: Sendable, Hashable {
@@ -125,14 +128,22 @@ public struct WorkerTable: Sendable {
     public mutating func forked(pid: Int32, service name: String, reason: ForkReason, now: Double) -> [Action] {
         guard let index = index(of: name) else { return [] }
         services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
+        let slot = freeSlot(of: name)
         workers[pid] = Worker(pid: pid, service: name, generation: services[index].generation, forkedAt: now,
                               restarts: services[index].restarts)
+        workers[pid]!.slot = slot
         if var rolling = services[index].rolling, rolling.surgeForking {
             rolling.surgeForking = false
             rolling.surgePid = pid
             services[index].rolling = rolling
         }
         return [.emit(.fork(pid: pid, service: name, reason: reason, generation: services[index].generation))]
+    }
+
+    /// The slot the next worker of `service` gets: the lowest one no live worker holds.
+    public func freeSlot(of service: String) -> Int {
+        let taken = Set(workers.values.lazy.filter { $0.service == service }.map(\.slot))
+        return (0...taken.count).first { !taken.contains($0) }!
     }
 
     /// A fork failed (EAGAIN, ENOMEM) or was refused: try again after the throttle interval.

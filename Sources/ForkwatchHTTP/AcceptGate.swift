@@ -17,13 +17,18 @@ import Glibc
 /// flock is not fair: a worker that lets go and asks again at once would win again before the
 /// woken waiter runs. So after its turn a worker with siblings naps `handoff` before asking
 /// again; the waiter takes the lock meanwhile, and connections alternate between workers.
+/// Whether it has siblings is read each turn from the memfd, where the master keeps the
+/// service's worker count: a scale up or down reaches the workers already running.
 ///
 /// `pool_size` lives here too: at that many open connections this worker stops asking, and new
 /// connections wait in the kernel's queue for another worker (eventlet's full GreenPool).
 final class AcceptGate: @unchecked Sendable {
     private let lockFD: Int32?
     private let poolSize: Int
-    private let handoff: Double?
+    /// How long a worker with siblings naps after its turn.
+    private static let handoff = 0.0001
+    /// The worker count at fork, for when the memfd holds none.
+    private let workersAtFork: Int
     private var mutex = pthread_mutex_t()
     private var changed = pthread_cond_t()
     private var open = 0
@@ -31,10 +36,10 @@ final class AcceptGate: @unchecked Sendable {
     private var stopping = false
 
     /// `sharedLock`: the master's memfd (nil without a master: no one to take turns with).
-    init(sharedLock: Int32?, poolSize: Int, siblings: Bool) throws {
+    init(sharedLock: Int32?, poolSize: Int, workers: Int) throws {
         lockFD = try sharedLock.map { fd throws(PosixError) in try Posix.reopen(fd) }
         self.poolSize = poolSize
-        handoff = siblings && sharedLock != nil ? 0.0001 : nil
+        workersAtFork = workers
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&changed, nil)
     }
@@ -64,8 +69,10 @@ final class AcceptGate: @unchecked Sendable {
             guard proceed else { break }
             channel.read()
             wait(while: { $0.reading && !$0.stopping })
-            if let lockFD { Posix.unlock(lockFD) }
-            if let handoff { Posix.sleep(seconds: handoff) }
+            if let lockFD {
+                Posix.unlock(lockFD)
+                if (Posix.readNumber(lockFD).map(Int.init) ?? workersAtFork) > 1 { Posix.sleep(seconds: Self.handoff) }
+            }
         }
         if let lockFD { Posix.unlock(lockFD) }
     }

@@ -34,3 +34,12 @@ struct RootApp: APIApp {
         return .now(.json(200, ["apis": apps]))
     }
 }
+
+extension URLMap {
+    /// `apps` at their mount points, with `/healthcheck` and `/` listing them: what an HTTP
+    /// service serves.
+    public static func serving(_ apps: [any APIApp]) -> URLMap {
+        let mounted = apps.flatMap { app in app.mountPoints.map { (app.name, $0) } }
+        return URLMap(apps + [HealthcheckApp(), RootApp(mounted: mounted + [("healthcheck", "/healthcheck")])])
+    }
+}

@@ -22,9 +22,12 @@ public final class WSGIService: Service, @unchecked Sendable {
     /// nova's default port for the compute API (`osapi_compute_listen_port`), when none is configured.
     public static let defaultPort = 8774
 
-    private let name: String
-    private let spec: ServiceSpec
-    private let configuration: LauncherConfiguration
+    /// Builds the apps `enabled_apis` names (the URL map), in the worker, from its options.
+    public typealias AppsFactory = @Sendable (_ enabledAPIs: [String], _ context: WorkerContext) throws -> URLMap
+
+    private let context: WorkerContext
+    private var spec: ServiceSpec { context.spec }
+    private let apps: AppsFactory
     private let log: Logger
     private let stopped = StopLatch()
     private var group: MultiThreadedEventLoopGroup?
@@ -32,29 +35,23 @@ public final class WSGIService: Service, @unchecked Sendable {
     private var quiesce: ServerQuiescingHelper?
     private var gate: AcceptGate?
 
-    public init(name: String, spec: ServiceSpec, configuration: LauncherConfiguration) {
-        self.name = name
-        self.spec = spec
-        self.configuration = configuration
-        log = Log.logger(name)
-    }
-
-    /// In a worker: the service this worker's spec describes.
-    static func fromWorkerChannel(name: String) -> any Service {
-        let configuration = WorkerChannel.configuration
-        let spec = configuration.services.first { $0.name == WorkerChannel.serviceName }
-            ?? ServiceSpec(name: name, program: .builtin(name), workers: 1, listen: ListenSpec(port: defaultPort))
-        return WSGIService(name: spec.name, spec: spec, configuration: configuration)
+    /// `context`: the worker's spec (its `http` options, its worker count), its inherited socket
+    /// and accept lock. `apps`: the apps to serve, built in `start()`.
+    public init(context: WorkerContext, apps: @escaping AppsFactory) {
+        self.context = context
+        self.apps = apps
+        log = context.logger
     }
 
     public func start() throws {
         let options = spec.http
-        if let unknown = APICatalogue.unknown(in: options.enabledAPIs) { throw BootError("enabled_apis: no app '\(unknown)'") }
+        let urlMap: URLMap
+        do { urlMap = try apps(options.enabledAPIs, context) } catch { throw BootError("enabled_apis: \(error)") }
         let tls: NIOSSLContext?
         do { tls = try TLSSetup.serverContext(options) } catch { throw BootError("\(error)") }
         // The inherited socket, or (no master: --no-fork) one bound here.
         let socket: Int32
-        if let inherited = WorkerChannel.listenFD {
+        if let inherited = context.listenFD {
             socket = dup(inherited)  // NIO closes its descriptor on stop; the inherited one stays ours
         } else {
             do { socket = try Posix.listenTCP(spec.listen ?? ListenSpec(port: Self.defaultPort)).fd } catch {
@@ -63,10 +60,6 @@ public final class WSGIService: Service, @unchecked Sendable {
         }
         guard socket >= 0 else { throw BootError("dup of the listening socket failed") }
 
-        let host = configuration.host ?? ManagedService.hostname()
-        let database = SharedDatabase(path: configuration.database ?? ServicesStore.defaultPath, transportURL: configuration.transportURL,
-                                      controlExchange: configuration.controlExchange)
-        let urlMap = APICatalogue.urlMap(enabled: options.enabledAPIs, database: database, host: host)
         // One event loop per worker: workers are the parallelism, as with nginx and eventlet.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let threadPool = NIOThreadPool(numberOfThreads: 2)
@@ -82,14 +75,14 @@ public final class WSGIService: Service, @unchecked Sendable {
             accessLog = { line in log.info("\(line)") }
         }
         let idleTimeout = options.clientSocketTimeout > 0 ? TimeAmount.nanoseconds(Int64(options.clientSocketTimeout * 1e9)) : nil
-        let context = ServerContext(
+        let server = ServerContext(
             urlMap: urlMap, threadPool: threadPool,
             options: ResolvedHTTPOptions(keepAlive: options.keepAlive, maxHeaderLine: options.maxHeaderLine, maxBody: 1 << 20,
                                          clientSocketTimeout: idleTimeout),
             workerPid: String(getpid()), accessLog: accessLog, drainGrace: .milliseconds(500))
         let poolSize = options.poolSize
         let gate: AcceptGate
-        do { gate = try AcceptGate(sharedLock: WorkerChannel.acceptLockFD, poolSize: poolSize, siblings: spec.workers > 1) } catch {
+        do { gate = try AcceptGate(sharedLock: context.acceptLockFD, poolSize: poolSize, workers: spec.workers) } catch {
             throw BootError("accept lock: \(error)")
         }
         self.gate = gate
@@ -119,7 +112,7 @@ public final class WSGIService: Service, @unchecked Sendable {
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
                                                                                     informationalResponseStrategy: .drop,
                                                                                     limitConfiguration: decoderLimits)))
-                    try pipeline.addHandler(APIRequestHandler(server: context))
+                    try pipeline.addHandler(APIRequestHandler(server: server))
                 }
             }
         do {
@@ -157,17 +150,4 @@ public final class WSGIService: Service, @unchecked Sendable {
     public func reset() {
         log.info("SIGHUP: nothing to reload in place (use restart_method rolling to pick up new options)")
     }
-}
-
-/// Registers the HTTP services with the launcher: call before parsing a configuration.
-public enum HTTPServices {
-    /// Idempotent and safe from several threads (a static `let` runs once).
-    public static func register() { _ = registered }
-
-    private static let registered: Void = {
-        ServiceRegistry.register(
-            "api", summary: "nova's WSGIService: \(HTTPOptions.defaultAPIs.joined(separator: " + ")) and /healthcheck over SwiftNIO on one shared socket (port \(WSGIService.defaultPort) unless set)",
-            usesDatabase: true, defaultListen: ListenSpec(port: WSGIService.defaultPort)
-        ) { WSGIService.fromWorkerChannel(name: "api") }
-    }()
 }

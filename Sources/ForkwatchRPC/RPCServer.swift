@@ -1,4 +1,5 @@
 import Forkwatch
+import ForkwatchServices
 import ForkwatchCore
 import Foundation
 import Logging
@@ -30,13 +31,18 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
     /// oslo's `_MsgIdCache`: the last 16 `_unique_id`s, a repeat is dropped.
     private var recentIds: [String] = []
 
-    public init(transport: RPCTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int? = nil) {
+    /// Where the per-method counters and faults go (the master's status pipe).
+    private let status: StatusChannel
+
+    public init(transport: RPCTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int? = nil,
+                status: StatusChannel = .none) {
         self.transport = transport
+        self.status = status
         self.topic = topic
         self.host = host
         self.endpoints = endpoints
         self.threads = max(1, threads ?? transport.consumerThreads)
-        log = Log.logger("\(topic).rpc")
+        log = Logger(label: "\(topic).rpc")
     }
 
     public func start() throws {
@@ -145,7 +151,7 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             lastNotice = Date()
             return true
         }
-        if due { WorkerChannel.send("notice " + text) }
+        if due { status.send(.notice(text)) }
     }
 
     private func record(_ method: String, seconds: Double, failed: Bool) {
@@ -168,28 +174,24 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             return stats.snapshot
         }
         guard let snapshot, !snapshot.isEmpty else { return }
-        var json = JSONObject()
-        json.add("topic", topic)
-        json.addRaw("methods", "[" + snapshot.map(EventCodec.rpcMethodJSON).joined(separator: ",") + "]")
-        WorkerChannel.send("rpc " + json.string)
+        status.send(.rpcStats(topic: topic, methods: snapshot))
     }
 }
 
-/// Registers the RPC layer with the launcher: managed services start an RPC server for their
-/// manager's endpoints. Call before running a master (the CLI does).
+/// The RPC layer for managed services: each worker's service starts an RPC server for its
+/// manager's endpoints, on the transport its options name.
 public enum RPCServices {
-    public static func register() { _ = registered }
-
-    private static let registered: Void = {
-        ManagedService.rpcServerStarter = { service in
+    /// For `ManagedService.create(in:…, rpcServer:)`: a server on `configuration`'s transport.
+    public static func serverStarter(_ configuration: LauncherConfiguration) -> ManagedService.RPCServerStarter {
+        { service in
             let endpoints = service.manager.rpcEndpoints
             guard !endpoints.isEmpty else { return nil }
-            let configuration = WorkerChannel.configuration
             let transport = try RPCTransports.make(url: configuration.transportURL, database: service.database,
-                                                   controlExchange: configuration.controlExchange)
-            let server = RPCServer(transport: transport, topic: service.topic, host: service.host, endpoints: endpoints)
+                                                   controlExchange: configuration.controlExchange, status: service.status)
+            let server = RPCServer(transport: transport, topic: service.topic, host: service.host, endpoints: endpoints,
+                                   status: service.status)
             try server.start()
             return server
         }
-    }()
+    }
 }

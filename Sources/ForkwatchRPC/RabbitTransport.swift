@@ -42,7 +42,9 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     public let controlExchange: String
     /// Seconds of the AMQP heartbeat (oslo's heartbeat_timeout_threshold, 60).
     public let heartbeat: Int
-    private let log = Log.logger("rpc.rabbit")
+    /// Where a worker's consumer reports a lost or found broker (as a `notice`).
+    public let status: StatusChannel
+    private let log = Logger(label: "rpc.rabbit")
     private let publishLock = NSLock()
     private var publisher: AMQPConnection?
     private var declaredExchanges: Set<String> = []
@@ -53,8 +55,9 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
 
     public var name: String { "rabbit://\(address.user)@\(address.host):\(address.port)/\(address.virtualHost == "/" ? "" : address.virtualHost)" }
 
-    public init(url: String, controlExchange: String = "openstack", heartbeat: Int = 60) throws {
+    public init(url: String, controlExchange: String = "openstack", heartbeat: Int = 60, status: StatusChannel = .none) throws {
         address = try Self.parse(url)
+        self.status = status
         self.controlExchange = controlExchange
         self.heartbeat = heartbeat
     }
@@ -275,7 +278,7 @@ final class RabbitConsumer: RPCConsumer {
         get { interruption.withLock { interruptedFlag } }
         set { interruption.withLock { interruptedFlag = newValue } }
     }
-    private let log = Log.logger("rpc.rabbit")
+    private let log = Logger(label: "rpc.rabbit")
     /// Delivery tags belong to a connection: one taken before a reconnect is not acked after.
     private var generation = 0
     /// Only one consumer of a worker (the one with the fanout queue) puts its connection's
@@ -329,13 +332,13 @@ final class RabbitConsumer: RPCConsumer {
             generation += 1
             if backoff > 1 {
                 log.info("Reconnected to AMQP server on \(transport.address.host):\(transport.address.port)")
-                if reports { WorkerChannel.send("notice RPC: reconnected to AMQP server on \(transport.address.host):\(transport.address.port)") }
+                if reports { transport.status.send(.notice("RPC: reconnected to AMQP server on \(transport.address.host):\(transport.address.port)")) }
             }
             backoff = 1
         } catch {
             if throwing { throw error }
             log.error("\(error). Trying again in \(Int(backoff)) seconds.")
-            if reports { WorkerChannel.send("notice RPC: \(error). Trying again in \(Int(backoff)) seconds.") }
+            if reports { transport.status.send(.notice("RPC: \(error). Trying again in \(Int(backoff)) seconds.")) }
             retryAt = Date().addingTimeInterval(backoff)
             backoff = min(30, backoff * 2)
         }
@@ -361,7 +364,7 @@ final class RabbitConsumer: RPCConsumer {
                                    queue: message.key, body: message.body)
             } catch {
                 log.error("AMQP connection lost: \(error); messages not acknowledged are delivered again")
-                if reports { WorkerChannel.send("notice RPC: AMQP connection lost (\(error)); reconnecting") }
+                if reports { transport.status.send(.notice("RPC: AMQP connection lost (\(error)); reconnecting")) }
                 self.connection = nil
                 retryAt = Date()
             }

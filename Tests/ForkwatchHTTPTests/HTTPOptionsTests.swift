@@ -1,11 +1,11 @@
 import Forkwatch
 import ForkwatchCore
 import ForkwatchHTTP
+@testable import ForkwatchCLI
 import Testing
 
 /// The HTTP options in a config file: nova's names and defaults, and errors with their line.
 @Suite struct HTTPOptionsTests {
-    init() { HTTPServices.register() }  // `api` is a built-in service once registered, as the CLI does
 
     @Test func defaultsAreNovas() {
         let options = HTTPOptions()

@@ -1,5 +1,6 @@
 import Forkwatch
 import ForkwatchCore
+@testable import ForkwatchCLI
 import Testing
 
 /// oslo's `transport_url` and `control_exchange` in a config file.

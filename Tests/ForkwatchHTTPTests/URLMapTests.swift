@@ -1,6 +1,8 @@
 import Forkwatch
 import ForkwatchCore
+@testable import ForkwatchDemo
 @testable import ForkwatchHTTP
+import ForkwatchServices
 import Foundation
 import NIOHTTP1
 import Testing

@@ -1,3 +1,5 @@
+import Forkwatch
+import ForkwatchCore
 import Foundation
 import Glibc
 import Testing
@@ -64,6 +66,33 @@ import Testing
         #expect(try HTTPConnection.get(port, "/openstack/latest/meta_data.json").status == 200)
         // The start-up log names the URL.
         #expect(master.log.contains("listening on http://127.0.0.1:\(port)/"), "\(master.log)")
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    /// A scale up reaches the workers: the new worker is forked with the live spec and the old
+    /// one reads the new count from the accept lock, so both hand connections to each other.
+    /// (Once, new workers read the worker count of the configuration the master started with,
+    /// and the first worker, forked alone, kept every connection.)
+    @Test func afterAScaleUpConnectionsAlternateBetweenTheWorkers() throws {
+        let (master, port, first) = try start(try config(workers: 1), workers: 1)
+        var client: ControlClient?
+        for _ in 0..<500 where client == nil {
+            client = try? ControlClient(path: master.socketPath)
+            if client == nil { usleep(10_000) }
+        }
+        _ = try #require(client).request(.scale(service: "api", workers: 2))
+        let second = try master.waitFor("ready") { $0["service"] as? String == "api" && !first.contains(Int32($0["pid"] as? Int ?? 0)) }
+        let pids = first.union([Int32(try #require(second["pid"] as? Int))])
+        var answeredBy: [Int32] = []
+        for _ in 0..<40 {
+            let response = try HTTPConnection.get(port, "/healthcheck")
+            #expect(response.status == 200)
+            answeredBy.append(try #require(response.workerPid))
+        }
+        let counts = pids.map { pid in answeredBy.filter { $0 == pid }.count }
+        // Each worker takes its turn: neither answers fewer than a quarter of 40 new connections.
+        #expect(counts.allSatisfy { $0 >= 10 }, "answered by \(answeredBy), workers \(pids)")
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
     }

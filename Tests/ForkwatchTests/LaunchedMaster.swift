@@ -33,7 +33,9 @@ final class LaunchedMaster {
 
     /// `events`: run `forkwatch run --headless --events -` with these arguments; otherwise the
     /// arguments are the whole command line. `stdoutToLog`: standard output goes to the log too.
-    init(_ arguments: [String], events: Bool = true, stdoutToLog: Bool = false, environment: [String: String] = [:]) throws {
+    /// `binary`: another program of this package (the embedding example), given whole command lines.
+    init(_ arguments: [String], events: Bool = true, stdoutToLog: Bool = false, environment: [String: String] = [:],
+         binary: String = forkwatchBinary) throws {
         logPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString).log"
         // A directory of its own: the master makes it 0700, and a test may loosen it.
         socketPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString.prefix(8))/ctl.sock"
@@ -57,7 +59,7 @@ final class LaunchedMaster {
         var attributes = cleanSpawnAttributes(ownProcessGroup: true)
         defer { posix_spawnattr_destroy(&attributes) }
 
-        let argv = [forkwatchBinary] + (events ? ["run", "--headless", "--events", "-", "--control-socket", socketPath] : []) + arguments
+        let argv = [binary] + (events ? ["run", "--headless", "--events", "-", "--control-socket", socketPath] : []) + arguments
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var child: pid_t = 0
@@ -65,9 +67,9 @@ final class LaunchedMaster {
         for (key, value) in environment { variables[key] = value }
         let cEnvironment = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { cEnvironment.forEach { free($0) } }
-        let rc = posix_spawn(&child, forkwatchBinary, &actions, &attributes, cArgs, cEnvironment)
+        let rc = posix_spawn(&child, binary, &actions, &attributes, cArgs, cEnvironment)
         close(fds[1])
-        guard rc == 0 else { throw TestFailure("posix_spawn \(forkwatchBinary): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw TestFailure("posix_spawn \(binary): \(String(cString: strerror(rc)))") }
         pid = child
     }
 

@@ -396,12 +396,15 @@ import Testing
     /// The test runner has many threads: a launcher started here must refuse before any fork.
     @Test func aMultithreadedProcessRefusesToLaunch() throws {
         let launcher = ProcessLauncher()
-        launcher.launchService("idle", workers: 1, program: .builtin("idle"))
-        #expect(throws: LauncherError.self) { _ = try launcher.wait() }
-        do {
-            _ = try launcher.wait()
-        } catch let error as LauncherError {
-            #expect(error.description.contains("single-threaded"))
-        }
+        launcher.launchService("idle", workers: 1) { _ in NeverStarted() }
+        let error = #expect(throws: LauncherError.self) { _ = try launcher.wait() }
+        #expect(error?.description.contains("single-threaded") == true, "\(String(describing: error))")
+    }
+
+    /// A service the refused launcher must never fork.
+    final class NeverStarted: Service {
+        func start() throws { fatalError("forked by a launcher that should have refused") }
+        func wait() {}
+        func stop() {}
     }
 }

@@ -1,4 +1,6 @@
 import Forkwatch
+import ForkwatchHTTP
+import ForkwatchServices
 import ForkwatchRPC
 import Foundation
 

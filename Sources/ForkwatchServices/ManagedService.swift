@@ -1,3 +1,4 @@
+import Forkwatch
 import ForkwatchCore
 import Logging
 #if canImport(Glibc)
@@ -18,10 +19,13 @@ public final class ManagedService: Service, @unchecked Sendable {
     public let periodicIntervalMax: Double?
     public let database: String
     public let runExternalPeriodicTasks: Bool
+    /// Where heartbeats and task timings go: the master's status pipe (nowhere without one).
+    public let status: StatusChannel
 
-    /// Starts the RPC server of a service's manager in the worker (set by ForkwatchRPC's
-    /// `RPCServices.register()`; nil = services run without RPC).
-    nonisolated(unsafe) public static var rpcServerStarter: ((ManagedService) throws -> RPCServing?)?
+    /// Starts the RPC server of a service's manager in the worker (ForkwatchRPC's
+    /// `RPCServices.serverStarter`); nil = the service runs without RPC.
+    public typealias RPCServerStarter = @Sendable (ManagedService) throws -> RPCServing?
+    private let rpcServerStarter: RPCServerStarter?
 
     private var rpcServer: RPCServing?
     private let stopLatch = StopLatch()
@@ -33,17 +37,15 @@ public final class ManagedService: Service, @unchecked Sendable {
     }
 
     /// nova's `Service.create` with its defaults: host = this machine's name, binary = this
-    /// program's name, topic = binary without its `nova-`/`forkwatch-` prefix, manager looked up
-    /// by topic, report_interval 10 s, periodic_enable true, periodic_fuzzy_delay 60 s.
-    public static func create(host: String? = nil, binary: String? = nil, topic: String? = nil, manager: Manager? = nil,
+    /// program's name, topic = binary without its `nova-`/`forkwatch-` prefix, report_interval
+    /// 10 s, periodic_enable true, periodic_fuzzy_delay 60 s.
+    public static func create(host: String? = nil, binary: String? = nil, topic: String? = nil, manager: Manager,
                               reportInterval: Double? = nil, periodicEnable: Bool? = nil, periodicFuzzyDelay: Int? = nil,
                               periodicIntervalMax: Double? = nil, database: String? = nil,
-                              runExternalPeriodicTasks: Bool = true) throws -> ManagedService {
+                              runExternalPeriodicTasks: Bool = true, status: StatusChannel = .none,
+                              rpcServer: RPCServerStarter? = nil) throws -> ManagedService {
         let binary = binary ?? String(CommandLine.arguments[0].split(separator: "/").last ?? "forkwatch")
         let topic = topic ?? Self.topic(of: binary)
-        guard let manager = manager ?? ManagerRegistry.make(topic: topic) else {
-            throw CreateError(description: "no manager for topic '\(topic)' (registered: \(ManagerRegistry.topics.joined(separator: ", ")))")
-        }
         let reportInterval = reportInterval ?? 10
         guard reportInterval > 0, reportInterval.isFinite else { throw CreateError(description: "report_interval must be > 0, got \(reportInterval)") }
         let fuzzy = periodicFuzzyDelay ?? 60
@@ -52,11 +54,14 @@ public final class ManagedService: Service, @unchecked Sendable {
         return ManagedService(host: host ?? Self.hostname(), binary: binary, topic: topic, manager: manager,
                               reportInterval: reportInterval, periodicEnable: periodicEnable ?? true, periodicFuzzyDelay: fuzzy,
                               periodicIntervalMax: periodicIntervalMax, database: database ?? ServicesStore.defaultPath,
-                              runExternalPeriodicTasks: runExternalPeriodicTasks)
+                              runExternalPeriodicTasks: runExternalPeriodicTasks, status: status, rpcServerStarter: rpcServer)
     }
 
     init(host: String, binary: String, topic: String, manager: Manager, reportInterval: Double, periodicEnable: Bool,
-         periodicFuzzyDelay: Int, periodicIntervalMax: Double?, database: String, runExternalPeriodicTasks: Bool) {
+         periodicFuzzyDelay: Int, periodicIntervalMax: Double?, database: String, runExternalPeriodicTasks: Bool,
+         status: StatusChannel, rpcServerStarter: RPCServerStarter?) {
+        self.status = status
+        self.rpcServerStarter = rpcServerStarter
         self.host = host
         self.binary = binary
         self.topic = topic
@@ -67,19 +72,23 @@ public final class ManagedService: Service, @unchecked Sendable {
         self.periodicIntervalMax = periodicIntervalMax
         self.database = database
         self.runExternalPeriodicTasks = runExternalPeriodicTasks
-        log = Log.logger(topic)
+        log = Logger(label: topic)
         manager.host = host
     }
 
-    /// In a worker: a service built from the launcher's configuration (nova's options). Values
-    /// were validated before the fork; should creation still fail, the worker boots into an error.
-    static func fromConfiguration(binary: String) -> any Service {
-        let configuration = WorkerChannel.configuration
+    /// In a worker: a service built from the launcher's options (nova's) that its context
+    /// carries. Values were validated before the fork; should creation still fail, the worker
+    /// boots into an error.
+    public static func create(in context: WorkerContext, binary: String, manager: Manager,
+                              rpcServer: RPCServerStarter? = nil) -> any Service {
+        let configuration = context.configuration
         do {
-            return try create(host: configuration.host, binary: binary, reportInterval: configuration.reportInterval,
-                              periodicEnable: configuration.periodicEnable, periodicFuzzyDelay: configuration.periodicFuzzyDelay,
+            return try create(host: configuration.host, binary: binary, manager: manager,
+                              reportInterval: configuration.reportInterval, periodicEnable: configuration.periodicEnable,
+                              periodicFuzzyDelay: configuration.periodicFuzzyDelay,
                               periodicIntervalMax: configuration.periodicIntervalMax, database: configuration.database,
-                              runExternalPeriodicTasks: configuration.runExternalPeriodicTasks)
+                              runExternalPeriodicTasks: configuration.runExternalPeriodicTasks, status: context.status,
+                              rpcServer: rpcServer)
         } catch {
             return UnbootableService(reason: "\(error)")
         }
@@ -108,7 +117,7 @@ public final class ManagedService: Service, @unchecked Sendable {
             throw BootError("\(error)")
         }
         try manager.initHost()
-        if let starter = Self.rpcServerStarter {
+        if let starter = rpcServerStarter {
             do { rpcServer = try starter(self) } catch { throw BootError("RPC server: \(error)") }
         }
         startThread { [self] in heartbeat(store: store, id: row.id!) }
@@ -144,15 +153,12 @@ public final class ManagedService: Service, @unchecked Sendable {
                 let count = try store.beat(id: id)
                 if failing { log.info("Recovered from being unable to report status.") }
                 failing = false
-                WorkerChannel.send("beat {\"ok\":true,\"report_count\":\(count)}")
+                status.send(.heartbeat(ok: true, reportCount: count, error: nil))
             } catch {
                 let message = "\(ServicesStore.explain(error, path: database))"
                 if !failing { log.error("Unable to report status: \(message)") }
                 failing = true
-                var json = JSONObject()
-                json.add("ok", false)
-                json.add("error", message)
-                WorkerChannel.send("beat " + json.string)
+                status.send(.heartbeat(ok: false, reportCount: nil, error: message))
             }
         } while !stopLatch.wait(timeout: reportInterval)
     }
@@ -178,15 +184,10 @@ public final class ManagedService: Service, @unchecked Sendable {
                     log.error("Error during \(String(describing: type(of: manager))).\(name): \(error)")
                 }
                 let duration = Posix.monotonicNow() - started
-                var json = JSONObject()
-                json.add("task", name)
-                json.add("started", startedWall, decimals: 6)
-                json.add("duration", duration, decimals: 6)
-                json.add("ok", failure == nil)
-                json.addOptional("error", failure.map { String($0.prefix(300)) })
-                if let next = schedule.nextDue(name) { json.add("next_due", next, decimals: 6) } else { json.addRaw("next_due", "null") }
-                json.add("spacing", schedule.entries.first { $0.spec.name == name }?.spacing ?? 0, decimals: 3)
-                WorkerChannel.send("task " + json.string)
+                status.send(.taskRan(ChildMessage.TaskReport(
+                    task: name, started: startedWall, duration: duration, ok: failure == nil,
+                    error: failure.map { String($0.prefix(300)) }, nextDue: schedule.nextDue(name),
+                    spacing: schedule.entries.first { $0.spec.name == name }?.spacing ?? 0)))
                 if stopLatch.wait(timeout: 0) { return }
             }
             if stopLatch.wait(timeout: idleFor) { return }

@@ -1,3 +1,4 @@
+import ForkwatchHTTP
 import Foundation
 
 /// A metadata-style API at `/openstack`, shaped like nova's metadata service: the version list,

@@ -1,4 +1,6 @@
+import Forkwatch
 import ForkwatchCore
+import ForkwatchServices
 
 /// The demo's nova-scheduler-shaped manager: periodic tasks of different spacing — a quick one,
 /// a slow one, one that fails now and then.

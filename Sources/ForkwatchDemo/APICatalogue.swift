@@ -1,4 +1,6 @@
 import Forkwatch
+import ForkwatchHTTP
+import ForkwatchServices
 import ForkwatchCore
 import ForkwatchRPC
 import NIOConcurrencyHelpers
@@ -16,6 +18,21 @@ public enum APICatalogue {
         enabled.first { name in !names.contains { $0.name == name } }
     }
 
+    /// The URL map of a worker of `context`'s service (WSGIService's `apps`): the services
+    /// database and the transport its options name, opened on first use.
+    @Sendable public static func apps(enabledAPIs: [String], context: WorkerContext) throws -> URLMap {
+        if let unknown = unknown(in: enabledAPIs) { throw UnknownAppError(name: unknown) }
+        let configuration = context.configuration
+        let database = SharedDatabase(path: configuration.database ?? ServicesStore.defaultPath,
+                                      transportURL: configuration.transportURL, controlExchange: configuration.controlExchange)
+        return urlMap(enabled: enabledAPIs, database: database, host: configuration.host ?? ManagedService.hostname())
+    }
+
+    struct UnknownAppError: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "no app '\(name)'" }
+    }
+
     static func urlMap(enabled: [String], database: SharedDatabase, host: String) -> URLMap {
         var apps: [any APIApp] = []
         for name in enabled {
@@ -25,10 +42,7 @@ public enum APICatalogue {
             default: break  // refused before the fork
             }
         }
-        let mounted = apps.flatMap { app in app.mountPoints.map { (app.name, $0) } }
-        apps.append(HealthcheckApp())
-        apps.append(RootApp(mounted: mounted + [("healthcheck", "/healthcheck")]))
-        return URLMap(apps)
+        return URLMap.serving(apps)
     }
 }
 

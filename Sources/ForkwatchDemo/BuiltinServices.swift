@@ -1,9 +1,12 @@
+import Forkwatch
 import ForkwatchCore
+import Logging
 
 /// `idle`: does nothing until told to stop. The baseline worker for benchmarks and lessons.
 final class IdleService: ThreadlessService {
     private let latch = StopLatch()
-    private let log = Log.logger("idle")
+    private let log: Logger
+    init(logger: Logger) { log = logger }
 
     func start() throws {}
     func wait() { latch.wait() }
@@ -15,7 +18,8 @@ final class IdleService: ThreadlessService {
 /// the throttle and status decoding. Never exits 3, which would mark its service failed.
 final class CrashyService: Service {
     private let latch = StopLatch()
-    private let log = Log.logger("crashy")
+    private let log: Logger
+    init(logger: Logger) { log = logger }
     private static let exitCodes: [Int32] = [0, 1, 2, 70, 139]
     private static let signals: [Signal] = [.segv, .abrt, .kill, .term, .int, Signal(rawValue: 7) /* BUS */]
 

@@ -1,3 +1,4 @@
+import Forkwatch
 import Foundation
 import GRDB
 

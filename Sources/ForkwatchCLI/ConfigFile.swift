@@ -1,3 +1,4 @@
+import Forkwatch
 import ForkwatchCore
 import Yams
 
@@ -166,9 +167,9 @@ public enum ConfigFile {
                 program = .command(command)
             } else {
                 let builtinName = builtin ?? name
-                guard ServiceRegistry.contains(builtinName) else {
+                guard builtinServices.contains(builtinName) else {
                     throw fail(body.mark == nil ? nameNode : body,
-                               "services.\(name): no built-in service '\(builtinName)' (built-in: \(ServiceRegistry.names.joined(separator: ", "))); use command: for a program")
+                               "services.\(name): no built-in service '\(builtinName)' (built-in: \(builtinServices.names.joined(separator: ", "))); use command: for a program")
                 }
                 program = .builtin(builtinName)
             }
