@@ -5,7 +5,7 @@ import ForkwatchCore
 public final class ControlClient {
     public let path: String
     public let fd: Int32
-    private var buffer: [UInt8] = []
+    private var lines = LineFramer()
 
     public init(path: String) throws(PosixError) {
         self.path = path
@@ -22,18 +22,14 @@ public final class ControlClient {
     public func readLine(timeout: Double? = 10) throws(PosixError) -> String? {
         let deadline = timeout.map { Posix.monotonicNow() + $0 }
         while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                buffer.removeSubrange(...newline)
-                return line
-            }
+            if case .success(let line) = lines.next() { return line }
             let left = deadline.map { max(0, $0 - Posix.monotonicNow()) }
             if let left, left <= 0 { return nil }
             let revents = try Posix.poll([fd], timeout: left)
             if revents[0] == 0 { continue }
             guard let chunk = try Posix.read(fd, max: 65_536) else { continue }
             if chunk.isEmpty { return nil }
-            buffer += chunk
+            lines.append(chunk)
         }
     }
 
@@ -43,15 +39,12 @@ public final class ControlClient {
         while true {
             guard let chunk = try? Posix.read(fd, max: 65_536) else { break }
             if chunk.isEmpty { closed = true; break }
-            buffer += chunk
+            lines.append(chunk)
             if chunk.count < 65_536 { break }
         }
-        var lines: [String] = []
-        while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-            lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
-            buffer.removeSubrange(...newline)
-        }
-        return (lines, closed)
+        var complete: [String] = []
+        while case .success(let line) = lines.next() { complete.append(line) }
+        return (complete, closed)
     }
 
     /// Sends one request and returns its reply line, parsed; throws the master's error message.

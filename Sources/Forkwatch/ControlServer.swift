@@ -8,7 +8,7 @@ final class ControlServer {
     struct Client {
         let fd: Int32
         let peer: Posix.PeerCredentials
-        var inbox: [UInt8] = []
+        var inbox = LineFramer(maxLineBytes: ControlRequest.maxLineBytes)
         var outbox: [UInt8] = []
         var outboxStart = 0
         var subscribed = false
@@ -132,17 +132,18 @@ final class ControlServer {
                 if !clients[fd]!.subscribed { clients[fd]!.hangUpAfterReplies = true }
                 break
             }
-            clients[fd]!.inbox += chunk
-            while let newline = clients[fd]?.inbox.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: clients[fd]!.inbox[..<newline], as: UTF8.self)
-                clients[fd]!.inbox.removeSubrange(...newline)
-                if newline > ControlRequest.maxLineBytes {
-                    return hangUp(fd, requests, "request line of \(newline) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
+            clients[fd]!.inbox.append(chunk)
+            while let next = clients[fd]?.inbox.next() {
+                let line: String
+                switch next {
+                case .success(let text): line = text
+                case .failure(let tooLong):
+                    return hangUp(fd, requests, "request line of \(tooLong.length) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
                 }
                 if line.allSatisfy({ $0 == " " || $0 == "\r" }) { continue }
                 requests.append((fd, ControlRequest.parse(line)))
             }
-            if let pending = clients[fd]?.inbox.count, pending > ControlRequest.maxLineBytes {
+            if clients[fd]?.inbox.isOverLimit == true {
                 return hangUp(fd, requests, "request line over the \(ControlRequest.maxLineBytes)-byte limit")
             }
         }
@@ -152,7 +153,7 @@ final class ControlServer {
     /// The requests read so far, then this error; the connection closes once they are answered.
     private func hangUp(_ fd: Int32, _ requests: [(client: Int32, request: Result<ControlRequest, ControlError>)],
                         _ message: String) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
-        clients[fd]?.inbox.removeAll()
+        clients[fd]?.inbox.reset()
         clients[fd]?.hangUpAfterReplies = true
         return requests + [(fd, .failure(ControlError(message)))]
     }

@@ -19,7 +19,7 @@ final class MasterLoop {
     private struct ChildPipe {
         let fd: Int32
         let isCommand: Bool
-        var buffer: [UInt8] = []
+        var lines = LineFramer(maxLineBytes: ChildMessage.maxLineBytes)
         var execFailed = false
     }
 
@@ -269,18 +269,23 @@ final class MasterLoop {
                 handle(.childPipeClosed(pid: pid))
                 return
             }
-            pipes[pid]!.buffer += chunk
-            while let newline = pipes[pid]?.buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pipes[pid]!.buffer[..<newline], as: UTF8.self)
-                pipes[pid]!.buffer.removeSubrange(...newline)
+            pipes[pid]!.lines.append(chunk)
+            while let next = pipes[pid]?.lines.next() {
+                let line: String
+                switch next {
+                case .success(let text): line = text
+                case .failure(let tooLong):
+                    emit(.notice(message: "\(pid) sent an unreadable status message (a line of \(tooLong.length) bytes); dropped"))
+                    continue
+                }
                 switch ChildMessage.parse(line) {
                 case .success(let message): handle(.childMessage(pid: pid, message))
                 case .failure(let error): emit(.notice(message: "\(pid) sent an \(error)"))
                 }
             }
-            if pipes[pid]?.buffer.count ?? 0 > ChildMessage.maxLineBytes {  // a child writing garbage
-                emit(.notice(message: "\(pid) sent an unreadable status message (no line end in \(pipes[pid]!.buffer.count) bytes); dropped"))
-                pipes[pid]!.buffer.removeAll()
+            if let pending = pipes[pid]?.lines, pending.isOverLimit {  // a child writing garbage
+                emit(.notice(message: "\(pid) sent an unreadable status message (no line end in \(pending.pendingBytes) bytes); dropped"))
+                pipes[pid]!.lines.reset()
             }
         }
     }
