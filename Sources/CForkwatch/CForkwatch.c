@@ -281,8 +281,13 @@ int fw_set_tcp_keepidle(int fd, int seconds) {
 
 int fw_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 
+int fw_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL); }
+
 int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked, int stdout_to_stderr,
                    int pdeathsig, pid_t parent) {
+    // 0. Lead a process group of its own (the master calls setpgid too, whichever runs first):
+    //    a stop or a kill reaches the worker and everything it started, as one group.
+    setpgid(0, 0);
     // 1. Signal dispositions back to default, mask unblocked: the master blocks the signals it
     //    reads through signalfd, and a blocked mask survives fork and exec.
     struct sigaction dfl;

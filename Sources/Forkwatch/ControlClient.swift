@@ -1,4 +1,7 @@
 import ForkwatchCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A client of a master's control socket: sends request lines, reads reply and event lines.
 /// Blocking by default (the CLI); the dashboard polls `fd` and calls `readLines()`.
@@ -7,9 +10,23 @@ public final class ControlClient {
     public let fd: Int32
     private var lines = LineFramer()
 
+    /// Connects and checks who answers (SO_PEERCRED): only a master of this user or of root is
+    /// talked to, so a listener planted at the path by another user never sees a request nor
+    /// fakes a reply.
     public init(path: String) throws(PosixError) {
         self.path = path
         fd = try Posix.connectUnix(path)
+        let me = Posix.effectiveUID()
+        let peer: Posix.PeerCredentials
+        do { peer = try Posix.peerCredentials(fd) } catch {
+            Posix.close(fd)
+            throw error
+        }
+        guard peer.uid == me || peer.uid == 0 else {
+            Posix.close(fd)
+            throw PosixError("refusing \(path): the process listening there (pid \(peer.pid)) runs as uid \(peer.uid), "
+                             + "neither you (uid \(me)) nor root", errno: EPERM)
+        }
     }
 
     deinit { Posix.close(fd) }

@@ -28,21 +28,39 @@ final class ControlServer {
 
     let path: String
     private let listenFD: Int32
+    /// `PATH.lock`, held (flock) for as long as this master serves `path`: the one master per path.
+    private let lockFD: Int32
     private(set) var clients: [Int32: Client] = [:]
     /// Notices for the master to emit (a refused or dropped client).
     private(set) var notices: [String] = []
 
     var subscriberCount: Int { clients.values.filter(\.subscribed).count }
 
-    /// Binds `path`, replacing a stale socket left by a master that died; refuses if a master
-    /// is answering there.
+    /// Binds `path`, replacing a stale socket left by a master that died. One master per path:
+    /// the lock `PATH.lock` is taken before anything else (runit's and s6's rule), so two masters
+    /// started together cannot both find the path stale; the second is refused, naming the first.
     init(path: String, outboxLimit: Int = 8 << 20) throws(PosixError) {
         self.path = path
         self.outboxLimit = outboxLimit
         if let slash = path.lastIndex(of: "/") {
             let directory = String(path[..<slash])
-            if !directory.isEmpty { try Posix.ensurePrivateDirectory(directory) }
+            if !directory.isEmpty { try Posix.ensurePrivateDirectory(directory, ownedByUs: Posix.isRuntimeDirectory(directory)) }
         }
+        switch try Posix.lockFile(path + ".lock") {
+        case .success(let fd): lockFD = fd
+        case .failure(let held):
+            let who = held.pid > 0 ? "pid \(held.pid)" : "another process"
+            throw PosixError("another master (\(who)) holds \(path).lock and serves \(path)", errno: EADDRINUSE)
+        }
+        do throws(PosixError) {
+            listenFD = try Self.bind(path)
+        } catch {
+            Posix.close(lockFD)
+            throw error
+        }
+    }
+
+    private static func bind(_ path: String) throws(PosixError) -> Int32 {
         if Posix.exists(path) {
             guard Posix.isSocket(path) else {
                 throw PosixError("\(path) exists and is not a socket; not replacing it", errno: EEXIST)
@@ -53,7 +71,7 @@ final class ControlServer {
             }
             Posix.unlink(path)
         }
-        listenFD = try Posix.listenUnix(path)
+        return try Posix.listenUnix(path)
     }
 
     func close() {
@@ -64,6 +82,7 @@ final class ControlServer {
         clients.removeAll()
         Posix.close(listenFD)
         Posix.unlink(path)
+        Posix.close(lockFD)  // after the unlink: the next master finds the path free
     }
 
     func takeNotices() -> [String] {

@@ -46,12 +46,25 @@ final class MasterLoop {
     /// Listening sockets by service, bound before the first fork and kept across reloads.
     private let listeners: [String: (fd: Int32, address: String, backlog: Int)]
     private var acceptLocks: [String: Int32] = [:]
+    /// Forks the table asked for, done after the reap loop and the other inputs of a pass, at
+    /// most `forksPerPass` a pass: reaping never forks, so a crash loop (with no throttle, a
+    /// child that dies as fast as it is forked) can never keep the master from its signals.
+    private var forkQueue: [(service: String, reason: ForkReason)] = []
+    private static let forksPerPass = 64
+    /// The workers' process groups and what they leave behind.
+    private let groups: WorkerGroups
+    private var groupsChanged = true
+    /// End what a SIGKILLed predecessor on this socket path left (its workers' children).
+    private let killPredecessorsLeftovers: Bool
     /// The worker count last written into each accept lock's memfd (its workers read it).
     private var publishedWorkers: [String: Int] = [:]
 
     init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
          listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
-         registry: ServiceRegistry, reloadConfiguration: (() throws -> LauncherConfiguration)?) {
+         registry: ServiceRegistry, reloadConfiguration: (() throws -> LauncherConfiguration)?,
+         killPredecessorsLeftovers: Bool = true) {
+        groups = WorkerGroups(statePath: control.map { $0.path + ".groups" })
+        self.killPredecessorsLeftovers = killPredecessorsLeftovers
         self.listeners = listeners
         self.table = WorkerTable(configuration: configuration)
         self.sink = sink
@@ -70,6 +83,8 @@ final class MasterLoop {
         // stop us, SIGHUP kill us) and every one is read from the signalfd instead.
         try Posix.block(Self.masterSignals)
         Posix.ignoreBrokenPipes()
+        // Whatever a worker leaves behind is re-parented here, reaped, and stopped with it.
+        try Posix.becomeChildSubreaper()
         signalFD = try Posix.signalFD(Self.masterSignals)
         deathPipe = try Posix.pipe(nonblockingRead: false)
         defer {
@@ -81,17 +96,21 @@ final class MasterLoop {
             control?.close()
             for listener in listeners.values { Posix.close(listener.fd) }
             for lock in acceptLocks.values { Posix.close(lock) }
+            // Nothing a worker started outlives the master's stop.
+            groups.killAll(workers: table.workers.keys)
         }
         // One accept lock per socket: a Swift worker accepts only while it holds it (nginx's
         // accept_mutex), so exactly one worker is woken per connection. The master never takes it.
         for service in listeners.keys { acceptLocks[service] = try Posix.anonymousFile("forkwatch-accept-\(service)") }
         Posix.releaseFreeMemory()
         emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
+        if let found = groups.endPredecessorsLeftovers(kill: killPredecessorsLeftovers) { emit(.notice(message: found)) }
         for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
             emit(.listening(service: service, address: listener.address, backlog: listener.backlog))
         }
         publishWorkerCounts()
         perform(table.start(now: Posix.monotonicNow()))
+        runQueuedForks(limit: forkQueue.count)  // the first workers, all before the first poll
         flushEvents()
         // From here on the master runs its loop's few paths: the code start-up ran once is unmapped.
         // (The data segments' too when single-threaded, as a master is unless a library user's
@@ -104,6 +123,9 @@ final class MasterLoop {
             let watched = [(signalFD, Int16(POLLIN))] + controlSet + pids.map { (pipes[$0]!.fd, Int16(POLLIN)) }
             let revents = try Posix.poll(watched, timeout: nextDeadline().map { max(0, $0 - Posix.monotonicNow()) })
             if revents[0] != 0 { drainSignals() }
+            // Respawns first (before control work and event writes), within this pass's budget.
+            var forkBudget = Self.forksPerPass
+            forkBudget -= runQueuedForks(limit: forkBudget)
             for (index, entry) in controlSet.enumerated() where revents[index + 1] != 0 && exitCode == nil {
                 // Out with this pass's events first, so a new subscriber's snapshot is never
                 // followed by an event it already contains.
@@ -122,7 +144,12 @@ final class MasterLoop {
                 readPipe(of: pid)
             }
             if exitCode == nil { handle(.timer) }
+            runQueuedForks(limit: forkBudget)
             publishWorkerCounts()
+            if groupsChanged {
+                groups.save(workers: table.workers.keys)
+                groupsChanged = false
+            }
             flushEvents()
         }
         return exitCode!
@@ -171,6 +198,7 @@ final class MasterLoop {
     private func nextDeadline() -> Double? {
         if statsWanted, nextStatsAt == nil { nextStatsAt = Posix.monotonicNow() }
         if !statsWanted { nextStatsAt = nil }
+        if !forkQueue.isEmpty { return Posix.monotonicNow() }  // more forks due: poll, then go on
         return [table.nextDeadline, nextStatsAt, control?.acceptPausedUntil].compactMap { $0 }.min()
     }
 
@@ -245,8 +273,16 @@ final class MasterLoop {
     /// lines are read before its exit is handled, so an exec failure is known when it is judged.
     private func reapChildren() {
         while let (pid, status) = (try? Posix.reapOne()) ?? nil {
+            guard table.workers[pid] != nil else {
+                // Not a worker: a process a worker left behind, re-parented to this subreaper.
+                emit(.notice(message: "reaped \(pid), a process a worker left behind (re-parented to the master): "
+                             + TerminationStatus(waitStatus: status).description))
+                continue
+            }
             if pipes[pid] != nil { readPipe(of: pid, untilEOF: true) }
             handle(.childExited(pid: pid, rawStatus: status))
+            groups.workerExited(pid)
+            groupsChanged = true
         }
     }
 
@@ -308,7 +344,7 @@ final class MasterLoop {
             case .emit(let kind):
                 emit(kind)
             case .fork(let service, let reason):
-                fork(service: service, reason: reason)
+                forkQueue.append((service, reason))
             case .signal(let pid, let signal, let reason, let origin):
                 send(signal, to: pid, reason: reason, origin: origin)
             case .reloadConfiguration:
@@ -340,12 +376,32 @@ final class MasterLoop {
         pendingEvents.removeAll(keepingCapacity: true)
     }
 
+    /// Forks up to `limit` queued workers; returns how many it took from the queue. A fork
+    /// asked for while running and queued past a stop is given back to the table as failed.
+    @discardableResult
+    private func runQueuedForks(limit: Int) -> Int {
+        let taken = Array(forkQueue.prefix(max(0, limit)))
+        forkQueue.removeFirst(taken.count)
+        for (service, reason) in taken {
+            if exitCode == nil, table.phase == .running {
+                fork(service: service, reason: reason)
+            } else {
+                perform(table.forkFailed(service: service, reason: reason, now: Posix.monotonicNow()))
+            }
+        }
+        return taken.count
+    }
+
     /// Only ever a live child of this master: a pid still in the table has not been reaped, so
     /// it cannot have been reused by another process.
     private func send(_ signal: Signal, to pid: Int32, reason: String, origin: String) {
         guard let worker = table.workers[pid] else { return }
         var failure: String?
-        do { try Posix.kill(pid, signal) } catch { failure = error.description }
+        // A stop or a kill reaches the worker's whole group: what it started goes with it.
+        let toGroup = [Signal.term, .int, .kill, .quit].contains(signal)
+        if !(toGroup && Posix.killGroup(pid, signal)) {
+            do { try Posix.kill(pid, signal) } catch { failure = error.description }
+        }
         emit(.signalSent(pid: pid, service: worker.service, signal: signal, reason: reason, origin: origin, error: failure))
     }
 
@@ -392,6 +448,8 @@ final class MasterLoop {
                 if pid == 0 { runChild(spec: spec, slot: slot, make: entry.make, statusFD: status.write) }
             }
             Posix.close(status.write)
+            Posix.makeGroupLeader(pid)
+            groupsChanged = true
             pipes[pid] = ChildPipe(fd: status.read, isCommand: { if case .command = spec.program { return true }; return false }())
             perform(table.forked(pid: pid, service: name, reason: reason, now: Posix.monotonicNow()))
         } catch {

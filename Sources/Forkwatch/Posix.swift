@@ -326,8 +326,13 @@ package enum Posix {
     }
 
     /// Opens `path` for appending, creating it 0644. The corresponding C function is `open`.
+    /// Never through a symbolic link (`O_NOFOLLOW`): a file planted as a link in the run-time
+    /// directory must not make a master append to whatever it points at.
     package static func openAppend(_ path: String) throws(PosixError) -> Int32 {
-        try retrying("open \(path)") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd >= 0 { return fd }
+        if errno == ELOOP { throw PosixError("open \(path): a symbolic link; refusing to follow it", errno: ELOOP) }
+        return try retrying("open \(path)") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644) }
     }
 
     /// Finds `name` on $PATH the way execvp would, so the child can use execve (execvp is not
@@ -413,6 +418,12 @@ extension Posix {
     package static func readFile(_ path: String) throws(PosixError) -> String {
         let fd = try retrying("open") { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
+        return try readFile(fd: fd, path: path)
+    }
+
+    /// The whole of an open file, from offset 0. The corresponding C function is `pread`.
+    package static func readFile(fd: Int32, path: String = "") throws(PosixError) -> String {
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw PosixError("lseek \(path)", errno: errno) }
         var bytes: [UInt8] = []
         while true {
             guard let chunk = try read(fd, max: 65_536) else { continue }

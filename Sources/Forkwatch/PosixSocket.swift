@@ -97,16 +97,57 @@ extension Posix {
 
     package static func effectiveUID() -> UInt32 { geteuid() }
 
-    /// Creates `path` as a directory of mode 0700 when it does not exist. An existing directory
-    /// is used as it is (its mode is its owner's business: a socket in /tmp must not make /tmp
-    /// private); the socket itself is 0600 and its peers' uid is checked.
-    /// The corresponding C functions are `mkdir` and `lstat`.
-    package static func ensurePrivateDirectory(_ path: String) throws(PosixError) {
+    /// Creates `path` as a directory of mode 0700 when it does not exist. An existing one must
+    /// be a real directory (not a symbolic link) that another user cannot plant files in: with
+    /// `ownedByUs` (the run-time directory, tmux's and OpenSSH's rule) owned by this user and
+    /// writable by nobody else; otherwise (the directory of a socket path given on the command
+    /// line, /tmp say) writable by others only when sticky, so nobody can replace what we put
+    /// there. Its mode is left as it is. The corresponding C functions are `mkdir` and `lstat`.
+    package static func ensurePrivateDirectory(_ path: String, ownedByUs: Bool = true) throws(PosixError) {
         if mkdir(path, 0o700) == 0 { return }
         guard errno == EEXIST else { throw PosixError("mkdir \(path)", errno: errno) }
         var info = stat()
-        try retrying("stat \(path)") { stat(path, &info) }
+        try retrying("lstat \(path)") { lstat(path, &info) }
+        let mode = String(info.st_mode & 0o7777, radix: 8)
+        if info.st_mode & S_IFMT == S_IFLNK {
+            throw PosixError("refusing \(path): it is a symbolic link; remove it (forkwatch makes its own directory)", errno: ELOOP)
+        }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw PosixError("\(path) is not a directory", errno: ENOTDIR) }
+        let me = geteuid()
+        if ownedByUs && info.st_uid != me {
+            throw PosixError("refusing \(path): it is owned by uid \(info.st_uid), not by you (uid \(me)); "
+                             + "remove it, or set XDG_RUNTIME_DIR to a directory of yours", errno: EPERM)
+        }
+        let othersWrite = info.st_mode & (S_IWGRP | S_IWOTH) != 0
+        if othersWrite && (ownedByUs || info.st_mode & S_ISVTX == 0) {
+            throw PosixError("refusing \(path): mode \(mode) lets other users write in it; chmod 700 \(path) "
+                             + "(or remove it)", errno: EPERM)
+        }
+    }
+
+    /// Takes the exclusive lock of `path` (created 0600, never through a symbolic link) without
+    /// waiting, and writes this process's pid in it. The lock lasts as long as the returned fd.
+    /// `.failure(pid)`: another process holds it (its pid as it wrote it, 0 if unreadable).
+    /// The corresponding C functions are `open(O_NOFOLLOW)` and `flock(LOCK_EX | LOCK_NB)`.
+    package static func lockFile(_ path: String) throws(PosixError) -> Result<Int32, LockHeld> {
+        let fd = try retrying("open \(path)") { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let err = errno
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &buffer, buffer.count, 0)
+            close(fd)
+            guard err == EWOULDBLOCK else { throw PosixError("flock \(path)", errno: err) }
+            let text = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+            return .failure(LockHeld(pid: Int32(text.filter(\.isNumber)) ?? 0))
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return .success(fd)
+    }
+
+    package struct LockHeld: Error {
+        package let pid: Int32
     }
 
     /// True when `path` is a Unix socket. The corresponding C function is `lstat`.
@@ -122,6 +163,12 @@ extension Posix {
 
     /// The run-time directory for sockets and state: `$XDG_RUNTIME_DIR/forkwatch`, else
     /// `/tmp/forkwatch-UID`.
+    /// Whether `directory` is (one of) the run-time directory: there, every rule of
+    /// `ensurePrivateDirectory` applies.
+    package static func isRuntimeDirectory(_ directory: String) -> Bool {
+        directory == runtimeDirectory()
+    }
+
     package static func runtimeDirectory() -> String {
         if let xdg = getenv("XDG_RUNTIME_DIR"), xdg.pointee != 0 { return String(cString: xdg) + "/forkwatch" }
         return "/tmp/forkwatch-\(geteuid())"

@@ -11,6 +11,8 @@ public enum LauncherError: Error, CustomStringConvertible {
     case invalidConfiguration(String)
     case unknownService(String, known: [String])
     case controlSocket(PosixError)
+    /// Another master serves the control socket path that was asked for.
+    case anotherMaster(PosixError)
 
     public var description: String {
         switch self {
@@ -20,6 +22,8 @@ public enum LauncherError: Error, CustomStringConvertible {
         case .invalidConfiguration(let message): return message
         case .controlSocket(let error):
             return "control socket: \(error)"
+        case .anotherMaster(let error):
+            return "control socket: \(error.call)"
         case .unknownService(let name, let known):
             return "unknown service '\(name)' (built-in: \(known.joined(separator: ", ")))"
         }
@@ -96,6 +100,8 @@ public final class ProcessLauncher {
                 let own = ControlSocket.directory(of: path) + "/forkwatch-\(Posix.getpid()).sock"
                 logger.notice("another master listens on \(path); this one listens on \(own)")
                 do { control = try ControlServer(path: own, outboxLimit: controlBufferLimit) } catch { throw LauncherError.controlSocket(error) }
+            } catch where error.errno == EADDRINUSE {
+                throw LauncherError.anotherMaster(error)
             } catch {
                 throw LauncherError.controlSocket(error)
             }

@@ -110,6 +110,11 @@ struct LauncherOptions: ParsableArguments {
         launcher.controlSocketFallback = controlSocket == nil
         do {
             finish(try launcher.wait())
+        } catch LauncherError.anotherMaster(let error) {
+            // Not bad input: the path is taken by a live master (exit 1, as runit's second
+            // supervisor of one directory does).
+            try? Posix.writeAll(2, "forkwatch: control socket: \(error.call)\n")
+            finish(1)
         } catch let error as LauncherError {
             throw UsageError(error.description)
         }

@@ -110,4 +110,7 @@ int fw_drain_watch(int fd, const char *file);
 /// prctl(PR_SET_PDEATHSIG, sig).
 int fw_set_pdeathsig(int sig);
 
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): processes orphaned below this one are re-parented to it.
+int fw_set_child_subreaper(void);
+
 #endif
