@@ -372,7 +372,9 @@ import Testing
     }
 
     @Test(arguments: [
-        (["run", "--workers", "0", "idle"], "--workers must be >= 1"),
+        (["run", "--workers", "0", "idle"], "--workers must be 1-100000, got 0"),
+        (["run", "--workers", "2147483648", "idle"], "--workers must be 1-100000, got 2147483648"),
+        (["run", "--report-interval=-1", "idle"], "--report-interval must be > 0, got -1"),
         (["run", "--bogus", "idle"], "Unknown option '--bogus'"),
         (["run", "nosuch"], "unknown service 'nosuch'"),
         (["run", "--restart-method", "sideways", "idle"], "--restart-method must be one of"),
