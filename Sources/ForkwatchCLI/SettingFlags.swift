@@ -6,7 +6,9 @@ import ForkwatchCore
 extension Setting {
     /// The declaration's help, its default and its range, for `--help`.
     var argumentHelp: ArgumentHelp {
-        ArgumentHelp("\(help) (default \(defaultText); \(range.text))".filter { $0 != "`" })
+        // A sentence like the other flags' help; the README keeps the declaration's lower case.
+        let text = "\(help) (default \(defaultText); \(range.text)).".filter { $0 != "`" }
+        return ArgumentHelp(text.prefix(1).uppercased() + text.dropFirst())
     }
 
     /// Stores a flag's value after its range check; nil (the flag not given) leaves `root` alone.
