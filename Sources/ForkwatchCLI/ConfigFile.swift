@@ -64,48 +64,15 @@ public enum ConfigFile {
         }
         for (keyNode, value) in options {
             let key = keyNode.string ?? ""
-            switch key {
-            case "graceful_shutdown_timeout":
-                configuration.gracefulShutdownTimeout = try number(value, key, min: 0, fail)
-            case "restart_method":
-                guard let name = value.string, let method = RestartMethod(name: name) else {
-                    throw fail(value, "restart_method must be one of reload, mutate, rolling; got '\(value.string ?? "?")'")
-                }
-                configuration.restartMethod = method
-            case "boot_window":
-                configuration.bootWindow = try number(value, key, min: 0, fail)
-            case "crash_loop_threshold":
-                configuration.crashLoopThreshold = try integer(value, key, min: 1, fail)
-            case "fork_throttle_interval":
-                configuration.forkThrottleInterval = try number(value, key, min: 0, fail)
-            case "log_file":
-                configuration.logFile = try nonEmptyString(value, key, "a path", fail)
-            case "report_interval":
-                configuration.reportInterval = try number(value, key, min: 0.001, fail)
-            case "periodic_enable":
-                configuration.periodicEnable = try boolean(value, key, fail)
-            case "periodic_fuzzy_delay":
-                configuration.periodicFuzzyDelay = try integer(value, key, min: 0, fail)
-            case "periodic_interval_max":
-                configuration.periodicIntervalMax = try number(value, key, min: 0.001, fail)
-            case "run_external_periodic_tasks":
-                configuration.runExternalPeriodicTasks = try boolean(value, key, fail)
-            case "service_down_time":
-                configuration.serviceDownTime = try number(value, key, min: 0.001, fail)
-            case "database":
-                configuration.database = try nonEmptyString(value, key, "a path", fail)
-            case "host":
-                configuration.host = try nonEmptyString(value, key, "a name", fail)
-            case "transport_url":
-                configuration.transportURL = try nonEmptyString(value, key, "a URL", fail)
-            case "control_exchange":
-                configuration.controlExchange = try nonEmptyString(value, key, "a name", fail)
-            case "services":
+            if key == "services" {
                 configuration.services = try services(value, fail)
-            default:
+                continue
+            }
+            guard let setting = Settings.launcher.first(where: { $0.key == key }) else {
                 let known = LauncherConfiguration.options.map(\.name).joined(separator: ", ")
                 throw fail(keyNode, "unknown option '\(key)' (known: \(known))")
             }
+            if let problem = setting.assign(input(value), to: &configuration) { throw fail(value, problem.message) }
         }
         if let problem = configuration.validate() { throw ConfigError(path: path, line: nil, message: problem) }
         return configuration
@@ -116,19 +83,18 @@ public enum ConfigFile {
         var specs: [ServiceSpec] = []
         for (nameNode, body) in entries {
             guard let name = nameNode.string, !name.isEmpty else { throw fail(nameNode, "a service needs a name") }
-            var workers = 1
+            var spec = ServiceSpec(name: name, program: .builtin(name), workers: Settings.workers.defaultValue ?? 1)
             var builtin: String?
             var command: [String]?
-            var host: String?
-            var port: Int?
-            var backlog = 128
-            var keepidle = 600
+            var listen = ListenSpec(port: 0)
+            var given = Set<String>()
             var http = HTTPOptions()
             if case .mapping(let fields) = body {
                 for (fieldNode, value) in fields {
-                    switch fieldNode.string ?? "" {
-                    case "workers":
-                        workers = try integer(value, "services.\(name).workers", min: 1, fail)
+                    let key = fieldNode.string ?? ""
+                    let qualified = "services.\(name).\(key)"
+                    var problem: SettingProblem?
+                    switch key {
                     case "service":
                         guard let service = value.string else { throw fail(value, "services.\(name).service must be a name") }
                         builtin = service
@@ -142,21 +108,20 @@ public enum ConfigFile {
                             throw fail(value, "services.\(name).command must be a string or a list of strings")
                         }
                         if command?.isEmpty ?? true { throw fail(value, "services.\(name).command is empty") }
-                    case "listen":
-                        guard let value = value.string, !value.isEmpty else { throw fail(value, "services.\(name).listen must be an address") }
-                        host = value
-                    case "port":
-                        port = try integer(value, "services.\(name).port", min: 0, fail)
-                        if port! > 65535 { throw fail(value, "services.\(name).port must be 0-65535, got \(port!)") }
-                    case "backlog":
-                        backlog = try integer(value, "services.\(name).backlog", min: 1, fail)
-                    case "tcp_keepidle":
-                        keepidle = try integer(value, "services.\(name).tcp_keepidle", min: 1, fail)
-                    case let key where httpKeys.contains(key):
-                        try httpOption(key, value, into: &http, service: name, fail)
-                    case let other:
-                        throw fail(fieldNode, "unknown option 'services.\(name).\(other)' (known: workers, service, command, listen, port, backlog, tcp_keepidle, \(httpKeys.joined(separator: ", ")))")
+                    default:
+                        // The options of a service, its socket and its HTTP server, as declared in `Settings`.
+                        if let setting = Settings.service.first(where: { $0.key == key }) {
+                            problem = setting.assign(input(value), to: &spec, as: qualified)
+                        } else if let setting = Settings.listenSocket.first(where: { $0.key == key }) {
+                            problem = setting.assign(input(value), to: &listen, as: qualified)
+                        } else if let setting = Settings.http.first(where: { $0.key == key }) {
+                            problem = setting.assign(input(value), to: &http, as: qualified)
+                        } else {
+                            throw fail(fieldNode, "unknown option '\(qualified)' (known: \(Settings.serviceKeys.joined(separator: ", ")))")
+                        }
                     }
+                    if let problem { throw fail(value, problem.message) }
+                    given.insert(key)
                 }
             } else if !(body.null != nil || body.string == "") {
                 throw fail(body, "services.\(name) must be a mapping with workers and service or command")
@@ -173,82 +138,24 @@ public enum ConfigFile {
                 }
                 program = .builtin(builtinName)
             }
-            if host != nil && port == nil { throw fail(body, "services.\(name): listen needs a port") }
-            let listen = port.map { ListenSpec(host: host ?? "0.0.0.0", port: $0, backlog: backlog, tcpKeepidle: keepidle) }
+            if given.contains(Settings.listen.key) && !given.contains(Settings.port.key) {
+                throw fail(body, "services.\(name): listen needs a port")
+            }
             if let problem = http.validate() { throw fail(body, "services.\(name): \(problem)") }
-            specs.append(ServiceSpec(name: name, program: program, workers: workers, listen: listen, http: http))
+            spec.program = program
+            spec.listen = given.contains(Settings.port.key) ? listen : nil
+            spec.http = http
+            specs.append(spec)
         }
         return specs
     }
 
-    /// A service's HTTP options (nova's `[wsgi]` names, oslo's `[ssl]` ones).
-    static let httpKeys = ["enabled_apis", "pool_size", "keep_alive", "client_socket_timeout", "max_header_line",
-                           "cert_file", "key_file", "ca_file", "access_log"]
-
-    private static func httpOption(_ key: String, _ value: Node, into http: inout HTTPOptions, service: String,
-                                   _ fail: (Node?, String) -> ConfigError) throws(ConfigError) {
-        let qualified = "services.\(service).\(key)"
-        func path() throws(ConfigError) -> String { try nonEmptyString(value, qualified, "a path", fail) }
-        switch key {
-        case "enabled_apis":
-            // A list, or nova's comma-separated string.
-            let names: [String]
-            switch value {
-            case .sequence(let items): names = items.map { $0.string ?? "" }
-            case .scalar(let scalar): names = scalar.string.split(separator: ",").map { String($0).trimmingSpaces }
-            default: throw fail(value, "\(qualified) must be a list of app names")
-            }
-            if names.isEmpty || names.contains("") { throw fail(value, "\(qualified) must name at least one app") }
-            http.enabledAPIs = names
-        case "pool_size": http.poolSize = try integer(value, qualified, min: 1, fail)
-        case "keep_alive": http.keepAlive = try boolean(value, qualified, fail)
-        case "client_socket_timeout": http.clientSocketTimeout = try number(value, qualified, min: 0, fail)
-        case "max_header_line": http.maxHeaderLine = try integer(value, qualified, min: 64, fail)
-        case "cert_file": http.certFile = try path()
-        case "key_file": http.keyFile = try path()
-        case "ca_file": http.caFile = try path()
-        case "access_log": http.accessLog = try boolean(value, qualified, fail)
-        default: break
+    /// A YAML value as a setting takes it.
+    private static func input(_ node: Node) -> SettingInput {
+        switch node {
+        case .scalar(let scalar): return .text(scalar.string)
+        case .sequence(let items): return .list(items.map { $0.string ?? "" })
+        default: return .mapping
         }
-    }
-
-    /// A non-empty string option ("`key` must be `what`" otherwise).
-    private static func nonEmptyString(_ node: Node, _ key: String, _ what: String, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> String {
-        guard let text = node.string, !text.isEmpty else { throw fail(node, "\(key) must be \(what)") }
-        return text
-    }
-
-    private static func number(_ node: Node, _ key: String, min: Double, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Double {
-        guard let text = node.string, let value = Double(text), value.isFinite else {
-            throw fail(node, "\(key) must be a number, got '\(node.string ?? "a collection")'")
-        }
-        guard value >= min else {
-            throw fail(node, min == 0 ? "\(key) must be >= 0, got \(text)" : "\(key) must be > 0, got \(text)")
-        }
-        return value
-    }
-
-    private static func boolean(_ node: Node, _ key: String, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Bool {
-        switch node.string?.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default: throw fail(node, "\(key) must be true or false, got '\(node.string ?? "a collection")'")
-        }
-    }
-
-    private static func integer(_ node: Node, _ key: String, min: Int, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> Int {
-        guard let text = node.string, let value = Int(text) else {
-            throw fail(node, "\(key) must be a whole number, got '\(node.string ?? "a collection")'")
-        }
-        guard value >= min else { throw fail(node, "\(key) must be >= \(min), got \(text)") }
-        return value
-    }
-}
-
-extension String {
-    /// Without leading and trailing spaces and tabs (no Foundation in the config path).
-    var trimmingSpaces: String {
-        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        return String(drop(while: blank).reversed().drop(while: blank).reversed())
     }
 }

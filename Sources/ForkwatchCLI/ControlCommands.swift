@@ -111,7 +111,7 @@ struct Scale: ParsableCommand {
     @Argument var workers: Int
 
     func run() throws {
-        guard workers >= 1 else { throw UsageError("workers must be >= 1, got \(workers)") }
+        if let problem = Settings.workers.check(workers, as: "workers") { throw UsageError(problem) }
         _ = try socket.request(.scale(service: service, workers: workers))
         print("\(service): \(workers) workers")
     }

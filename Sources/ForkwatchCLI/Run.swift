@@ -14,74 +14,50 @@ struct LauncherOptions: ParsableArguments {
     @Option(name: .long, help: "Bytes a control client may leave unread before it is dropped (default 8 MiB).")
     var controlBufferLimit: Int?
 
-    @Option(name: .long, help: "Write the master's log lines to FILE instead of standard error (SIGUSR1 reopens it).")
+    @Option(name: .customLong(Settings.logFile.long), help: Settings.logFile.argumentHelp)
     var logFile: String?
 
-    @Option(name: .long, help: "Seconds from SIGTERM to SIGKILL when stopping; 0 waits forever (oslo's graceful_shutdown_timeout).")
+    @Option(name: .customLong(Settings.gracefulShutdownTimeout.long), help: Settings.gracefulShutdownTimeout.argumentHelp)
     var gracefulShutdownTimeout: Double?
 
-    @Option(name: .long, help: "What SIGHUP does: reload, mutate or rolling (oslo's restart_method).")
+    @Option(name: .customLong(Settings.restartMethod.long), help: Settings.restartMethod.argumentHelp)
     var restartMethod: String?
 
-    @Option(name: .long, help: "The respawn throttle's interval in seconds (oslo: 1); 0 disables it.")
+    @Option(name: .customLong(Settings.forkThrottleInterval.long), help: Settings.forkThrottleInterval.argumentHelp)
     var forkThrottleInterval: Double?
 
-    @Option(name: .long, help: "A worker dying within this many seconds of its fork is a quick death.")
+    @Option(name: .customLong(Settings.bootWindow.long), help: Settings.bootWindow.argumentHelp)
     var bootWindow: Double?
 
-    @Option(name: .long, help: "Quick deaths in a row that mark a service crash-looping.")
+    @Option(name: .customLong(Settings.crashLoopThreshold.long), help: Settings.crashLoopThreshold.argumentHelp)
     var crashLoopThreshold: Int?
 
-    @Option(name: .long, help: "The services database, SQLite (default: \(ServicesStore.defaultPath)).")
+    @Option(name: .customLong(Settings.database.long), help: Settings.database.argumentHelp)
     var db: String?
 
-    @Option(name: .long, help: "Seconds between heartbeats into the services table (nova's report_interval, 10).")
+    @Option(name: .customLong(Settings.reportInterval.long), help: Settings.reportInterval.argumentHelp)
     var reportInterval: Double?
 
-    @Option(name: .long, help: "Up to this many seconds of random delay before the first periodic pass (nova: 60).")
+    @Option(name: .customLong(Settings.periodicFuzzyDelay.long), help: Settings.periodicFuzzyDelay.argumentHelp)
     var periodicFuzzyDelay: Int?
 
-    @Option(name: .long, help: "Cap on the idle time between periodic passes, seconds.")
+    @Option(name: .customLong(Settings.periodicIntervalMax.long), help: Settings.periodicIntervalMax.argumentHelp)
     var periodicIntervalMax: Double?
 
-    /// Flags win over the file.
+    /// Flags win over the file. Each is checked against its declared range (`Settings`).
     func apply(to configuration: inout LauncherConfiguration) throws {
-        if let value = gracefulShutdownTimeout {
-            guard value >= 0, value.isFinite else { throw UsageError("--graceful-shutdown-timeout must be >= 0, got \(value)") }
-            configuration.gracefulShutdownTimeout = value
-        }
+        try Settings.gracefulShutdownTimeout.apply(flag: gracefulShutdownTimeout, to: &configuration)
         if let name = restartMethod {
-            guard let method = RestartMethod(name: name) else {
-                throw UsageError("--restart-method must be one of reload, mutate, rolling; got '\(name)'")
-            }
-            configuration.restartMethod = method
+            try Settings.restartMethod.apply(flag: try Settings.restartMethod.flagValue(name), to: &configuration)
         }
-        if let value = forkThrottleInterval {
-            guard value >= 0, value.isFinite else { throw UsageError("--fork-throttle-interval must be >= 0, got \(value)") }
-            configuration.forkThrottleInterval = value
-        }
-        if let value = bootWindow {
-            guard value >= 0, value.isFinite else { throw UsageError("--boot-window must be >= 0, got \(value)") }
-            configuration.bootWindow = value
-        }
-        if let value = crashLoopThreshold {
-            guard value >= 1 else { throw UsageError("--crash-loop-threshold must be >= 1, got \(value)") }
-            configuration.crashLoopThreshold = value
-        }
-        if let logFile { configuration.logFile = logFile }
-        if let db { configuration.database = db }
-        if let value = reportInterval {
-            guard value > 0, value.isFinite else { throw UsageError("--report-interval must be > 0, got \(value)") }
-            configuration.reportInterval = value
-        }
-        if let value = periodicFuzzyDelay {
-            guard value >= 0 else { throw UsageError("--periodic-fuzzy-delay must be >= 0, got \(value)") }
-            configuration.periodicFuzzyDelay = value
-        }
-        if let value = periodicIntervalMax {
-            guard value > 0, value.isFinite else { throw UsageError("--periodic-interval-max must be > 0, got \(value)") }
-            configuration.periodicIntervalMax = value
-        }
+        try Settings.forkThrottleInterval.apply(flag: forkThrottleInterval, to: &configuration)
+        try Settings.bootWindow.apply(flag: bootWindow, to: &configuration)
+        try Settings.crashLoopThreshold.apply(flag: crashLoopThreshold, to: &configuration)
+        try Settings.logFile.apply(flag: logFile, to: &configuration)
+        try Settings.database.apply(flag: db, to: &configuration)
+        try Settings.reportInterval.apply(flag: reportInterval, to: &configuration)
+        try Settings.periodicFuzzyDelay.apply(flag: periodicFuzzyDelay, to: &configuration)
+        try Settings.periodicIntervalMax.apply(flag: periodicIntervalMax, to: &configuration)
     }
 
     /// Runs the master over `configuration` and exits with its code. Every check that can fail
@@ -144,19 +120,19 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "A YAML configuration file with oslo's option names (see the README).")
     var config: String?
 
-    @Option(name: .long, help: "Workers for each service named here (or for the command).")
+    @Option(name: .customLong(Settings.workers.long), help: Settings.workers.argumentHelp)
     var workers: Int?
 
-    @Option(name: .long, help: "Bind and listen on this TCP port once, before forking; a command gets the socket as fd 3 (LISTEN_FDS).")
+    @Option(name: .customLong(Settings.port.long), help: Settings.port.argumentHelp)
     var port: Int?
 
-    @Option(name: .long, help: "The address to listen on with --port (oslo's listen; default 0.0.0.0).")
+    @Option(name: .customLong(Settings.listen.long), help: Settings.listen.argumentHelp)
     var listen: String?
 
-    @Option(name: .long, help: "The listen backlog with --port (default 128).")
+    @Option(name: .customLong(Settings.backlog.long), help: Settings.backlog.argumentHelp)
     var backlog: Int?
 
-    @Option(name: .long, help: "TCP_KEEPIDLE seconds for accepted connections with --port (default 600).")
+    @Option(name: .customLong(Settings.tcpKeepidle.long), help: Settings.tcpKeepidle.argumentHelp)
     var tcpKeepidle: Int?
 
     @OptionGroup var options: LauncherOptions
@@ -168,7 +144,7 @@ struct Run: ParsableCommand {
     var command: [String] { PassthroughCommand.argv }
 
     func validate() throws {
-        if let workers, workers < 1 { throw ValidationError("--workers must be >= 1, got \(workers)") }
+        if let workers, let problem = Settings.workers.checkFlag(workers) { throw ValidationError(problem) }
         if PassthroughCommand.given && command.isEmpty { throw ValidationError("'--' must be followed by a command") }
         if !command.isEmpty && !services.isEmpty {
             throw ValidationError("give either service names or '-- COMMAND', not both")
@@ -199,9 +175,10 @@ struct Run: ParsableCommand {
         }
         if configuration.services.isEmpty { throw UsageError("\(config ?? "the command line") names no service to run") }
         if let port {
-            guard (0...65535).contains(port) else { throw UsageError("--port must be 0-65535, got \(port)") }
+            let problems = [Settings.port.checkFlag(port), listen.flatMap(Settings.listen.checkFlag),
+                            backlog.flatMap(Settings.backlog.checkFlag), tcpKeepidle.flatMap(Settings.tcpKeepidle.checkFlag)]
+            if let problem = problems.lazy.compactMap({ $0 }).first { throw UsageError(problem) }
             let spec = ListenSpec(host: listen ?? "0.0.0.0", port: port, backlog: backlog ?? 128, tcpKeepidle: tcpKeepidle ?? 600)
-            if let problem = spec.validate() { throw UsageError("--port: \(problem)") }
             for index in configuration.services.indices { configuration.services[index].listen = spec }
         } else if listen != nil || backlog != nil || tcpKeepidle != nil {
             throw UsageError("--listen, --backlog and --tcp-keepidle go with --port")
@@ -273,8 +250,10 @@ struct Demo: ParsableCommand {
     @OptionGroup var options: LauncherOptions
 
     func run() throws {
-        guard crashy >= 1, idle >= 1, scheduler >= 1, api >= 1 else { throw UsageError("--crashy, --idle, --scheduler and --api must be >= 1") }
-        guard (0...65535).contains(apiPort) else { throw UsageError("--api-port must be 0-65535, got \(apiPort)") }
+        let problems = [Settings.workers.check(crashy, as: "--crashy"), Settings.workers.check(idle, as: "--idle"),
+                        Settings.workers.check(scheduler, as: "--scheduler"), Settings.workers.check(api, as: "--api"),
+                        Settings.port.check(apiPort, as: "--api-port")]
+        if let problem = problems.lazy.compactMap({ $0 }).first { throw UsageError(problem) }
         var configuration = LauncherConfiguration()
         configuration.services = [
             ServiceSpec(name: "scheduler", program: .builtin("scheduler"), workers: scheduler),

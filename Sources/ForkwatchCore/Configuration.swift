@@ -53,13 +53,9 @@ public struct ListenSpec: Hashable, Sendable {
         self.tcpKeepidle = tcpKeepidle
     }
 
-    /// The problem with these values, or nil.
+    /// The problem with these values, or nil (`Settings.listenSocket`'s ranges).
     public func validate() -> String? {
-        if !(0...65535).contains(port) { return "port must be 0-65535, got \(port)" }
-        if backlog < 1 { return "backlog must be >= 1, got \(backlog)" }
-        if tcpKeepidle < 1 { return "tcp_keepidle must be >= 1, got \(tcpKeepidle)" }
-        if host.isEmpty { return "listen must be an address" }
-        return nil
+        Settings.listenSocket.lazy.compactMap { $0.check(self) }.first
     }
 }
 
@@ -105,10 +101,7 @@ public struct HTTPOptions: Hashable, Sendable {
 
     /// The problem with these values, or nil (files are checked before the fork, by the CLI).
     public func validate() -> String? {
-        if poolSize < 1 { return "pool_size must be >= 1, got \(poolSize)" }
-        if !(clientSocketTimeout >= 0) || !clientSocketTimeout.isFinite { return "client_socket_timeout must be >= 0, got \(clientSocketTimeout)" }
-        if maxHeaderLine < 64 { return "max_header_line must be >= 64, got \(maxHeaderLine)" }
-        if enabledAPIs.isEmpty { return "enabled_apis is empty" }
+        if let problem = Settings.http.lazy.compactMap({ $0.check(self) }).first { return problem }
         // oslo sslutils: one of the pair alone is an error, not a silent plain-text server.
         if (certFile == nil) != (keyFile == nil) { return "cert_file and key_file must be given together" }
         if caFile != nil && certFile == nil { return "ca_file needs cert_file and key_file" }
@@ -176,46 +169,21 @@ public struct LauncherConfiguration: Hashable, Sendable {
 
     public init() {}
 
-    /// The options a config file and flags may set, with a short description each.
-    public static let options: [(name: String, meaning: String)] = [
-        ("graceful_shutdown_timeout", "seconds from SIGTERM to SIGKILL when stopping (0 = forever); default 60"),
-        ("restart_method", "what SIGHUP does: reload, mutate or rolling (default)"),
-        ("boot_window", "a worker dying sooner than this many seconds after fork is a quick death; default 1"),
-        ("crash_loop_threshold", "quick deaths in a row that mark a service crash-looping; default 5"),
-        ("fork_throttle_interval", "the throttle's wait in seconds (oslo: 1); 0 disables it"),
-        ("log_file", "the master's log file (SIGUSR1 reopens it); default standard error"),
-        ("report_interval", "seconds between heartbeats into the services table; default 10"),
-        ("periodic_enable", "run the managers' periodic tasks; default true"),
-        ("periodic_fuzzy_delay", "up to this many seconds of random delay before the first periodic pass; default 60"),
-        ("periodic_interval_max", "cap on the idle time between periodic passes; default none"),
-        ("run_external_periodic_tasks", "run tasks marked external_process_ok; default true"),
-        ("service_down_time", "a service is down when its last heartbeat is older; default 60"),
-        ("database", "the SQLite file of the services table; default under $XDG_STATE_HOME/forkwatch"),
-        ("host", "this host's name in the services table; default the hostname"),
-        ("transport_url", "RPC transport: sqlite: (default, embedded in the services database) or rabbit://user:pass@host:5672/vhost"),
-        ("control_exchange", "the RPC control exchange on a broker; default openstack"),
-        ("services", "a map of service name → {workers, service | command, listen, port, backlog, tcp_keepidle, and for HTTP services enabled_apis, pool_size, keep_alive, client_socket_timeout, max_header_line, cert_file, key_file, ca_file, access_log}"),
-    ]
+    /// The top-level keys of a config file, with their help (`Settings.launcher`), and `services`.
+    public static var options: [(name: String, meaning: String)] {
+        Settings.launcher.map { ($0.key, $0.summary.help) }
+            + [("services", "a map of service name → {\(Settings.serviceKeys.joined(separator: ", "))}")]
+    }
 
     /// Checks values that no type can: returns the first problem, naming the option.
     public func validate() -> String? {
-        if !(gracefulShutdownTimeout >= 0) { return "graceful_shutdown_timeout must be >= 0, got \(gracefulShutdownTimeout)" }
-        if !(bootWindow >= 0) { return "boot_window must be >= 0, got \(bootWindow)" }
-        if crashLoopThreshold < 1 { return "crash_loop_threshold must be >= 1, got \(crashLoopThreshold)" }
-        if !(forkThrottleInterval >= 0) { return "fork_throttle_interval must be >= 0, got \(forkThrottleInterval)" }
-        if !(reportInterval > 0) { return "report_interval must be > 0, got \(reportInterval)" }
-        if periodicFuzzyDelay < 0 { return "periodic_fuzzy_delay must be >= 0, got \(periodicFuzzyDelay)" }
-        if let max = periodicIntervalMax, !(max > 0) { return "periodic_interval_max must be > 0, got \(max)" }
-        if !(serviceDownTime > 0) { return "service_down_time must be > 0, got \(serviceDownTime)" }
-        if let database, database.isEmpty { return "database must be a path" }
-        if controlExchange.isEmpty { return "control_exchange must be a name" }
-        if let url = transportURL, !(url.hasPrefix("sqlite:") || url.hasPrefix("rabbit://")) {
-            return "transport_url must be sqlite: or rabbit://user:pass@host:5672/vhost, got '\(url)'"
-        }
+        if let problem = Settings.launcher.lazy.compactMap({ $0.check(self) }).first { return problem }
         var seen = Set<String>()
         for service in services {
             if !seen.insert(service.name).inserted { return "service '\(service.name)' is defined twice" }
-            if service.workers < 1 { return "service '\(service.name)': workers must be >= 1, got \(service.workers)" }
+            if let problem = Settings.service.lazy.compactMap({ $0.check(service) }).first {
+                return "service '\(service.name)': \(problem)"
+            }
             if case .command(let argv) = service.program, argv.isEmpty {
                 return "service '\(service.name)': command is empty"
             }

@@ -54,9 +54,10 @@ public enum ControlRequest: Hashable, Sendable {
             return .success(.signal(pid: pid, signal: signal))
         case "scale":
             guard let service = json["service"]?.string else { return .failure(ControlError("scale needs \"service\"")) }
-            guard let workers = json["workers"]?.int, workers >= 1, workers <= 100_000 else {
-                return .failure(ControlError("scale needs \"workers\": a whole number from 1 to 100000"))
+            guard let workers = json["workers"]?.int else {
+                return .failure(ControlError("scale needs \"workers\": a whole number \(Settings.workers.range.text)"))
             }
+            if let problem = Settings.workers.check(workers) { return .failure(ControlError("scale: \(problem)")) }
             return .success(.scale(service: service, workers: workers))
         case "stop":
             let name = json["mode"]?.string ?? "graceful"

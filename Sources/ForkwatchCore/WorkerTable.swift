@@ -342,7 +342,9 @@ public struct WorkerTable: Sendable {
 
     /// Sets a service's worker count: forks the missing ones, retires the oldest extra ones.
     public mutating func scale(service name: String, to count: Int, reason: String, now: Double) -> [Action] {
-        guard phase == .running, let index = index(of: name), count >= 1 else { return [] }
+        guard phase == .running, let index = index(of: name) else { return [] }
+        // The one declared range of a worker count (a TTIN past it is refused, not forked).
+        if let problem = Settings.workers.check(count) { return [.emit(.notice(message: "scale \(name): \(problem)"))] }
         let from = services[index].spec.workers
         guard from != count else { return [] }
         services[index].spec.workers = count

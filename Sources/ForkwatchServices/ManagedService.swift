@@ -47,10 +47,12 @@ public final class ManagedService: Service, @unchecked Sendable {
         let binary = binary ?? String(CommandLine.arguments[0].split(separator: "/").last ?? "forkwatch")
         let topic = topic ?? Self.topic(of: binary)
         let reportInterval = reportInterval ?? 10
-        guard reportInterval > 0, reportInterval.isFinite else { throw CreateError(description: "report_interval must be > 0, got \(reportInterval)") }
+        if let problem = Settings.reportInterval.check(reportInterval) { throw CreateError(description: problem) }
         let fuzzy = periodicFuzzyDelay ?? 60
-        guard fuzzy >= 0 else { throw CreateError(description: "periodic_fuzzy_delay must be >= 0, got \(fuzzy)") }
-        if let max = periodicIntervalMax, !(max > 0) { throw CreateError(description: "periodic_interval_max must be > 0, got \(max)") }
+        if let problem = Settings.periodicFuzzyDelay.check(fuzzy) { throw CreateError(description: problem) }
+        if let max = periodicIntervalMax, let problem = Settings.periodicIntervalMax.check(max) { throw CreateError(description: problem) }
+        if let host, let problem = Settings.host.check(host) { throw CreateError(description: problem) }
+        if let database, let problem = Settings.database.check(database) { throw CreateError(description: problem) }
         return ManagedService(host: host ?? Self.hostname(), binary: binary, topic: topic, manager: manager,
                               reportInterval: reportInterval, periodicEnable: periodicEnable ?? true, periodicFuzzyDelay: fuzzy,
                               periodicIntervalMax: periodicIntervalMax, database: database ?? ServicesStore.defaultPath,

@@ -204,6 +204,17 @@ struct ScriptedMaster {
         #expect(master.exitCode == 1)
     }
 
+    /// TTIN and a scale request meet the declared range of `workers` here too.
+    @Test(arguments: [0, 100_001])
+    func aScaleOutsideTheWorkersRangeIsANoticeNotAFork(count: Int) {
+        var master = ScriptedMaster([("api", 2)])
+        master.start()
+        master.perform(master.table.scale(service: "api", to: count, reason: "test", now: master.now))
+        #expect(master.table.service(named: "api")?.spec.workers == 2)
+        #expect(master.forks.count == 2 && master.signals.isEmpty)
+        #expect(master.events.contains(.notice(message: "scale api: workers must be 1-100000, got \(count)")))
+    }
+
     @Test func ttinAndTtouScaleTheFirstServiceByOne() {
         var master = ScriptedMaster([("api", 2)])
         master.start()

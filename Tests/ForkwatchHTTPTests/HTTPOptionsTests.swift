@@ -44,7 +44,7 @@ import Testing
         #expect(error("services:\n  api:\n    client_socket_timeout: -1\n").contains("client_socket_timeout must be >= 0"))
         #expect(error("services:\n  api:\n    keep_alive: maybe\n").contains("keep_alive must be true or false"))
         #expect(error("services:\n  api:\n    cert_file: /c.pem\n").contains("cert_file and key_file must be given together"))
-        #expect(error("services:\n  api:\n    enabled_apis: []\n").contains("must name at least one app"))
+        #expect(error("services:\n  api:\n    enabled_apis: []\n").contains("enabled_apis must be one or more app names"))
         #expect(error("services:\n  api:\n    pool: 3\n").contains("unknown option 'services.api.pool'"))
     }
 }

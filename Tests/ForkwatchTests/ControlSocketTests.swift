@@ -82,7 +82,8 @@ import Testing
         ("{\"op\":\"signal\",\"pid\":1,\"signal\":\"SIGFOO\"}", "no such signal: 'SIGFOO'"),
         ("{\"op\":\"signal\",\"pid\":1,\"signal\":\"KILL\"}", "pid 1 is not a live worker"),
         ("{\"op\":\"signal\",\"pid\":-5,\"signal\":\"KILL\"}", "positive whole number"),
-        ("{\"op\":\"scale\",\"service\":\"idle\",\"workers\":0}", "from 1 to 100000"),
+        ("{\"op\":\"scale\",\"service\":\"idle\",\"workers\":0}", "scale: workers must be 1-100000, got 0"),
+        ("{\"op\":\"scale\",\"service\":\"idle\",\"workers\":100001}", "scale: workers must be 1-100000, got 100001"),
         ("{\"op\":\"scale\",\"service\":\"nope\",\"workers\":2}", "no service named 'nope'"),
         ("{\"op\":\"stop\",\"mode\":\"sideways\"}", "stop mode must be"),
     ])

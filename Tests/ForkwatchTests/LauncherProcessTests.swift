@@ -349,7 +349,9 @@ import Testing
 @Suite struct BadInputTests {
     @Test(arguments: [
         ("restart_method: sideways\n", ":1: restart_method must be one of reload, mutate, rolling"),
-        ("services:\n  idle:\n    workers: 0\n", ":3: services.idle.workers must be >= 1"),
+        ("services:\n  idle:\n    workers: 2147483648\n", ":3: services.idle.workers must be 1-100000, got 2147483648"),
+        ("report_interval: -1\n", ":1: report_interval must be > 0, got -1"),
+        ("services:\n  idle:\n    workers: 0\n", ":3: services.idle.workers must be 1-100000, got 0"),
         ("services:\n  idle:\n    colour: red\n", ":3: unknown option 'services.idle.colour'"),
         ("graceful_shutdown_timeout: soon\n", ":1: graceful_shutdown_timeout must be a number"),
         ("bogus_option: 1\n", ":1: unknown option 'bogus_option'"),
@@ -370,7 +372,9 @@ import Testing
     }
 
     @Test(arguments: [
-        (["run", "--workers", "0", "idle"], "--workers must be >= 1"),
+        (["run", "--workers", "0", "idle"], "--workers must be 1-100000, got 0"),
+        (["run", "--workers", "2147483648", "idle"], "--workers must be 1-100000, got 2147483648"),
+        (["run", "--report-interval=-1", "idle"], "--report-interval must be > 0, got -1"),
         (["run", "--bogus", "idle"], "Unknown option '--bogus'"),
         (["run", "nosuch"], "unknown service 'nosuch'"),
         (["run", "--restart-method", "sideways", "idle"], "--restart-method must be one of"),
