@@ -133,12 +133,18 @@ extension Posix {
         let fd = try retrying("open \(path)") { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let err = errno
-            var buffer = [UInt8](repeating: 0, count: 32)
-            let n = pread(fd, &buffer, buffer.count, 0)
-            close(fd)
+            defer { close(fd) }
             guard err == EWOULDBLOCK else { throw PosixError("flock \(path)", errno: err) }
-            let text = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
-            return .failure(LockHeld(pid: Int32(text.filter(\.isNumber)) ?? 0))
+            // The holder writes its pid right after it took the lock: give it a moment.
+            for _ in 0..<100 {
+                var buffer = [UInt8](repeating: 0, count: 32)
+                let n = pread(fd, &buffer, buffer.count, 0)
+                if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).hasSuffix("\n") {
+                    return .failure(LockHeld(pid: Int32(String(decoding: buffer[0..<n], as: UTF8.self).filter(\.isNumber)) ?? 0))
+                }
+                usleep(1000)
+            }
+            return .failure(LockHeld(pid: 0))
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `--socket PATH` for the commands that talk to a running master.
 struct SocketOption: ParsableArguments {
@@ -17,6 +20,8 @@ struct SocketOption: ParsableArguments {
         let path = try resolvedPath()
         do {
             return try ControlClient(path: path)
+        } catch where error.errno == EPERM {
+            throw UsageError(error.call)  // not a master of ours: what listens there, and why not
         } catch {
             let hint = error.errno == 2 || error.errno == 111 ? "; is a master running? (forkwatch run … / forkwatch demo)" : ""
             throw UsageError("cannot reach a master at \(path): \(error.message)\(hint)")
