@@ -284,10 +284,13 @@ int fw_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)si
 int fw_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL); }
 
 int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked, int stdout_to_stderr,
-                   int pdeathsig, pid_t parent) {
+                   int pdeathsig, pid_t parent, int cgroup_procs_fd) {
     // 0. Lead a process group of its own (the master calls setpgid too, whichever runs first):
-    //    a stop or a kill reaches the worker and everything it started, as one group.
+    //    a stop or a kill reaches the worker and everything it started, as one group. And join
+    //    the workers' cgroup, if the master has one, before anything else can be started: what
+    //    a worker starts is then in it too, even if it leaves the group (setsid).
     setpgid(0, 0);
+    if (cgroup_procs_fd >= 0 && write(cgroup_procs_fd, "0", 1) != 1) return -1;
     // 1. Signal dispositions back to default, mask unblocked: the master blocks the signals it
     //    reads through signalfd, and a blocked mask survives fork and exec.
     struct sigaction dfl;
@@ -348,7 +351,8 @@ static void write_decimal(char *out, long value) {
 }
 
 pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
-                   int listen_fd, char *listen_pid_digits, int stdout_to_stderr, int pdeathsig, pid_t parent) {
+                   int listen_fd, char *listen_pid_digits, int stdout_to_stderr, int pdeathsig, pid_t parent,
+                   int cgroup_procs_fd) {
     pid_t pid = fork();
     if (pid != 0) return pid;
 
@@ -367,7 +371,7 @@ pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int
         keep[n++] = 3;
     }
     keep[n++] = status_fd;
-    if (fw_child_setup(keep, n, NULL, 0, stdout_to_stderr, pdeathsig, parent) != 0) _exit(1);
+    if (fw_child_setup(keep, n, NULL, 0, stdout_to_stderr, pdeathsig, parent, cgroup_procs_fd) != 0) _exit(1);
     if (listen_fd >= 0) {
         int flags = fcntl(3, F_GETFD);
         if (flags >= 0) fcntl(3, F_SETFD, flags & ~FD_CLOEXEC);

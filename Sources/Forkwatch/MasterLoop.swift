@@ -54,6 +54,8 @@ final class MasterLoop {
     /// The workers' process groups and what they leave behind.
     private let groups: WorkerGroups
     private var groupsChanged = true
+    /// The cgroup every worker joins, when one was given.
+    private let cgroup: WorkersCgroup?
     /// End what a SIGKILLed predecessor on this socket path left (its workers' children).
     private let killPredecessorsLeftovers: Bool
     /// The worker count last written into each accept lock's memfd (its workers read it).
@@ -62,7 +64,8 @@ final class MasterLoop {
     init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
          listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
          registry: ServiceRegistry, reloadConfiguration: (() throws -> LauncherConfiguration)?,
-         killPredecessorsLeftovers: Bool = true) {
+         killPredecessorsLeftovers: Bool = true, cgroup: WorkersCgroup? = nil) {
+        self.cgroup = cgroup
         groups = WorkerGroups(statePath: control.map { $0.path + ".groups" })
         self.killPredecessorsLeftovers = killPredecessorsLeftovers
         self.listeners = listeners
@@ -98,6 +101,7 @@ final class MasterLoop {
             for lock in acceptLocks.values { Posix.close(lock) }
             // Nothing a worker started outlives the master's stop.
             groups.killAll(workers: table.workers.keys)
+            cgroup?.killAll()
         }
         // One accept lock per socket: a Swift worker accepts only while it holds it (nginx's
         // accept_mutex), so exactly one worker is woken per connection. The master never takes it.
@@ -105,6 +109,12 @@ final class MasterLoop {
         Posix.releaseFreeMemory()
         emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
         if let found = groups.endPredecessorsLeftovers(kill: killPredecessorsLeftovers) { emit(.notice(message: found)) }
+        if let cgroup, case let left = cgroup.members(), !left.isEmpty {
+            let pids = left.map(String.init).joined(separator: ", ")
+            if killPredecessorsLeftovers { cgroup.killAll() }
+            emit(.notice(message: "the workers' cgroup \(cgroup.directory) held \(left.count) processes a previous master left "
+                         + "(pids \(pids)): " + (killPredecessorsLeftovers ? "killed (cgroup.kill)" : "left alone as asked")))
+        }
         for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
             emit(.listening(service: service, address: listener.address, backlog: listener.backlog))
         }
@@ -435,7 +445,8 @@ final class MasterLoop {
             case .command(let argv):
                 pid = try Posix.forkExec(path: Posix.resolveExecutable(argv[0]), argv: argv, statusFD: status.write,
                                          listen: listeners[name].map { ($0.fd, name) },
-                                         stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill)
+                                         stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill,
+                                         cgroupProcsFD: cgroup?.procsFD)
             case .builtin(let builtin):
                 guard let entry = registry.entry(builtin) else {
                     Posix.close(status.read); Posix.close(status.write)
@@ -470,7 +481,8 @@ final class MasterLoop {
         let acceptLock = acceptLocks[name]
         let logFD = LogOutput.shared.fd > 2 ? LogOutput.shared.fd : nil
         guard Posix.childSetup(keep: [statusFD, deathPipe.read] + [listenFD, acceptLock, logFD].compactMap { $0 }, blocked: WorkerRuntime.handledSignals,
-                               stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID) else {
+                               stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID,
+                               cgroupProcsFD: cgroup?.procsFD) else {
             Posix.exitNow(1)
         }
         let context = WorkerContext(spec: spec, slot: slot, configuration: table.configuration,

@@ -95,7 +95,7 @@ package enum Posix {
     /// fork, then in the child the design's setup and `execve`. The corresponding C function is
     /// `fw_fork_exec` (CForkwatch), which stays async-signal-safe between fork and exec.
     package static func forkExec(path: String, argv: [String], statusFD: Int32, listen: (fd: Int32, name: String)?,
-                                stdoutToStderr: Bool, deathSignal: Signal) throws(PosixError) -> Int32 {
+                                stdoutToStderr: Bool, deathSignal: Signal, cgroupProcsFD: Int32? = nil) throws(PosixError) -> Int32 {
         // Every allocation happens here, before fork: the child only reads these arrays (and
         // writes its pid into the LISTEN_PID entry's room).
         let cPath = strdup(path)
@@ -128,7 +128,7 @@ package enum Posix {
             cArgv.withUnsafeBufferPointer { argvBuffer in
                 environment.withUnsafeBufferPointer { envBuffer in
                     fw_fork_exec(cPath, argvBuffer.baseAddress, envBuffer.baseAddress, statusFD, listen?.fd ?? -1,
-                                 listenPidDigits, stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent)
+                                 listenPidDigits, stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent, cgroupProcsFD ?? -1)
                 }
             }
         }
@@ -136,12 +136,13 @@ package enum Posix {
 
     /// The child half of the design's setup for a Swift worker (no exec). Returns false if the
     /// parent is already gone. The corresponding C function is `fw_child_setup`.
-    package static func childSetup(keep: [Int32], blocked: [Signal], stdoutToStderr: Bool, deathSignal: Signal, parent: Int32) -> Bool {
+    package static func childSetup(keep: [Int32], blocked: [Signal], stdoutToStderr: Bool, deathSignal: Signal, parent: Int32,
+                                   cgroupProcsFD: Int32? = nil) -> Bool {
         let numbers = blocked.map(\.rawValue)
         return keep.withUnsafeBufferPointer { keepBuffer in
             numbers.withUnsafeBufferPointer { blockedBuffer in
                 fw_child_setup(keepBuffer.baseAddress, Int32(keep.count), blockedBuffer.baseAddress, Int32(numbers.count),
-                               stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent) == 0
+                               stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent, cgroupProcsFD ?? -1) == 0
             }
         }
     }

@@ -121,8 +121,16 @@ public final class ProcessLauncher {
                 throw LauncherError.invalidConfiguration("service '\(spec.name)': \(what)")
             }
         }
+        var cgroup: WorkersCgroup?
+        if let directory = configuration.workersCgroup {
+            do { cgroup = try WorkersCgroup(directory: directory) } catch {
+                for listener in listeners.values { Posix.close(listener.fd) }
+                control?.close()
+                throw LauncherError.invalidConfiguration(error.call)
+            }
+        }
         let loop = MasterLoop(configuration: configuration, sink: events, control: control, listeners: listeners,
-                              registry: registry, reloadConfiguration: reloadConfiguration)
+                              registry: registry, reloadConfiguration: reloadConfiguration, cgroup: cgroup)
         return try loop.run()
     }
 }

@@ -32,6 +32,9 @@ struct LauncherOptions: ParsableArguments {
     @Option(name: .customLong(Settings.crashLoopThreshold.long), help: Settings.crashLoopThreshold.argumentHelp)
     var crashLoopThreshold: Int?
 
+    @Option(name: .customLong(Settings.workersCgroup.long), help: Settings.workersCgroup.argumentHelp)
+    var workersCgroup: String?
+
     @Option(name: .customLong(Settings.database.long), help: Settings.database.argumentHelp)
     var db: String?
 
@@ -54,6 +57,7 @@ struct LauncherOptions: ParsableArguments {
         try Settings.bootWindow.apply(flag: bootWindow, to: &configuration)
         try Settings.crashLoopThreshold.apply(flag: crashLoopThreshold, to: &configuration)
         try Settings.logFile.apply(flag: logFile, to: &configuration)
+        try Settings.workersCgroup.apply(flag: workersCgroup, to: &configuration)
         try Settings.database.apply(flag: db, to: &configuration)
         try Settings.reportInterval.apply(flag: reportInterval, to: &configuration)
         try Settings.periodicFuzzyDelay.apply(flag: periodicFuzzyDelay, to: &configuration)

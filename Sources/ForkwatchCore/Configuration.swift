@@ -142,6 +142,8 @@ public struct LauncherConfiguration: Hashable, Sendable {
     public var forkThrottleInterval: Double = 1
     /// Where the master's log lines go (SIGUSR1 reopens it); nil = standard error.
     public var logFile: String?
+    /// A cgroup v2 directory the workers join (and that is emptied with cgroup.kill); nil = none.
+    public var workersCgroup: String?
     public var services: [ServiceSpec] = []
 
     // nova's options for managed services (`Service.create`), their workers read them.

@@ -25,6 +25,11 @@ public enum Settings {
     public static let logFile = Setting<LauncherConfiguration, String>(
         "log_file", flag: "log-file", defaultText: "stderr", range: .nonEmpty("a path"),
         help: "the log of the master and its Swift workers; SIGUSR1 reopens it (workers too)", at: \.logFile)
+    public static let workersCgroup = Setting<LauncherConfiguration, String>(
+        "workers_cgroup", flag: "workers-cgroup", defaultText: "none", range: .nonEmpty("a path"),
+        help: "a cgroup v2 directory delegated to the master (not its own): every worker joins it at its fork, "
+            + "and what is left in it is killed (cgroup.kill) when the master stops and when the next one starts",
+        at: \.workersCgroup)
     public static let reportInterval = Setting<LauncherConfiguration, Double>(
         "report_interval", flag: "report-interval", default: 10, range: .above(0),
         help: "seconds between heartbeats into the services table (nova)", at: \.reportInterval)
@@ -120,7 +125,7 @@ public enum Settings {
 
     public static let launcher: [AnySetting<LauncherConfiguration>] = [
         gracefulShutdownTimeout.erased, restartMethod.erased, bootWindow.erased, crashLoopThreshold.erased,
-        forkThrottleInterval.erased, logFile.erased, reportInterval.erased, periodicEnable.erased,
+        forkThrottleInterval.erased, logFile.erased, workersCgroup.erased, reportInterval.erased, periodicEnable.erased,
         periodicFuzzyDelay.erased, periodicIntervalMax.erased, runExternalPeriodicTasks.erased, serviceDownTime.erased,
         database.erased, host.erased, transportURL.erased, controlExchange.erased,
     ]

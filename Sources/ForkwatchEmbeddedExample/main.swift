@@ -60,10 +60,7 @@ do { try launcher.events.writeEvents(to: "-") } catch { exit(2) }
 launcher.launchService("greeter", workers: workers) { context in Greeter(context: context) }
 if threadOnReload {
     launcher.reloadConfiguration = { [configuration = launcher.configuration] in
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { _ in
-            while true { sleep(1000) }
-        }, nil)
+        startStrayThread()
         logger.warning("the reload hook started a thread in the master")
         return configuration
     }

@@ -171,4 +171,69 @@ import Testing
         next.signal(SIGTERM)
         #expect(try next.waitExit() == 0)
     }
+
+    /// With a cgroup v2 for the workers, even what leaves its worker's process group (setsid)
+    /// ends with the service: at a graceful stop, and when the next master starts after one was
+    /// SIGKILLed (cgroup.kill).
+    @Test(.enabled(if: CgroupV2.mount != nil, "skipped: no writable cgroup v2 with cgroup.kill on this machine"))
+    func aCgroupEndsEvenWhatLeftItsProcessGroup() throws {
+        let cgroup = try #require(CgroupV2.mount) + "/forkwatch-test-\(UUID().uuidString.prefix(8))"
+        defer { rmdir(cgroup) }
+        let digits = UUID().uuidString.utf8.prefix(8).map { String($0 % 10) }.joined()
+        let pattern = "sleep 1001\\.\(digits)"
+        let argv = ["--workers-cgroup", cgroup, "--workers", "2", "--", "/bin/sh", "-c", "setsid sleep 1001.\(digits) & wait"]
+        let socket = directory + "/cgroup.sock"
+        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
+        try master.waitForReady(2)
+        for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
+        let started = pids(matching: pattern)
+        #expect(started.count == 2)
+        let members = ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(started.allSatisfy { members.contains(Substring(String($0))) }, "\(started) in \(members)")
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+        for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
+        #expect(pids(matching: pattern).isEmpty, "left after a graceful stop: \(pids(matching: pattern))")
+
+        let killed = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
+        try killed.waitForReady(2)
+        for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
+        killed.signal(SIGKILL)
+        _ = try killed.waitExit()
+        usleep(300_000)
+        let survivors = pids(matching: pattern)
+        defer { for pid in survivors { kill(pid, SIGKILL) } }
+        #expect(survivors.count == 2, "setsid'd children outlive a SIGKILLed master: \(survivors)")
+        let next = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket,
+                                       "--workers-cgroup", cgroup, "idle"], events: false)
+        try next.waitForReady(1)
+        let notice = next.all("notice").compactMap { $0["message"] as? String }.first { $0.contains("workers' cgroup") }
+        #expect(notice?.contains("killed (cgroup.kill)") == true, "\(next.all("notice"))")
+        for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
+        #expect(pids(matching: pattern).isEmpty, "left after the next master started: \(pids(matching: pattern))")
+        next.signal(SIGTERM)
+        #expect(try next.waitExit() == 0)
+        for _ in 0..<100 where !(((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty) {
+            usleep(10_000)
+        }
+    }
+}
+
+/// The cgroup v2 hierarchy, where this machine has one the tests may write in.
+enum CgroupV2 {
+    static let mount: String? = {
+        let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in info.split(separator: "\n") where line.contains(" - cgroup2 ") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { continue }
+            let mount = String(fields[4])
+            if access(mount + "/cgroup.procs", W_OK) == 0, access(mount, W_OK) == 0 {
+                let probe = mount + "/forkwatch-probe-\(getpid())"
+                guard mkdir(probe, 0o755) == 0 else { continue }
+                defer { rmdir(probe) }
+                if FileManager.default.fileExists(atPath: probe + "/cgroup.kill") { return mount }
+            }
+        }
+        return nil
+    }()
 }

@@ -42,9 +42,11 @@ pid_t fw_fork(void);
 /// `stdout_to_stderr` (the master's stdout carries the event stream), every fd >= 3 closed
 /// except `keep` (at most 16; close_range errors are ignored: nothing useful can be done about
 /// them here), PR_SET_PDEATHSIG(pdeathsig), then getppid() re-checked against `parent`.
-/// Async-signal-safe. Returns -1 if the parent is already gone.
+/// First of all, setpgid(0, 0) (the worker leads its own process group) and, when
+/// `cgroup_procs_fd` >= 0, "0" written to it (the workers' cgroup.procs: join that cgroup).
+/// Async-signal-safe. Returns -1 if the parent is already gone (or the cgroup refused it).
 int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked, int stdout_to_stderr,
-                   int pdeathsig, pid_t parent);
+                   int pdeathsig, pid_t parent, int cgroup_procs_fd);
 
 /// Forks and, in the child, runs fw_child_setup (nothing blocked) then execve(path, argv, envp).
 /// When execve fails the child writes "execfail <errno>\n" to `status_fd` (O_CLOEXEC, so a
@@ -54,7 +56,8 @@ int fw_child_setup(const int *keep, int nkeep, const int *blocked, int nblocked,
 /// own pid into `listen_pid_digits` (the value part of a "LISTEN_PID=" entry of `envp`, with
 /// room for 11 characters) — no allocation after fork.
 pid_t fw_fork_exec(const char *path, char *const argv[], char *const envp[], int status_fd,
-                   int listen_fd, char *listen_pid_digits, int stdout_to_stderr, int pdeathsig, pid_t parent);
+                   int listen_fd, char *listen_pid_digits, int stdout_to_stderr, int pdeathsig, pid_t parent,
+                   int cgroup_procs_fd);
 
 /// The accept queue of a listening TCP socket (TCP_INFO: tcpi_unacked = connections waiting to
 /// be accepted, tcpi_sacked = the backlog limit). Returns 0, or -1 (errno set).
