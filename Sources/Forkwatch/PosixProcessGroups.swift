@@ -27,6 +27,22 @@ extension Posix {
         return Glibc.kill(-pgid, signal.rawValue) == 0
     }
 
+    /// How many workers this host fits, for `max_workers`' default: 4096, less when the
+    /// process limit (RLIMIT_NPROC, less 64 for everything else of this user) or the memory
+    /// available (at 4 MiB a worker) is short. The corresponding C functions are `getrlimit`
+    /// and `/proc/meminfo`.
+    package static func hostWorkerLimit() -> Int {
+        var limit = 4096
+        let processes = fw_process_limit()
+        if processes >= 0 { limit = min(limit, max(1, Int(processes) - 64)) }
+        let meminfo = (try? readFile("/proc/meminfo")) ?? ""
+        if let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+           let kib = Int(line.split(separator: " ").dropFirst().first ?? "") {
+            limit = min(limit, max(1, kib / 4096))
+        }
+        return limit
+    }
+
     /// This process's session id. The corresponding C function is `getsid`.
     package static func sessionID() -> Int32 { getsid(0) }
 

@@ -84,6 +84,7 @@ public final class ProcessLauncher {
                 configuration.services[index].listen = listen
             }
         }
+        if configuration.maxWorkers == nil { configuration.maxWorkers = Posix.hostWorkerLimit() }
         if let problem = configuration.validate() { throw LauncherError.invalidConfiguration(problem) }
         for spec in configuration.services {
             if case .builtin(let name) = spec.program, !registry.contains(name) {

@@ -17,6 +17,9 @@ struct LauncherOptions: ParsableArguments {
     @Option(name: .customLong(Settings.logFile.long), help: Settings.logFile.argumentHelp)
     var logFile: String?
 
+    @Option(name: .customLong(Settings.maxWorkers.long), help: Settings.maxWorkers.argumentHelp)
+    var maxWorkers: Int?
+
     @Option(name: .customLong(Settings.gracefulShutdownTimeout.long), help: Settings.gracefulShutdownTimeout.argumentHelp)
     var gracefulShutdownTimeout: Double?
 
@@ -62,6 +65,9 @@ struct LauncherOptions: ParsableArguments {
         try Settings.reportInterval.apply(flag: reportInterval, to: &configuration)
         try Settings.periodicFuzzyDelay.apply(flag: periodicFuzzyDelay, to: &configuration)
         try Settings.periodicIntervalMax.apply(flag: periodicIntervalMax, to: &configuration)
+        try Settings.maxWorkers.apply(flag: maxWorkers, to: &configuration)
+        // Unless set, as many workers in all as the host fits (a count past it is refused).
+        if configuration.maxWorkers == nil { configuration.maxWorkers = Posix.hostWorkerLimit() }
     }
 
     /// Runs the master over `configuration` and exits with its code. Every check that can fail

@@ -142,6 +142,9 @@ public struct LauncherConfiguration: Hashable, Sendable {
     public var forkThrottleInterval: Double = 1
     /// Where the master's log lines go (SIGUSR1 reopens it); nil = standard error.
     public var logFile: String?
+    /// The most workers of all services together; nil = what the host fits (filled in before
+    /// the launcher starts: `hostWorkerLimit`).
+    public var maxWorkers: Int?
     /// A cgroup v2 directory the workers join (and that is emptied with cgroup.kill); nil = none.
     public var workersCgroup: String?
     public var services: [ServiceSpec] = []
@@ -192,6 +195,14 @@ public struct LauncherConfiguration: Hashable, Sendable {
             if let problem = service.listen?.validate() { return "service '\(service.name)': \(problem)" }
             if let problem = service.http.validate() { return "service '\(service.name)': \(problem)" }
         }
+        if let problem = checkTotalWorkers(services.reduce(0) { $0 + $1.workers }) { return problem }
         return nil
+    }
+
+    /// The one bound on all workers together (`max_workers`), for a configuration and a scale.
+    public func checkTotalWorkers(_ total: Int) -> String? {
+        guard let maxWorkers, total > maxWorkers else { return nil }
+        return "\(total) workers in all is over max_workers \(maxWorkers) (what this host fits unless set); "
+            + "raise max_workers (--max-workers) to allow more"
     }
 }

@@ -25,6 +25,11 @@ public enum Settings {
     public static let logFile = Setting<LauncherConfiguration, String>(
         "log_file", flag: "log-file", defaultText: "stderr", range: .nonEmpty("a path"),
         help: "the log of the master and its Swift workers; SIGUSR1 reopens it (workers too)", at: \.logFile)
+    public static let maxWorkers = Setting<LauncherConfiguration, Int>(
+        "max_workers", flag: "max-workers", defaultText: "fits the host: 4096, less if RLIMIT_NPROC or memory is short",
+        range: .within(1...100_000),
+        help: "the most workers of all services together, wherever a count enters (flags, file, scale, TTIN)",
+        at: \.maxWorkers)
     public static let workersCgroup = Setting<LauncherConfiguration, String>(
         "workers_cgroup", flag: "workers-cgroup", defaultText: "none", range: .nonEmpty("a path"),
         help: "a cgroup v2 directory delegated to the master (not its own): every worker joins it at its fork, "
@@ -125,7 +130,7 @@ public enum Settings {
 
     public static let launcher: [AnySetting<LauncherConfiguration>] = [
         gracefulShutdownTimeout.erased, restartMethod.erased, bootWindow.erased, crashLoopThreshold.erased,
-        forkThrottleInterval.erased, logFile.erased, workersCgroup.erased, reportInterval.erased, periodicEnable.erased,
+        forkThrottleInterval.erased, logFile.erased, maxWorkers.erased, workersCgroup.erased, reportInterval.erased, periodicEnable.erased,
         periodicFuzzyDelay.erased, periodicIntervalMax.erased, runExternalPeriodicTasks.erased, serviceDownTime.erased,
         database.erased, host.erased, transportURL.erased, controlExchange.erased,
     ]

@@ -347,6 +347,10 @@ public struct WorkerTable: Sendable {
         if let problem = Settings.workers.check(count) { return [.emit(.notice(message: "scale \(name): \(problem)"))] }
         let from = services[index].spec.workers
         guard from != count else { return [] }
+        let total = services.reduce(0) { $0 + $1.spec.workers } - from + count
+        if count > from, let problem = configuration.checkTotalWorkers(total) {
+            return [.emit(.notice(message: "scale \(name) to \(count) refused: \(problem)"))]
+        }
         services[index].spec.workers = count
         var actions: [Action] = [.emit(.scale(service: name, from: from, to: count, reason: reason))]
         var excess = -deficit(index)

@@ -113,6 +113,9 @@ int fw_drain_watch(int fd, const char *file);
 /// prctl(PR_SET_PDEATHSIG, sig).
 int fw_set_pdeathsig(int sig);
 
+/// RLIMIT_NPROC's soft limit, or -1 when unlimited (the macro does not import into Swift).
+long long fw_process_limit(void);
+
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): processes orphaned below this one are re-parented to it.
 int fw_set_child_subreaper(void);
 
