@@ -55,15 +55,6 @@ public struct WorkerTable: Sendable {
         public var rolling: RollingRestart?
     }
 
-    public struct RollingRestart: Sendable, Hashable {
-        /// Old workers still to replace, oldest first.
-        public var remaining: [Int32]
-        /// The new worker forked for the current step, until it is ready.
-        public var surgePid: Int32?
-        /// A surge fork was asked for and its pid is not known yet.
-        public var surgeForking = false
-    }
-
     public enum Phase: Sendable, Hashable {
         case running
         /// `killAt`: when survivors get SIGKILL (nil: never, or already sent).
@@ -127,11 +118,7 @@ public struct WorkerTable: Sendable {
         services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
         workers[pid] = Worker(pid: pid, service: name, generation: services[index].generation, forkedAt: now,
                               restarts: services[index].restarts)
-        if var rolling = services[index].rolling, rolling.surgeForking {
-            rolling.surgeForking = false
-            rolling.surgePid = pid
-            services[index].rolling = rolling
-        }
+        services[index].rolling?.forked(pid: pid)
         return [.emit(.fork(pid: pid, service: name, reason: reason, generation: services[index].generation))]
     }
 
@@ -139,10 +126,7 @@ public struct WorkerTable: Sendable {
     public mutating func forkFailed(service name: String, reason: ForkReason = .respawn, now: Double) -> [Action] {
         guard let index = index(of: name) else { return [] }
         services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
-        if var rolling = services[index].rolling, rolling.surgeForking {
-            rolling.surgeForking = false
-            services[index].rolling = rolling
-        }
+        services[index].rolling?.forkFailed()
         if services[index].pendingForkAt == nil, phase == .running {
             services[index].pendingForkAt = now + max(configuration.forkThrottleInterval, 0.1)
             services[index].pendingForkReason = reason
@@ -156,21 +140,16 @@ public struct WorkerTable: Sendable {
         worker.readyAt = now
         workers[pid] = worker
         var actions: [Action] = [.emit(.ready(pid: pid, service: worker.service, after: now - worker.forkedAt))]
-        if let index = index(of: worker.service), var rolling = services[index].rolling, rolling.surgePid == pid {
-            rolling.surgePid = nil
-            // Retire the oldest old worker that is still there.
-            while let old = rolling.remaining.first, workers[old] == nil || workers[old]!.retiring {
-                rolling.remaining.removeFirst()
-            }
-            if let old = rolling.remaining.first {
-                rolling.remaining.removeFirst()
+        if let index = index(of: worker.service), var rolling = services[index].rolling,
+           let step = rolling.ready(pid: pid, isServing: { workers[$0].map { !$0.retiring } ?? false }) {
+            if let old = step.retire {
                 workers[old]?.retiring = true
                 workers[old]?.stopRequested = true
                 actions.append(.emit(.rollingStep(service: worker.service, newPid: pid, oldPid: old, remaining: rolling.remaining.count)))
                 actions.append(.signal(pid: old, signal: .term, reason: "rolling restart: replacement \(pid) is ready", origin: "master"))
             }
-            services[index].rolling = rolling.remaining.isEmpty ? nil : rolling
-            if services[index].rolling == nil { actions.append(.emit(.rollingDone(service: worker.service))) }
+            services[index].rolling = step.isDone ? nil : rolling
+            if step.isDone { actions.append(.emit(.rollingDone(service: worker.service))) }
             actions += reconcile(index, now: now, reason: .rolling)
         }
         return actions
@@ -224,11 +203,7 @@ public struct WorkerTable: Sendable {
                                              uptime: uptime, expected: worker.stopRequested))]
         guard let index = index(of: worker.service) else { return actions }
 
-        if var rolling = services[index].rolling {
-            rolling.remaining.removeAll { $0 == pid }
-            if rolling.surgePid == pid { rolling.surgePid = nil }
-            services[index].rolling = rolling
-        }
+        services[index].rolling?.exited(pid: pid)
 
         switch phase {
         case .running:
@@ -415,7 +390,7 @@ public struct WorkerTable: Sendable {
                     actions.append(.signal(pid: worker.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master"))
                 }
             default:
-                services[index].rolling = current.isEmpty ? nil : RollingRestart(remaining: current.map(\.pid))
+                services[index].rolling = RollingRestart(replacing: current.map(\.pid))
             }
             if let workers = rescale[name], workers != services[index].spec.workers {
                 actions += scale(service: name, to: workers, reason: "reload: workers changed in the configuration", now: now)
@@ -435,15 +410,13 @@ public struct WorkerTable: Sendable {
         // Counted in place: this runs at least twice per exit, on the respawn path.
         var counted = service.forksInFlight
         for worker in workers.values where !worker.retiring && worker.service == service.spec.name { counted += 1 }
-        let surge = service.rolling.map { $0.surgePid != nil || $0.surgeForking || !$0.remaining.isEmpty } ?? false
+        let surge = service.rolling?.wantsSurge ?? false
         return service.spec.workers + (surge ? 1 : 0) - counted
     }
 
     private mutating func forkAction(_ index: Int, reason: ForkReason) -> [Action] {
         services[index].forksInFlight += 1
-        if var rolling = services[index].rolling, rolling.surgePid == nil, !rolling.surgeForking, !rolling.remaining.isEmpty {
-            rolling.surgeForking = true
-            services[index].rolling = rolling
+        if services[index].rolling?.claimSurgeFork() == true {
             return [.fork(service: services[index].spec.name, reason: .rolling)]
         }
         return [.fork(service: services[index].spec.name, reason: reason)]
