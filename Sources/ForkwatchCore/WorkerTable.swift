@@ -330,44 +330,23 @@ public struct WorkerTable: Sendable {
         if let error {
             return [.emit(.configError(message: "reload refused, keeping the running configuration: \(error)"))]
         }
-        var changes: [String] = []
-        /// Services whose worker count the file changed: rescaled after the restart.
-        var rescale: [String: Int] = [:]
-        if let new = newConfiguration {
-            let options: [(String, String, String)] = [
-                ("graceful_shutdown_timeout", "\(configuration.gracefulShutdownTimeout)", "\(new.gracefulShutdownTimeout)"),
-                ("restart_method", configuration.restartMethod.name, new.restartMethod.name),
-                ("boot_window", "\(configuration.bootWindow)", "\(new.bootWindow)"),
-                ("crash_loop_threshold", "\(configuration.crashLoopThreshold)", "\(new.crashLoopThreshold)"),
-                ("fork_throttle_interval", "\(configuration.forkThrottleInterval)", "\(new.forkThrottleInterval)"),
-                ("log_file", configuration.logFile ?? "-", new.logFile ?? "-"),
-            ]
-            changes += options.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) → \($0.2)" }
-            // Everything else (nova's options for managed services) reaches the workers forked
-            // from now on; the running services' counts stay the table's, below.
-            configuration = new
-            for spec in new.services {
-                if let index = index(of: spec.name) {
-                    if services[index].spec.program != spec.program { changes.append("\(spec.name): program changed") }
-                    if services[index].configuredWorkers != spec.workers {
-                        changes.append("\(spec.name): workers \(services[index].configuredWorkers) → \(spec.workers)")
-                        rescale[spec.name] = spec.workers
-                        services[index].configuredWorkers = spec.workers
-                    }
-                    services[index].spec.program = spec.program
-                    services[index].throttle.interval = new.forkThrottleInterval
-                } else {
-                    changes.append("\(spec.name): new service")
-                    services.append(Service(spec: spec, throttle: ForkThrottle(interval: new.forkThrottleInterval),
-                                            configuredWorkers: spec.workers))
-                }
-            }
-            for service in services where !new.services.contains(where: { $0.name == service.spec.name }) {
-                changes.append("\(service.spec.name): no longer in the configuration, kept running until the master stops")
-            }
+        let plan = ReloadPlan(running: services.map { ReloadPlan.RunningService(spec: $0.spec, configuredWorkers: $0.configuredWorkers) },
+                              current: configuration, new: newConfiguration)
+        // Everything else (nova's options for managed services) reaches the workers forked
+        // from now on; the running services' counts stay the table's (see ReloadPlan).
+        if let newConfiguration { configuration = newConfiguration }
+        for update in plan.updates {
+            guard let index = index(of: update.service) else { continue }
+            services[index].spec.program = update.program
+            services[index].throttle.interval = configuration.forkThrottleInterval
+            if let count = update.configuredWorkers { services[index].configuredWorkers = count }
+        }
+        for spec in plan.added {
+            services.append(Service(spec: spec, throttle: ForkThrottle(interval: configuration.forkThrottleInterval),
+                                    configuredWorkers: spec.workers))
         }
         let method = configuration.restartMethod
-        var actions: [Action] = [.emit(.reload(method: method, changes: changes.isEmpty ? "none" : changes.joined(separator: "; ")))]
+        var actions: [Action] = [.emit(.reload(method: method, changes: plan.summary))]
         for index in services.indices {
             let name = services[index].spec.name
             if services[index].state != .running {
@@ -377,27 +356,31 @@ public struct WorkerTable: Sendable {
                 actions.append(.emit(.serviceState(service: name, state: .running, reason: "reload: respawning again")))
             }
             services[index].generation += 1
-            let current = workers(of: name).filter { !$0.retiring }
-            switch method {
-            case .mutate:
-                for worker in current {
-                    actions.append(.signal(pid: worker.pid, signal: .hup, reason: "reload (mutate): reset in place", origin: "master"))
-                }
-            case .reload:
-                for worker in current {
-                    workers[worker.pid]?.stopRequested = true
-                    workers[worker.pid]?.replacedFor = .reload
-                    actions.append(.signal(pid: worker.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master"))
-                }
-            default:
-                services[index].rolling = RollingRestart(replacing: current.map(\.pid))
-            }
-            if let workers = rescale[name], workers != services[index].spec.workers {
-                actions += scale(service: name, to: workers, reason: "reload: workers changed in the configuration", now: now)
+            actions += restart(index, by: method)
+            if let count = plan.updates.first(where: { $0.service == name })?.scaleTo {
+                actions += scale(service: name, to: count, reason: "reload: workers changed in the configuration", now: now)
             }
             actions += reconcile(index, now: now, reason: method == .rolling ? .rolling : .reload)
         }
         return actions
+    }
+
+    /// A reload's restart of one service's workers (those not already retiring).
+    private mutating func restart(_ index: Int, by method: RestartMethod) -> [Action] {
+        let current = workers(of: services[index].spec.name).filter { !$0.retiring }
+        switch method {
+        case .mutate:
+            return current.map { .signal(pid: $0.pid, signal: .hup, reason: "reload (mutate): reset in place", origin: "master") }
+        case .reload:
+            for worker in current {
+                workers[worker.pid]?.stopRequested = true
+                workers[worker.pid]?.replacedFor = .reload
+            }
+            return current.map { .signal(pid: $0.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master") }
+        default:
+            services[index].rolling = RollingRestart(replacing: current.map(\.pid))
+            return []
+        }
     }
 
     // MARK: - Rules
