@@ -228,9 +228,9 @@ final class MasterLoop {
 
     private func answer(_ request: ControlRequest, from client: Int32, now: Double) {
         guard let control else { return }
-        func ok(_ extra: String = "") { control.send(client, "{\"ok\":true,\"op\":\"\(request.op)\"\(extra)}\n") }
-        switch request {
-        case .subscribe, .status:
+        // The table decides what acts on the master; the reply goes out before the actions,
+        // so a stop that ends the loop has already answered.
+        guard let outcome = table.control(request, now: now) else {
             let snapshot = Event(mono: now, wall: Posix.wallNow(),
                                  kind: .snapshot(table.snapshot(masterPid: masterPID, startedAt: startedAt,
                                                                 configuration: describe(table.configuration))))
@@ -238,37 +238,10 @@ final class MasterLoop {
             if request == .subscribe {
                 control.subscribe(client)
             }
-        case .signal(let pid, let signal):
-            // Only a live worker of this master: never the master itself, never a stranger.
-            guard table.workers[pid] != nil else {
-                control.send(client, ControlError("pid \(pid) is not a live worker of this master").line)
-                return
-            }
-            send(signal, to: pid, reason: "asked over the control socket", origin: "you")
-            ok(",\"pid\":\(pid),\"signal\":\"\(signal.name)\"")
-        case .scale(let service, let workers):
-            guard table.service(named: service) != nil else {
-                let names = table.services.map(\.spec.name).joined(separator: ", ")
-                control.send(client, ControlError("no service named '\(service)' (services: \(names))").line)
-                return
-            }
-            guard table.phase == .running else {
-                control.send(client, ControlError("the master is stopping").line)
-                return
-            }
-            perform(table.scale(service: service, to: workers, reason: "asked over the control socket", now: now))
-            ok()
-        case .reload:
-            guard table.phase == .running else {
-                control.send(client, ControlError("the master is stopping").line)
-                return
-            }
-            ok()
-            reload()
-        case .stop(let mode):
-            ok()
-            perform(table.requestStop(mode: mode, now: now))
+            return
         }
+        control.send(client, outcome.line)
+        perform(outcome.actions)
     }
 
     // MARK: - Sources

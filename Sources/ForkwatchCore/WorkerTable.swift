@@ -58,15 +58,6 @@ public struct WorkerTable: Sendable {
         public var rolling: RollingRestart?
     }
 
-    public struct RollingRestart: Sendable, Hashable {
-        /// Old workers still to replace, oldest first.
-        public var remaining: [Int32]
-        /// The new worker forked for the current step, until it is ready.
-        public var surgePid: Int32?
-        /// A surge fork was asked for and its pid is not known yet.
-        public var surgeForking = false
-    }
-
     public enum Phase: Sendable, Hashable {
         case running
         /// `killAt`: when survivors get SIGKILL (nil: never, or already sent).
@@ -74,7 +65,15 @@ public struct WorkerTable: Sendable {
         case exited
     }
 
-    public private(set) var configuration: LauncherConfiguration
+    /// The launcher's options. Its services live in `services[].spec` only (one home for each
+    /// spec: a scale changes it there, and every reader, a new worker included, sees the change).
+    private(set) var options: LauncherConfiguration
+    /// The options with the live service specs.
+    public var configuration: LauncherConfiguration {
+        var configuration = options
+        configuration.services = services.map(\.spec)
+        return configuration
+    }
     public private(set) var services: [Service]
     public private(set) var workers: [Int32: Worker] = [:]
     public private(set) var phase: Phase = .running
@@ -86,7 +85,8 @@ public struct WorkerTable: Sendable {
     public private(set) var taskTimings: [TaskKey: TaskTimings] = [:]
 
     public init(configuration: LauncherConfiguration) {
-        self.configuration = configuration
+        options = configuration
+        options.services = []
         self.services = configuration.services.map {
             Service(spec: $0, throttle: ForkThrottle(interval: configuration.forkThrottleInterval), configuredWorkers: $0.workers)
         }
@@ -108,7 +108,7 @@ public struct WorkerTable: Sendable {
             if let at = service.pendingForkAt { deadlines.append(at) }
             if service.state == .crashLooping, let since = service.crashLoopSince {
                 for worker in workers.values where worker.service == service.spec.name && worker.forkedAt >= since {
-                    deadlines.append(worker.forkedAt + configuration.bootWindow)
+                    deadlines.append(worker.forkedAt + options.bootWindow)
                 }
             }
         }
@@ -132,13 +132,12 @@ public struct WorkerTable: Sendable {
         workers[pid] = Worker(pid: pid, service: name, generation: services[index].generation, forkedAt: now,
                               restarts: services[index].restarts)
         workers[pid]!.slot = slot
-        if var rolling = services[index].rolling, rolling.surgeForking {
-            rolling.surgeForking = false
-            rolling.surgePid = pid
-            services[index].rolling = rolling
-        }
+        services[index].rolling?.forked(pid: pid)
         return [.emit(.fork(pid: pid, service: name, reason: reason, generation: services[index].generation))]
     }
+
+    /// The workers all services are configured for (what `max_workers` bounds).
+    public var totalWorkers: Int { services.reduce(0) { $0 + $1.spec.workers } }
 
     /// The slot the next worker of `service` gets: the lowest one no live worker holds.
     public func freeSlot(of service: String) -> Int {
@@ -150,12 +149,9 @@ public struct WorkerTable: Sendable {
     public mutating func forkFailed(service name: String, reason: ForkReason = .respawn, now: Double) -> [Action] {
         guard let index = index(of: name) else { return [] }
         services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
-        if var rolling = services[index].rolling, rolling.surgeForking {
-            rolling.surgeForking = false
-            services[index].rolling = rolling
-        }
+        services[index].rolling?.forkFailed()
         if services[index].pendingForkAt == nil, phase == .running {
-            services[index].pendingForkAt = now + max(configuration.forkThrottleInterval, 0.1)
+            services[index].pendingForkAt = now + max(options.forkThrottleInterval, 0.1)
             services[index].pendingForkReason = reason
         }
         return []
@@ -167,21 +163,16 @@ public struct WorkerTable: Sendable {
         worker.readyAt = now
         workers[pid] = worker
         var actions: [Action] = [.emit(.ready(pid: pid, service: worker.service, after: now - worker.forkedAt))]
-        if let index = index(of: worker.service), var rolling = services[index].rolling, rolling.surgePid == pid {
-            rolling.surgePid = nil
-            // Retire the oldest old worker that is still there.
-            while let old = rolling.remaining.first, workers[old] == nil || workers[old]!.retiring {
-                rolling.remaining.removeFirst()
-            }
-            if let old = rolling.remaining.first {
-                rolling.remaining.removeFirst()
+        if let index = index(of: worker.service), var rolling = services[index].rolling,
+           let step = rolling.ready(pid: pid, isServing: { workers[$0].map { !$0.retiring } ?? false }) {
+            if let old = step.retire {
                 workers[old]?.retiring = true
                 workers[old]?.stopRequested = true
                 actions.append(.emit(.rollingStep(service: worker.service, newPid: pid, oldPid: old, remaining: rolling.remaining.count)))
                 actions.append(.signal(pid: old, signal: .term, reason: "rolling restart: replacement \(pid) is ready", origin: "master"))
             }
-            services[index].rolling = rolling.remaining.isEmpty ? nil : rolling
-            if services[index].rolling == nil { actions.append(.emit(.rollingDone(service: worker.service))) }
+            services[index].rolling = step.isDone ? nil : rolling
+            if step.isDone { actions.append(.emit(.rollingDone(service: worker.service))) }
             actions += reconcile(index, now: now, reason: .rolling)
         }
         return actions
@@ -235,11 +226,7 @@ public struct WorkerTable: Sendable {
                                              uptime: uptime, expected: worker.stopRequested))]
         guard let index = index(of: worker.service) else { return actions }
 
-        if var rolling = services[index].rolling {
-            rolling.remaining.removeAll { $0 == pid }
-            if rolling.surgePid == pid { rolling.surgePid = nil }
-            services[index].rolling = rolling
-        }
+        services[index].rolling?.exited(pid: pid)
 
         switch phase {
         case .running:
@@ -283,7 +270,7 @@ public struct WorkerTable: Sendable {
             actions.append(.reopenLog)
             // gunicorn's USR1: the workers reopen the log file too. Built-in Swift workers only:
             // SIGUSR1's default action ends most programs a command could be.
-            if configuration.logFile != nil {
+            if options.logFile != nil {
                 for worker in workers.values.sorted(by: { $0.pid < $1.pid }) {
                     guard case .builtin = service(named: worker.service)?.spec.program else { continue }
                     actions.append(.signal(pid: worker.pid, signal: .usr1, reason: "reopen the log file", origin: "master"))
@@ -303,7 +290,7 @@ public struct WorkerTable: Sendable {
         if case .stopping(let mode, let killAt?, let code) = phase, now >= killAt {
             phase = .stopping(mode: mode, killAt: nil, exitCode: code)
             let reason = mode == .graceful
-                ? "graceful_shutdown_timeout (\(JSONObject.number(configuration.gracefulShutdownTimeout, decimals: 1)) s) expired"
+                ? "graceful_shutdown_timeout (\(JSONObject.number(options.gracefulShutdownTimeout, decimals: 1)) s) expired"
                 : "fast stop: workers still alive 1 s after SIGINT"
             actions += killAll(reason: reason)
         }
@@ -319,12 +306,12 @@ public struct WorkerTable: Sendable {
             }
             if services[index].state == .crashLooping, let since = services[index].crashLoopSince {
                 let name = services[index].spec.name
-                if workers.values.contains(where: { $0.service == name && $0.forkedAt >= since && now - $0.forkedAt >= configuration.bootWindow }) {
+                if workers.values.contains(where: { $0.service == name && $0.forkedAt >= since && now - $0.forkedAt >= options.bootWindow }) {
                     services[index].state = .running
                     services[index].crashLoopSince = nil
                     services[index].quickDeaths = 0
                     actions.append(.emit(.serviceState(service: name, state: .running,
-                        reason: "a worker has stayed up longer than boot_window (\(JSONObject.number(configuration.bootWindow, decimals: 1)) s)")))
+                        reason: "a worker has stayed up longer than boot_window (\(JSONObject.number(options.bootWindow, decimals: 1)) s)")))
                 }
             }
         }
@@ -347,8 +334,7 @@ public struct WorkerTable: Sendable {
         if let problem = Settings.workers.check(count) { return [.emit(.notice(message: "scale \(name): \(problem)"))] }
         let from = services[index].spec.workers
         guard from != count else { return [] }
-        let total = services.reduce(0) { $0 + $1.spec.workers } - from + count
-        if count > from, let problem = configuration.checkTotalWorkers(total) {
+        if count > from, let problem = options.checkTotalWorkers(totalWorkers - from + count) {
             return [.emit(.notice(message: "scale \(name) to \(count) refused: \(problem)"))]
         }
         services[index].spec.workers = count
@@ -372,44 +358,26 @@ public struct WorkerTable: Sendable {
         if let error {
             return [.emit(.configError(message: "reload refused, keeping the running configuration: \(error)"))]
         }
-        var changes: [String] = []
-        /// Services whose worker count the file changed: rescaled after the restart.
-        var rescale: [String: Int] = [:]
-        if let new = newConfiguration {
-            let options: [(String, String, String)] = [
-                ("graceful_shutdown_timeout", "\(configuration.gracefulShutdownTimeout)", "\(new.gracefulShutdownTimeout)"),
-                ("restart_method", configuration.restartMethod.name, new.restartMethod.name),
-                ("boot_window", "\(configuration.bootWindow)", "\(new.bootWindow)"),
-                ("crash_loop_threshold", "\(configuration.crashLoopThreshold)", "\(new.crashLoopThreshold)"),
-                ("fork_throttle_interval", "\(configuration.forkThrottleInterval)", "\(new.forkThrottleInterval)"),
-                ("log_file", configuration.logFile ?? "-", new.logFile ?? "-"),
-            ]
-            changes += options.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) → \($0.2)" }
-            // Everything else (nova's options for managed services) reaches the workers forked
-            // from now on; the running services' counts stay the table's, below.
-            configuration = new
-            for spec in new.services {
-                if let index = index(of: spec.name) {
-                    if services[index].spec.program != spec.program { changes.append("\(spec.name): program changed") }
-                    if services[index].configuredWorkers != spec.workers {
-                        changes.append("\(spec.name): workers \(services[index].configuredWorkers) → \(spec.workers)")
-                        rescale[spec.name] = spec.workers
-                        services[index].configuredWorkers = spec.workers
-                    }
-                    services[index].spec.program = spec.program
-                    services[index].throttle.interval = new.forkThrottleInterval
-                } else {
-                    changes.append("\(spec.name): new service")
-                    services.append(Service(spec: spec, throttle: ForkThrottle(interval: new.forkThrottleInterval),
-                                            configuredWorkers: spec.workers))
-                }
-            }
-            for service in services where !new.services.contains(where: { $0.name == service.spec.name }) {
-                changes.append("\(service.spec.name): no longer in the configuration, kept running until the master stops")
-            }
+        let plan = ReloadPlan(running: services.map { ReloadPlan.RunningService(spec: $0.spec, configuredWorkers: $0.configuredWorkers) },
+                              current: configuration, new: newConfiguration)
+        // Everything else (nova's options for managed services) reaches the workers forked
+        // from now on; the running services' counts stay the table's (see ReloadPlan).
+        if let newConfiguration {
+            options = newConfiguration
+            options.services = []
         }
-        let method = configuration.restartMethod
-        var actions: [Action] = [.emit(.reload(method: method, changes: changes.isEmpty ? "none" : changes.joined(separator: "; ")))]
+        for update in plan.updates {
+            guard let index = index(of: update.service) else { continue }
+            services[index].spec.program = update.program
+            services[index].throttle.interval = options.forkThrottleInterval
+            if let count = update.configuredWorkers { services[index].configuredWorkers = count }
+        }
+        for spec in plan.added {
+            services.append(Service(spec: spec, throttle: ForkThrottle(interval: options.forkThrottleInterval),
+                                    configuredWorkers: spec.workers))
+        }
+        let method = options.restartMethod
+        var actions: [Action] = [.emit(.reload(method: method, changes: plan.summary))]
         for index in services.indices {
             let name = services[index].spec.name
             if services[index].state != .running {
@@ -419,27 +387,31 @@ public struct WorkerTable: Sendable {
                 actions.append(.emit(.serviceState(service: name, state: .running, reason: "reload: respawning again")))
             }
             services[index].generation += 1
-            let current = workers(of: name).filter { !$0.retiring }
-            switch method {
-            case .mutate:
-                for worker in current {
-                    actions.append(.signal(pid: worker.pid, signal: .hup, reason: "reload (mutate): reset in place", origin: "master"))
-                }
-            case .reload:
-                for worker in current {
-                    workers[worker.pid]?.stopRequested = true
-                    workers[worker.pid]?.replacedFor = .reload
-                    actions.append(.signal(pid: worker.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master"))
-                }
-            default:
-                services[index].rolling = current.isEmpty ? nil : RollingRestart(remaining: current.map(\.pid))
-            }
-            if let workers = rescale[name], workers != services[index].spec.workers {
-                actions += scale(service: name, to: workers, reason: "reload: workers changed in the configuration", now: now)
+            actions += restart(index, by: method)
+            if let count = plan.updates.first(where: { $0.service == name })?.scaleTo {
+                actions += scale(service: name, to: count, reason: "reload: workers changed in the configuration", now: now)
             }
             actions += reconcile(index, now: now, reason: method == .rolling ? .rolling : .reload)
         }
         return actions
+    }
+
+    /// A reload's restart of one service's workers (those not already retiring).
+    private mutating func restart(_ index: Int, by method: RestartMethod) -> [Action] {
+        let current = workers(of: services[index].spec.name).filter { !$0.retiring }
+        switch method {
+        case .mutate:
+            return current.map { .signal(pid: $0.pid, signal: .hup, reason: "reload (mutate): reset in place", origin: "master") }
+        case .reload:
+            for worker in current {
+                workers[worker.pid]?.stopRequested = true
+                workers[worker.pid]?.replacedFor = .reload
+            }
+            return current.map { .signal(pid: $0.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master") }
+        default:
+            services[index].rolling = RollingRestart(replacing: current.map(\.pid))
+            return []
+        }
     }
 
     // MARK: - Rules
@@ -452,15 +424,13 @@ public struct WorkerTable: Sendable {
         // Counted in place: this runs at least twice per exit, on the respawn path.
         var counted = service.forksInFlight
         for worker in workers.values where !worker.retiring && worker.service == service.spec.name { counted += 1 }
-        let surge = service.rolling.map { $0.surgePid != nil || $0.surgeForking || !$0.remaining.isEmpty } ?? false
+        let surge = service.rolling?.wantsSurge ?? false
         return service.spec.workers + (surge ? 1 : 0) - counted
     }
 
     private mutating func forkAction(_ index: Int, reason: ForkReason) -> [Action] {
         services[index].forksInFlight += 1
-        if var rolling = services[index].rolling, rolling.surgePid == nil, !rolling.surgeForking, !rolling.remaining.isEmpty {
-            rolling.surgeForking = true
-            services[index].rolling = rolling
+        if services[index].rolling?.claimSurgeFork() == true {
             return [.fork(service: services[index].spec.name, reason: .rolling)]
         }
         return [.fork(service: services[index].spec.name, reason: reason)]
@@ -498,13 +468,13 @@ public struct WorkerTable: Sendable {
             services[index].state = .failed
             return [.emit(.serviceState(service: name, state: .failed, reason: "worker \(worker.pid) exited with 3 (boot error): not respawning until a reload"))]
         }
-        if uptime < configuration.bootWindow {
+        if uptime < options.bootWindow {
             services[index].quickDeaths += 1
-            if services[index].quickDeaths >= configuration.crashLoopThreshold, services[index].state == .running {
+            if services[index].quickDeaths >= options.crashLoopThreshold, services[index].state == .running {
                 services[index].state = .crashLooping
                 services[index].crashLoopSince = worker.forkedAt + uptime
                 return [.emit(.serviceState(service: name, state: .crashLooping,
-                    reason: "\(services[index].quickDeaths) workers in a row died within boot_window (\(JSONObject.number(configuration.bootWindow, decimals: 1)) s) of their fork"))]
+                    reason: "\(services[index].quickDeaths) workers in a row died within boot_window (\(JSONObject.number(options.bootWindow, decimals: 1)) s) of their fork"))]
             }
         } else if worker.forkedAt >= services[index].crashLoopSince ?? -.infinity {
             // Only a worker forked since the crash loop began proves the service boots again.
@@ -530,7 +500,7 @@ public struct WorkerTable: Sendable {
             services[index].rolling = nil
         }
         let timeout: Double? = switch mode {
-        case .graceful: configuration.gracefulShutdownTimeout > 0 ? configuration.gracefulShutdownTimeout : nil
+        case .graceful: options.gracefulShutdownTimeout > 0 ? options.gracefulShutdownTimeout : nil
         case .fast: 1
         case .immediate: nil
         }

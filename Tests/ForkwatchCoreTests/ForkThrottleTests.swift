@@ -56,11 +56,18 @@ import Testing
 
     @Test func neverWaitsLongerThanOneInterval() {
         var throttle = ForkThrottle(interval: 1)
+        var delays = 0
         for _ in 0..<100 {
-            if case .delay(let until, _, _, _) = throttle.admit(now: 0, workers: 3) {
+            switch throttle.admit(now: 0, workers: 3) {
+            case .forkNow:
+                break
+            case .delay(let until, _, _, _):
+                delays += 1
                 #expect(until == 1)
                 throttle.record(forkAt: 0)
             }
         }
+        // The first workers + 1 forks go at once; every later one in the same instant waits.
+        #expect(delays == 96)
     }
 }

@@ -54,21 +54,16 @@ import Testing
         #expect(try master.waitExit() == 0)
     }
 
-    /// The worker asks the service, with no dynamic cast: a library user's service is threaded
-    /// unless it adopts ThreadlessService.
-    @Test func onlyAThreadlessServiceRunsWithoutThreads() {
-        final class Threaded: Service {
-            func start() {}
-            func wait() {}
-            func stop() {}
-        }
-        final class Threadless: ThreadlessService {
-            func start() {}
-            func wait() {}
-            func stop() {}
-        }
-        let services: [any Service] = [Threaded(), Threadless()]
-        #expect(services.map(\.runsWithoutThreads) == [false, true])
+    /// A service that does not adopt ThreadlessService gets the threaded worker: the parked main
+    /// thread, `start()`/`wait()` on a thread of their own and the control loop on another.
+    /// `crashy` starts no thread itself, so those are its three. (The threadless side: an idle
+    /// worker is one thread, anIdleWorkerIsOneThreadThatObeysSignals.)
+    @Test func aServiceThatIsNotThreadlessRunsOnThreadsOfItsOwn() throws {
+        let master = try LaunchedMaster(["--workers", "2", "crashy"])
+        // crashy dies within 0-3 s and is respawned: whichever worker is alive will do.
+        #expect(Proc.eventually { Proc.children(of: master.pid).contains { Proc.threadCount(of: $0) == 3 } })
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
     }
 
     /// The file pages given back fault in again on use; anonymous memory is untouched.

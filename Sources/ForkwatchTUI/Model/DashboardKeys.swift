@@ -10,65 +10,51 @@ extension DashboardModel {
             self.prompt = nil
             return answer(prompt, with: key)
         }
-        switch key {
-        case .up: move(by: -1)
-        case .down: move(by: 1)
-        case .pageUp: move(by: -pageSize)
-        case .pageDown: move(by: pageSize)
-        case .home: move(by: Int.min / 2)
-        case .end: move(by: Int.max / 2)
-        case .left, .right: focus = focus == .workers ? .events : .workers
-        case .enter:
-            if focus == .events { explainOpen.toggle() }
-        case .escape:
-            if explainOpen { explainOpen = false } else if !filter.isEmpty { setFilter("") } else { message = nil }
-        case .backspace: break
-        case .character(let character): return handle(character)
+        switch KeyBinding.lookup(key, in: mode) {
+        case .perform(let action): return perform(action)
+        case .readOnly: showMessage(Self.replayIsReadOnly)
+        case .unbound: break
         }
         return []
     }
 
-    private mutating func handle(_ character: Character) -> [DashboardCommand] {
-        if mode == .replay {
-            switch character {
-            case ".", "n": return [.replayStep]
-            case "<", ">":
-                setReplaySpeed(character == "<" ? replaySpeed / 2 : replaySpeed * 2)
-                showMessage("replay speed ×\(Self.speedText(replaySpeed))")
-                return [.replaySpeed(replaySpeed)]
-            case "t", "h", "i", "k", "+", "=", "-", "r":
-                showMessage("replay is read-only: signals, scaling and reloads need a live master")
-                return []
-            default: break
-            }
-        }
-        switch character {
-        case "\t": focus = focus == .workers ? .events : .workers
-        case "[": moveEventCursor(by: -1)
-        case "]": moveEventCursor(by: 1)
-        case "e", "E": explainOpen.toggle()
-        case "/":
-            editingFilter = true
-        case " ": togglePause()
-        case "f", "F":
+    static let replayIsReadOnly = "replay is read-only: signals, scaling and reloads need a live master"
+
+    /// Carries out what a key is bound to (`KeyBinding.all`).
+    private mutating func perform(_ action: KeyAction) -> [DashboardCommand] {
+        switch action {
+        case .move(let delta): move(by: delta)
+        case .page(let pages): move(by: pages * pageSize)
+        case .moveToFirst: move(by: Int.min / 2)
+        case .moveToLast: move(by: Int.max / 2)
+        case .switchFocus: focus = focus == .workers ? .events : .workers
+        case .moveEventCursor(let delta): moveEventCursor(by: delta)
+        case .toggleExplain: explainOpen.toggle()
+        case .explainFromEvents:
+            if focus == .events { explainOpen.toggle() }
+        case .dismiss:
+            if explainOpen { explainOpen = false } else if !filter.isEmpty { setFilter("") } else { message = nil }
+        case .editFilter: editingFilter = true
+        case .togglePause: togglePause()
+        case .toggleFastRefresh:
             setFastRefresh(!isFastRefresh)
             showMessage(isFastRefresh ? "fast refresh: every 100 ms" : "refresh: every second")
             return [.setFastRefresh(isFastRefresh)]
-        case "?": prompt = .help
-        case "q", "Q":
-            if mode == .replay { return [.quit(stopServices: false)] }
-            prompt = .confirmQuit
-        case "t": return signalSelected(.term)
-        case "h": return signalSelected(.hup)
-        case "i": return signalSelected(.int)
-        case "k":
+        case .showHelp: prompt = .help
+        case .askQuit: prompt = .confirmQuit
+        case .quitReplay: return [.quit(stopServices: false)]
+        case .signal(let signal): return signalSelected(signal)
+        case .askKill:
             if let (pid, service) = signalTarget() { prompt = .confirmKill(pid: pid, service: service) }
-        case "+", "=": return scaleSelected(by: 1)
-        case "-": return scaleSelected(by: -1)
-        case "r":
+        case .scale(let delta): return scaleSelected(by: delta)
+        case .reload:
             showMessage("asked the master to reload: workers restart by restart_method")
             return [.reload]
-        default: break
+        case .replayStep: return [.replayStep]
+        case .replaySpeed(let factor):
+            setReplaySpeed(replaySpeed * factor)
+            showMessage("replay speed ×\(Self.speedText(replaySpeed))")
+            return [.replaySpeed(replaySpeed)]
         }
         return []
     }

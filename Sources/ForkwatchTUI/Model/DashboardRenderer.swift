@@ -165,14 +165,12 @@ public enum DashboardRenderer {
 
     typealias FooterKey = (key: String, label: String)
 
-    /// Every key with a one-word label: on one row when it fits, else on two (at 80 columns),
+    /// Every key with a one-word label (`KeyBinding.all`): on one row when it fits, else on two (at 80 columns),
     /// so that no key is ever left out and no label needs abbreviating.
     static func footerLines(_ mode: DashboardModel.Mode, width: Int) -> [[FooterKey]] {
-        let actions: [FooterKey] = mode == .replay
-            ? [("space", "pause"), (".", "step"), ("< >", "speed"), ("e", "explain"), ("/", "filter")]
-            : [("t", "TERM"), ("h", "HUP"), ("k", "KILL"), ("i", "INT"), ("+/-", "scale"), ("r", "restart"), ("e", "explain")]
-        let views: [FooterKey] = (mode == .replay ? [] : [("/", "filter"), ("space", "pause")])
-            + [("f", "fast"), ("Tab", "focus"), ("[ ]", "event"), ("?", "help"), ("q", "quit")]
+        let lines = KeyBinding.footer(mode)
+        let actions: [FooterKey] = lines.actions.map { ($0.key, $0.label) }
+        let views: [FooterKey] = lines.views.map { ($0.key, $0.label) }
         func length(_ keys: [FooterKey]) -> Int { 1 + keys.reduce(0) { $0 + $1.key.count + 1 + $1.label.count } + max(0, keys.count - 1) * 2 }
         if length(actions + views) <= width { return [actions + views] }
         return [actions, views]

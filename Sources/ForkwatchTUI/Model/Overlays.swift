@@ -2,37 +2,9 @@ import ForkwatchCore
 
 /// The boxes drawn over the dashboard: help, the SIGKILL confirmation, the quit question.
 extension DashboardRenderer {
-    /// Every key with what it does, for the help overlay (and the README).
+    /// Every key with what it does, for the help overlay (and the README): `KeyBinding.all`.
     static func helpEntries(_ mode: DashboardModel.Mode) -> [(keys: String, meaning: String)] {
-        let navigation: [(String, String)] = [
-            ("↑ ↓ PgUp PgDn", "select a worker (the selection follows its pid)"),
-            ("Home End", "first / last worker (or event)"),
-            ("Tab ← →", "move the keys between WORKERS and EVENTS"),
-            ("[ ]", "older / newer event; ] past the newest follows again"),
-            ("e  Enter", "explain the selected event (syscall, status word, throttle)"),
-            ("/", "filter events and workers (Enter keeps, Esc clears)"),
-        ]
-        let live: [(String, String)] = [
-            ("t", "SIGTERM the selected worker: graceful stop, then respawn"),
-            ("h", "SIGHUP the selected worker: reset() in place"),
-            ("i", "SIGINT the selected worker: exit 1 now"),
-            ("k", "SIGKILL the selected worker (asks y/N first)"),
-            ("+ -", "one worker more / fewer for the selected service"),
-            ("r", "reload: restart the workers by restart_method"),
-            ("space", "pause the display (the master keeps running)"),
-        ]
-        let replay: [(String, String)] = [
-            ("space", "pause / resume the replay"),
-            (". n", "step one event"),
-            ("< >", "half / double replay speed"),
-        ]
-        let common: [(String, String)] = [
-            ("f", "fast refresh: every 100 ms instead of every second"),
-            ("Esc", "close the explanation, clear the filter"),
-            ("?", "this help (any key closes it)"),
-            ("q", mode == .replay ? "quit the replay" : "quit: stop the services or leave them running"),
-        ]
-        return navigation + (mode == .replay ? replay : live) + common
+        KeyBinding.helpEntries(mode)
     }
 
     static func drawHelp(_ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout) {
