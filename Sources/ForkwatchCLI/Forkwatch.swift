@@ -22,15 +22,7 @@ struct ForkwatchCommand: ParsableCommand {
         // Every logger of this process prints forkwatch's lines (the library never bootstraps).
         LineLogHandler.bootstrap()
         do {
-            // Everything after the first `--` is the command to supervise, verbatim: split it
-            // off here because ArgumentParser cannot have it beside the SERVICE array.
-            var arguments = Array(CommandLine.arguments.dropFirst())
-            if let terminator = arguments.firstIndex(of: "--") {
-                PassthroughCommand.argv = Array(arguments[(terminator + 1)...])
-                PassthroughCommand.given = true
-                arguments = Array(arguments[..<terminator])
-            }
-            var command = try parseAsRoot(arguments)
+            var command = try parseAsRoot(CommandLineSplit.parts.arguments)
             try command.run()
         } catch {
             let code = exitCode(for: error)
@@ -61,10 +53,15 @@ extension String {
     }
 }
 
-/// The `-- COMMAND ARGS…` part of the command line.
-enum PassthroughCommand {
-    nonisolated(unsafe) static var argv: [String] = []
-    nonisolated(unsafe) static var given = false
+/// The command line split at its first `--`: what ArgumentParser parses, and the command to
+/// supervise, verbatim (ArgumentParser cannot have a second array beside the SERVICE array).
+/// Read once from the process's arguments; nothing sets it.
+enum CommandLineSplit {
+    static let parts: (arguments: [String], command: [String]?) = {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        guard let terminator = arguments.firstIndex(of: "--") else { return (arguments, nil) }
+        return (Array(arguments[..<terminator]), Array(arguments[(terminator + 1)...]))
+    }()
 }
 
 /// Leaves the CLI: standard output is flushed first (`print` buffers when it is not a

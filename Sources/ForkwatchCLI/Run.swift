@@ -150,12 +150,12 @@ struct Run: ParsableCommand {
     @Argument(help: "Built-in services to run (default: the services of --config), or '-- COMMAND ARGS…' to supervise any program.")
     var services: [String] = []
 
-    /// After `--` (split off in `ForkwatchCommand.main`).
-    var command: [String] { PassthroughCommand.argv }
+    /// Everything after `--`, verbatim: the program to supervise and its own arguments.
+    var command: [String] { CommandLineSplit.parts.command ?? [] }
 
     func validate() throws {
         if let workers, let problem = Settings.workers.checkFlag(workers) { throw ValidationError(problem) }
-        if PassthroughCommand.given && command.isEmpty { throw ValidationError("'--' must be followed by a command") }
+        if command.isEmpty && CommandLineSplit.parts.command != nil { throw ValidationError("'--' must be followed by a command") }
         if !command.isEmpty && !services.isEmpty {
             throw ValidationError("give either service names or '-- COMMAND', not both")
         }
