@@ -82,7 +82,7 @@ public final class WSGIService: Service, @unchecked Sendable {
             workerPid: String(getpid()), accessLog: accessLog, drainGrace: .milliseconds(500))
         let poolSize = options.poolSize
         let gate: AcceptGate
-        do { gate = try AcceptGate(sharedLock: context.acceptLockFD, poolSize: poolSize, workers: spec.workers) } catch {
+        do { gate = try AcceptGate(sharedLock: context.acceptLockFD, poolSize: poolSize, workers: spec.workers, log: log) } catch {
             throw BootError("accept lock: \(error)")
         }
         self.gate = gate
