@@ -182,7 +182,7 @@ public enum ConfigFile {
     }
 
     /// A service's HTTP options (nova's `[wsgi]` names, oslo's `[ssl]` ones).
-    static let httpKeys = ["enabled_apis", "pool_size", "keep_alive", "client_socket_timeout", "max_header_line",
+    static let httpKeys = ["enabled_apis", "pool_size", "keep_alive", "client_socket_timeout", "client_header_timeout", "max_header_line",
                            "cert_file", "key_file", "ca_file", "access_log"]
 
     private static func httpOption(_ key: String, _ value: Node, into http: inout HTTPOptions, service: String,
@@ -203,6 +203,7 @@ public enum ConfigFile {
         case "pool_size": http.poolSize = try integer(value, qualified, min: 1, fail)
         case "keep_alive": http.keepAlive = try boolean(value, qualified, fail)
         case "client_socket_timeout": http.clientSocketTimeout = try number(value, qualified, min: 0, fail)
+        case "client_header_timeout": http.clientHeaderTimeout = try number(value, qualified, min: 0, fail)
         case "max_header_line": http.maxHeaderLine = try integer(value, qualified, min: 64, fail)
         case "cert_file": http.certFile = try path()
         case "key_file": http.keyFile = try path()

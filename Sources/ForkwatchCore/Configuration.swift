@@ -76,6 +76,9 @@ public struct HTTPOptions: Hashable, Sendable {
     /// Seconds a connection may sit without sending anything before it is closed; 0 = forever
     /// (nova `client_socket_timeout`, 900).
     public var clientSocketTimeout: Double
+    /// Seconds a connection may take to send a whole request head (nginx `client_header_timeout`,
+    /// 60); 0 = forever.
+    public var clientHeaderTimeout: Double = 60
     /// Longest request line or header line accepted, in bytes (nova `max_header_line`, 16384).
     public var maxHeaderLine: Int
     /// TLS (oslo's `use_ssl`): both or neither. With `caFile`, clients must present a certificate.
@@ -107,6 +110,7 @@ public struct HTTPOptions: Hashable, Sendable {
     public func validate() -> String? {
         if poolSize < 1 { return "pool_size must be >= 1, got \(poolSize)" }
         if !(clientSocketTimeout >= 0) || !clientSocketTimeout.isFinite { return "client_socket_timeout must be >= 0, got \(clientSocketTimeout)" }
+        if !(clientHeaderTimeout >= 0) || !clientHeaderTimeout.isFinite { return "client_header_timeout must be >= 0, got \(clientHeaderTimeout)" }
         if maxHeaderLine < 64 { return "max_header_line must be >= 64, got \(maxHeaderLine)" }
         if enabledAPIs.isEmpty { return "enabled_apis is empty" }
         // oslo sslutils: one of the pair alone is an error, not a silent plain-text server.

@@ -74,11 +74,12 @@ public final class WSGIService: Service, @unchecked Sendable {
             let log = self.log
             accessLog = { line in log.info("\(line)") }
         }
-        let idleTimeout = options.clientSocketTimeout > 0 ? TimeAmount.nanoseconds(Int64(options.clientSocketTimeout * 1e9)) : nil
+        func timeAmount(_ seconds: Double) -> TimeAmount? { seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil }
         let server = ServerContext(
             urlMap: urlMap, threadPool: threadPool,
             options: ResolvedHTTPOptions(keepAlive: options.keepAlive, maxHeaderLine: options.maxHeaderLine, maxBody: 1 << 20,
-                                         clientSocketTimeout: idleTimeout),
+                                         clientSocketTimeout: timeAmount(options.clientSocketTimeout),
+                                         clientHeaderTimeout: timeAmount(options.clientHeaderTimeout)),
             workerPid: String(getpid()), accessLog: accessLog, drainGrace: .milliseconds(500))
         let poolSize = options.poolSize
         let gate: AcceptGate
@@ -123,7 +124,7 @@ public final class WSGIService: Service, @unchecked Sendable {
         let address = Posix.localAddress(socket) ?? spec.listen.map { "\($0.host):\($0.port)" } ?? "?"
         let scheme = tls == nil ? "http" : "https"
         let mounts = options.enabledAPIs.map { api in "\(api) \(urlMap.entries.first { $0.app.name == api }?.prefix ?? "?")" }
-        log.info("listening on \(scheme)://\(address)/ (\(mounts.joined(separator: ", ")), healthcheck /healthcheck; pool_size \(poolSize), keep_alive \(options.keepAlive ? "on" : "off"), client_socket_timeout \(options.clientSocketTimeout == 0 ? "none" : "\(options.clientSocketTimeout) s"))")
+        log.info("listening on \(scheme)://\(address)/ (\(mounts.joined(separator: ", ")), healthcheck /healthcheck; pool_size \(poolSize), keep_alive \(options.keepAlive ? "on" : "off"), client_socket_timeout \(options.clientSocketTimeout == 0 ? "none" : "\(options.clientSocketTimeout) s"), client_header_timeout \(options.clientHeaderTimeout == 0 ? "none" : "\(options.clientHeaderTimeout) s"))")
     }
 
     public func wait() {

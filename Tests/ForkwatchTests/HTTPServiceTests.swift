@@ -318,6 +318,39 @@ import Testing
         #expect(try master.waitExit() == 0)
     }
 
+    /// A head sent in part is answered 408 and closed after client_header_timeout; a connection
+    /// that sent nothing is closed without a word; an idle keep-alive connection is not a
+    /// half-sent head (client_socket_timeout governs it), but a head begun on it is.
+    @Test func aHalfSentRequestHeadIsClosedAfterClientHeaderTimeout() throws {
+        let (master, port, _) = try start(try config(["client_header_timeout": "1"]))
+        let started = Date()
+        let halfSent = try HTTPConnection(port: port)
+        try halfSent.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n")  // no blank line: the head is not over
+        let silent = try HTTPConnection(port: port)
+        let keptAlive = try HTTPConnection(port: port)
+        try keptAlive.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try keptAlive.readResponse().status == 200)
+
+        let response = try halfSent.readResponse(timeout: 5)
+        let waited = Date().timeIntervalSince(started)
+        #expect(response.status == 408)
+        #expect(response.headers["connection"] == "close")
+        #expect(waited > 0.8 && waited < 3, "408 after \(waited) s")
+        #expect(halfSent.closedByServer(within: 2))
+        #expect(silent.closedByServer(within: 2))
+
+        // Idle past the header timeout between requests: still served.
+        usleep(1_500_000)
+        try keptAlive.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try keptAlive.readResponse().status == 200)
+        // A second head begun on it and left unfinished: 408 too.
+        try keptAlive.send("GET /healthcheck HTTP/1.1\r\n")
+        #expect(try keptAlive.readResponse(timeout: 5).status == 408)
+        #expect(keptAlive.closedByServer(within: 2))
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
     /// utime + stime of `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
     private func cpuTicks(of pid: Int32) throws -> Int {
         let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
