@@ -3,7 +3,8 @@ import ForkwatchCore
 import Glibc
 import Testing
 
-/// The pure parts of the HTTP bounds: what the accept back-off says and when.
+/// The pure parts of the HTTP bounds: what the accept back-off says and when, and which
+/// addresses get the no-authentication warning.
 @Suite struct HTTPBoundsTests {
 
     /// Failures every 0.1 s (the gate's back-off) for 2.5 s, then an accept: a line at the first
@@ -24,5 +25,18 @@ import Testing
         // Over: the next accept says nothing, the next failure speaks at once.
         #expect(backOff.accepted(now: 103) == nil)
         #expect(backOff.failed(errno: ENFILE, now: 103.05, open: 1, fdLimit: 96)?.contains("ENFILE") == true)
+    }
+
+    @Test(arguments: [
+        ("0.0.0.0:8774", nil, true), ("[::]:8774", nil, true), ("10.1.2.3:80", nil, true),
+        ("127.0.0.1:8774", nil, false), ("127.0.1.1:8774", nil, false), ("[::1]:8774", nil, false),
+        ("0.0.0.0:8774", "/etc/ca.pem", false),
+    ] as [(String, String?, Bool)])
+    func bindingBeyondLoopbackWithoutAuthenticationIsWarnedAbout(address: String, caFile: String?, warned: Bool) {
+        var options = HTTPOptions()
+        if caFile != nil { (options.certFile, options.keyFile, options.caFile) = ("/c.pem", "/k.pem", caFile) }
+        let warning = WSGIService.exposureWarning(address: address, options: options)
+        #expect((warning != nil) == warned, "\(address): \(warning ?? "no warning")")
+        if let warning { #expect(warning.contains("listens on \(address)") && warning.contains("no authentication")) }
     }
 }

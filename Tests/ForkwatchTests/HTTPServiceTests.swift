@@ -15,9 +15,10 @@ import Testing
     }
 
     /// A config file for `api` on a free loopback port with these extra service options.
-    private func config(_ options: [String: String] = [:], workers: Int = 2, top: String = "", scheduler: Bool = false) throws -> String {
+    private func config(_ options: [String: String] = [:], workers: Int = 2, top: String = "", scheduler: Bool = false,
+                        listen: String = "127.0.0.1") throws -> String {
         let path = directory + "/forkwatch-\(UUID().uuidString.prefix(6)).yaml"
-        var text = "database: \(directory)/db.sqlite\n\(top)services:\n  api:\n    workers: \(workers)\n    listen: 127.0.0.1\n    port: 0\n"
+        var text = "database: \(directory)/db.sqlite\n\(top)services:\n  api:\n    workers: \(workers)\n    listen: \(listen)\n    port: 0\n"
         for (key, value) in options.sorted(by: { $0.key < $1.key }) { text += "    \(key): \(value)\n" }
         if scheduler { text += "  scheduler:\n    workers: 2\n" }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -349,6 +350,24 @@ import Testing
         #expect(keptAlive.closedByServer(within: 2))
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
+    }
+
+    /// Listening beyond loopback with no authentication: one warning per start (the first worker
+    /// says it, not each); none on 127.0.0.1.
+    @Test func listeningOnEveryAddressWithoutAuthenticationIsWarnedAboutOnce() throws {
+        let warning = "with no authentication"
+        let (exposed, port, _) = try start(try config(listen: "0.0.0.0"))
+        #expect(try HTTPConnection.get(port, "/healthcheck").status == 200)
+        #expect(exposed.log.components(separatedBy: warning).count - 1 == 1, "\(exposed.log)")
+        #expect(exposed.log.contains("the API listens on 0.0.0.0:\(port) (every address of this host) with no authentication"))
+        exposed.signal(SIGTERM)
+        #expect(try exposed.waitExit() == 0)
+
+        let (local, _, _) = try start(try config())
+        #expect(local.log.contains("listening on http://127.0.0.1:"))
+        #expect(!local.log.contains(warning), "\(local.log)")
+        local.signal(SIGTERM)
+        #expect(try local.waitExit() == 0)
     }
 
     /// utime + stime of `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
