@@ -72,6 +72,9 @@ public struct HTTPOptions: Hashable, Sendable {
     /// Seconds a connection may sit without sending anything before it is closed; 0 = forever
     /// (nova `client_socket_timeout`, 900).
     public var clientSocketTimeout: Double
+    /// Seconds a connection may take to send a whole request head (nginx `client_header_timeout`,
+    /// 60); 0 = forever.
+    public var clientHeaderTimeout: Double = 60
     /// Longest request line or header line accepted, in bytes (nova `max_header_line`, 16384).
     public var maxHeaderLine: Int
     /// TLS (oslo's `use_ssl`): both or neither. With `caFile`, clients must present a certificate.

@@ -110,6 +110,10 @@ public enum Settings {
     public static let clientSocketTimeout = Setting<HTTPOptions, Double>(
         "client_socket_timeout", .http, default: 900, range: .atLeast(0),
         help: "seconds a connection may sit idle before it is closed; 0 = forever", at: \.clientSocketTimeout)
+    public static let clientHeaderTimeout = Setting<HTTPOptions, Double>(
+        "client_header_timeout", .http, default: 60, range: .atLeast(0),
+        help: "seconds a client has to send a whole request head (nginx's, 60) before a 408 and the close; 0 = no limit",
+        at: \.clientHeaderTimeout)
     public static let maxHeaderLine = Setting<HTTPOptions, Int>(
         "max_header_line", .http, default: 16384, range: .atLeast(64),
         help: "longest request line or header line accepted, in bytes", at: \.maxHeaderLine)
@@ -137,7 +141,7 @@ public enum Settings {
     public static let service: [AnySetting<ServiceSpec>] = [workers.erased]
     public static let listenSocket: [AnySetting<ListenSpec>] = [listen.erased, port.erased, backlog.erased, tcpKeepidle.erased]
     public static let http: [AnySetting<HTTPOptions>] = [
-        enabledAPIs.erased, poolSize.erased, keepAlive.erased, clientSocketTimeout.erased, maxHeaderLine.erased,
+        enabledAPIs.erased, poolSize.erased, keepAlive.erased, clientSocketTimeout.erased, clientHeaderTimeout.erased, maxHeaderLine.erased,
         certFile.erased, keyFile.erased, caFile.erased, accessLog.erased,
     ]
 

@@ -22,6 +22,8 @@ struct ResolvedHTTPOptions: Sendable {
     let maxBody: Int
     /// nil = wait forever.
     let clientSocketTimeout: TimeAmount?
+    /// How long a request head may take to arrive; nil = forever.
+    let clientHeaderTimeout: TimeAmount?
 }
 
 /// The one HTTP handler of a connection, after NIO's request decoder (llhttp). It
@@ -36,6 +38,8 @@ struct ResolvedHTTPOptions: Sendable {
 ///   X-Worker-Pid and `Connection: close`;
 /// - closes the connection after `client_socket_timeout` without a byte from the client (its own
 ///   timer, re-armed only when it fires: no extra handler in every read's path);
+/// - closes a connection whose request head has not all arrived `client_header_timeout` after it
+///   began (408 if some of it came), so half-sent heads cannot hold the pool (see `headSince`);
 /// - drains on the quiescing helper's event (see `userInboundEventTriggered`).
 final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -57,19 +61,43 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var draining = false
     /// When the client last sent something, for `client_socket_timeout`.
     private var lastRead: NIODeadline = .now()
+    private var idleTimer: Scheduled<Void>?
+    /// Since when a request head has been arriving, for `client_header_timeout`; nil while a
+    /// request is under way or a keep-alive connection is idle. The first head's time runs from
+    /// the connection's start (nginx's rule). A later head's runs from the first read that gives
+    /// the parser bytes and no request part: this handler sees only parts, and a read that ends
+    /// one request and begins the next looks like one that ends a request (that head then has
+    /// `client_socket_timeout`, as an idle connection has). No handler before the decoder for it.
+    private var headSince: NIODeadline?
+    /// Bytes of that head arrived: a 408 on timeout (a connection that sent nothing is just closed).
+    private var headStarted = false
+    /// Request parts since the last read completed.
+    private var partsThisRead = 0
+    private var headerTimer: Scheduled<Void>?
 
     init(server: ServerContext) { self.server = server }
 
     func channelActive(context: ChannelHandlerContext) {
         if let timeout = server.options.clientSocketTimeout { armIdleTimer(context: context, in: timeout) }
+        if let timeout = server.options.clientHeaderTimeout {
+            headSince = .now()
+            armHeaderTimer(context: context, in: timeout)
+        }
         context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Gone from the event loop's timer heap now, not when they would have fired (up to 900 s on).
+        idleTimer?.cancel()
+        headerTimer?.cancel()
+        context.fireChannelInactive()
     }
 
     /// Fires `timeout` after the last read; a connection that sent something since is given the
     /// rest of its time, one that did not is closed.
     private func armIdleTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: delay) {
+        idleTimer = context.eventLoop.scheduleTask(in: delay) {
             let (handler, context) = loopBound.value
             guard context.channel.isActive, let timeout = handler.server.options.clientSocketTimeout else { return }
             let idle = NIODeadline.now() - handler.lastRead
@@ -81,13 +109,49 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Fires `client_header_timeout` after a head began to arrive (re-armed meanwhile, as the
+    /// idle timer is): 408 and close if it is still not all there.
+    private func armHeaderTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        headerTimer = context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = loopBound.value
+            guard context.channel.isActive, !handler.closing, let timeout = handler.server.options.clientHeaderTimeout else { return }
+            guard let since = handler.headSince else {
+                handler.armHeaderTimer(context: context, in: timeout)
+                return
+            }
+            let waited = NIODeadline.now() - since
+            if waited < timeout {
+                handler.armHeaderTimer(context: context, in: timeout - waited)
+            } else if handler.headStarted {
+                handler.respond(context: context, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"),
+                                .text(408, "Request Timeout"), keepAlive: false)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         if server.options.clientSocketTimeout != nil { lastRead = .now() }
+        if server.options.clientHeaderTimeout != nil {
+            // Bytes and no part, no request under way: a head is arriving.
+            if partsThisRead == 0 && !busy {
+                if headSince == nil { headSince = .now() }
+                headStarted = true
+            }
+            partsThisRead = 0
+        }
         context.fireChannelReadComplete()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        partsThisRead += 1
+        if case .head = part {
+            headSince = nil
+            headStarted = false
+        }
         if waitingForPool {
             queued.append(part)
             return

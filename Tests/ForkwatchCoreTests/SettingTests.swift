@@ -62,6 +62,7 @@ import Testing
         ("pool_size", ["1", "1000"], [("0", "pool_size must be >= 1, got 0")]),
         ("keep_alive", ["true", "off"], [("sometimes", "keep_alive must be true or false, got 'sometimes'")]),
         ("client_socket_timeout", ["0", "900"], [("-1", "client_socket_timeout must be >= 0, got -1")]),
+        ("client_header_timeout", ["0", "60"], [("-1", "client_header_timeout must be >= 0, got -1")]),
         ("max_header_line", ["64", "16384"], [("63", "max_header_line must be >= 64, got 63")]),
         ("cert_file", ["/c.pem"], [("", "cert_file must be a path, got ''")]),
         ("key_file", ["/k.pem"], [("", "key_file must be a path, got ''")]),

@@ -11,6 +11,7 @@ import Testing
         let options = HTTPOptions()
         #expect(options.enabledAPIs == ["osapi_compute", "metadata"])
         #expect(options.poolSize == 1000 && options.keepAlive && options.clientSocketTimeout == 900 && options.maxHeaderLine == 16384)
+        #expect(options.clientHeaderTimeout == 60)  // nginx's client_header_timeout
         #expect(!options.usesTLS)
     }
 
@@ -25,6 +26,7 @@ import Testing
                 pool_size: 10
                 keep_alive: false
                 client_socket_timeout: 2.5
+                client_header_timeout: 0.5
                 max_header_line: 4096
                 cert_file: /c.pem
                 key_file: /k.pem
@@ -33,6 +35,7 @@ import Testing
         let http = try #require(configuration.services.first).http
         #expect(http.enabledAPIs == ["osapi_compute", "metadata"])
         #expect(http.poolSize == 10 && !http.keepAlive && http.clientSocketTimeout == 2.5 && http.maxHeaderLine == 4096)
+        #expect(http.clientHeaderTimeout == 0.5)
         #expect(http.certFile == "/c.pem" && http.keyFile == "/k.pem" && http.accessLog)
     }
 
@@ -42,6 +45,7 @@ import Testing
         }
         #expect(error("services:\n  api:\n    pool_size: 0\n") == "t.yaml:3: services.api.pool_size must be >= 1, got 0")
         #expect(error("services:\n  api:\n    client_socket_timeout: -1\n").contains("client_socket_timeout must be >= 0"))
+        #expect(error("services:\n  api:\n    client_header_timeout: -1\n") == "t.yaml:3: services.api.client_header_timeout must be >= 0, got -1")
         #expect(error("services:\n  api:\n    keep_alive: maybe\n").contains("keep_alive must be true or false"))
         #expect(error("services:\n  api:\n    cert_file: /c.pem\n").contains("cert_file and key_file must be given together"))
         #expect(error("services:\n  api:\n    enabled_apis: []\n").contains("enabled_apis must be one or more app names"))

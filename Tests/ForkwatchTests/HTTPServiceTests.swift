@@ -15,9 +15,10 @@ import Testing
     }
 
     /// A config file for `api` on a free loopback port with these extra service options.
-    private func config(_ options: [String: String] = [:], workers: Int = 2, top: String = "", scheduler: Bool = false) throws -> String {
+    private func config(_ options: [String: String] = [:], workers: Int = 2, top: String = "", scheduler: Bool = false,
+                        listen: String = "127.0.0.1") throws -> String {
         let path = directory + "/forkwatch-\(UUID().uuidString.prefix(6)).yaml"
-        var text = "database: \(directory)/db.sqlite\n\(top)services:\n  api:\n    workers: \(workers)\n    listen: 127.0.0.1\n    port: 0\n"
+        var text = "database: \(directory)/db.sqlite\n\(top)services:\n  api:\n    workers: \(workers)\n    listen: \(listen)\n    port: 0\n"
         for (key, value) in options.sorted(by: { $0.key < $1.key }) { text += "    \(key): \(value)\n" }
         if scheduler { text += "  scheduler:\n    workers: 2\n" }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -265,5 +266,114 @@ import Testing
             #expect(refused.log.contains(expected), "\(refused.log)")
             #expect(refused.all("fork").isEmpty)
         }
+    }
+
+    // MARK: Bounds
+
+    /// A worker at its fd limit (the master started under `ulimit -n 96`, 150 connections
+    /// opened): it backs off instead of spinning (once: 140 % CPU, no log line, no answer), says
+    /// so at most once a second, and serves again as soon as the connections close.
+    @Test func atItsFdLimitAWorkerBacksOffQuietlyAndServesAgainWhenFdsFree() throws {
+        let runDirectory = directory + "/run-\(UUID().uuidString.prefix(6))"  // the master makes it
+        let master = try LaunchedMaster(
+            ["-c", #"ulimit -n 96 && exec "$0" run --headless --events - --control-socket "$1" --config "$2""#,
+             forkwatchBinary, runDirectory + "/ctl.sock", try config(workers: 1)],
+            events: false, binary: "/bin/sh")
+        let listening = try master.waitFor("listening")
+        let port = try #require((listening["address"] as? String)?.split(separator: ":").last.flatMap { UInt16($0) })
+        let worker = try #require(try master.waitForReady(1, service: "api").first)
+        #expect(try String(contentsOfFile: "/proc/\(worker)/limits", encoding: .utf8)
+            .split(separator: "\n").contains { $0.hasPrefix("Max open files") && $0.contains(" 96 ") })
+
+        // More connections than the worker has fds: the rest wait in the kernel's queue (backlog 128).
+        var connections = try (0..<150).map { _ in try HTTPConnection(port: port) }
+        let backOffLine = "cannot accept: Too many open files (EMFILE"
+        #expect(Proc.eventually(timeout: 10) { master.log.contains(backOffLine) }, "\(master.log.suffix(2000))")
+        let waiting = try HTTPConnection(port: port)
+        try waiting.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+
+        // Two seconds at the limit: next to no CPU, and a line a second at most.
+        let linesBefore = master.log.components(separatedBy: backOffLine).count - 1
+        let ticksBefore = try cpuTicks(of: worker)
+        let start = Date()
+        usleep(2_000_000)
+        let seconds = Date().timeIntervalSince(start)
+        let cpu = Double(try cpuTicks(of: worker) - ticksBefore) / Double(sysconf(Int32(_SC_CLK_TCK))) / seconds
+        let lines = master.log.components(separatedBy: backOffLine).count - 1 - linesBefore
+        print("worker at its fd limit: \(String(format: "%.1f", cpu * 100)) % CPU, \(lines) back-off lines in \(String(format: "%.1f", seconds)) s")
+        #expect(cpu < 0.1, "worker CPU \(cpu * 100) % while backing off")
+        #expect((1...3).contains(lines), "\(lines) back-off lines in \(seconds) s:\n\(master.log.suffix(2000))")
+        #expect(throws: TestFailure.self) { try waiting.readResponse(timeout: 0.2) }
+
+        // The fds free up: the request waiting in the queue is served within a second.
+        let freed = Date()
+        connections.removeAll()
+        let response = try waiting.readResponse(timeout: 5)
+        let servedAfter = Date().timeIntervalSince(freed)
+        print("served \(String(format: "%.3f", servedAfter)) s after the connections closed")
+        #expect(response.status == 200)
+        #expect(servedAfter < 1, "served \(servedAfter) s after the fds were freed")
+        #expect(Proc.eventually(timeout: 2) { master.log.contains("accepting again after") })
+        #expect(try HTTPConnection.get(port, "/healthcheck").status == 200)
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    /// A head sent in part is answered 408 and closed after client_header_timeout; a connection
+    /// that sent nothing is closed without a word; an idle keep-alive connection is not a
+    /// half-sent head (client_socket_timeout governs it), but a head begun on it is.
+    @Test func aHalfSentRequestHeadIsClosedAfterClientHeaderTimeout() throws {
+        let (master, port, _) = try start(try config(["client_header_timeout": "1"]))
+        let started = Date()
+        let halfSent = try HTTPConnection(port: port)
+        try halfSent.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n")  // no blank line: the head is not over
+        let silent = try HTTPConnection(port: port)
+        let keptAlive = try HTTPConnection(port: port)
+        try keptAlive.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try keptAlive.readResponse().status == 200)
+
+        let response = try halfSent.readResponse(timeout: 5)
+        let waited = Date().timeIntervalSince(started)
+        #expect(response.status == 408)
+        #expect(response.headers["connection"] == "close")
+        #expect(waited > 0.8 && waited < 3, "408 after \(waited) s")
+        #expect(halfSent.closedByServer(within: 2))
+        #expect(silent.closedByServer(within: 2))
+
+        // Idle past the header timeout between requests: still served.
+        usleep(1_500_000)
+        try keptAlive.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try keptAlive.readResponse().status == 200)
+        // A second head begun on it and left unfinished: 408 too.
+        try keptAlive.send("GET /healthcheck HTTP/1.1\r\n")
+        #expect(try keptAlive.readResponse(timeout: 5).status == 408)
+        #expect(keptAlive.closedByServer(within: 2))
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    /// Listening beyond loopback with no authentication: one warning per start (the first worker
+    /// says it, not each); none on 127.0.0.1.
+    @Test func listeningOnEveryAddressWithoutAuthenticationIsWarnedAboutOnce() throws {
+        let warning = "with no authentication"
+        let (exposed, port, _) = try start(try config(listen: "0.0.0.0"))
+        #expect(try HTTPConnection.get(port, "/healthcheck").status == 200)
+        #expect(exposed.log.components(separatedBy: warning).count - 1 == 1, "\(exposed.log)")
+        #expect(exposed.log.contains("the API listens on 0.0.0.0:\(port) (every address of this host) with no authentication"))
+        exposed.signal(SIGTERM)
+        #expect(try exposed.waitExit() == 0)
+
+        let (local, _, _) = try start(try config())
+        #expect(local.log.contains("listening on http://127.0.0.1:"))
+        #expect(!local.log.contains(warning), "\(local.log)")
+        local.signal(SIGTERM)
+        #expect(try local.waitExit() == 0)
+    }
+
+    /// utime + stime of `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
+    private func cpuTicks(of pid: Int32) throws -> Int {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = try #require(stat.lastIndex(of: ")").map { stat[stat.index($0, offsetBy: 2)...].split(separator: " ") })
+        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
     }
 }
