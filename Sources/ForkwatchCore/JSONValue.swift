@@ -137,11 +137,18 @@ public enum JSONValue: Hashable, Sendable {
                     case UInt8(ascii: "f"): out.append(0x0c)
                     case UInt8(ascii: "u"):
                         var code = try hex4()
-                        if (0xD800..<0xDC00).contains(code), index + 1 < bytes.count,
+                        if (0xD800..<0xDC00).contains(code), index + 5 < bytes.count,
                            bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                            let mark = index
                             index += 2
                             let low = try hex4()
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low &- 0xDC00)
+                            if (0xDC00..<0xE000).contains(low) {
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                            } else {
+                                // Not a low surrogate (`\uDBFF\u0041`): the high one alone is
+                                // U+FFFD, and the next escape is read on its own.
+                                index = mark
+                            }
                         }
                         let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
                         out += Array(String(Character(scalar)).utf8)
