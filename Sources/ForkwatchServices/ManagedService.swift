@@ -47,13 +47,17 @@ public final class ManagedService: Service, @unchecked Sendable {
         let binary = binary ?? String(CommandLine.arguments[0].split(separator: "/").last ?? "forkwatch")
         let topic = topic ?? Self.topic(of: binary)
         let reportInterval = reportInterval ?? 10
+        let database = database ?? ServicesStore.defaultPath
+        // A URL is resolved once here: the RPC transport opens the same file by this path.
+        let databasePath: String
+        do { databasePath = try ServicesStore.filePath(of: database) } catch { throw CreateError(description: error.description) }
         guard reportInterval > 0, reportInterval.isFinite else { throw CreateError(description: "report_interval must be > 0, got \(reportInterval)") }
         let fuzzy = periodicFuzzyDelay ?? 60
         guard fuzzy >= 0 else { throw CreateError(description: "periodic_fuzzy_delay must be >= 0, got \(fuzzy)") }
         if let max = periodicIntervalMax, !(max > 0) { throw CreateError(description: "periodic_interval_max must be > 0, got \(max)") }
         return ManagedService(host: host ?? Self.hostname(), binary: binary, topic: topic, manager: manager,
                               reportInterval: reportInterval, periodicEnable: periodicEnable ?? true, periodicFuzzyDelay: fuzzy,
-                              periodicIntervalMax: periodicIntervalMax, database: database ?? ServicesStore.defaultPath,
+                              periodicIntervalMax: periodicIntervalMax, database: databasePath,
                               runExternalPeriodicTasks: runExternalPeriodicTasks, status: status, rpcServerStarter: rpcServer)
     }
 
@@ -145,22 +149,44 @@ public final class ManagedService: Service, @unchecked Sendable {
     }
 
     /// nova's `report_state`: a beat every report_interval, first one right after start; a
-    /// failure is reported and logged, and the next beat is tried all the same.
+    /// failure is reported and logged, and the next beat is tried all the same. Before each beat
+    /// the database path is checked against the file this connection opened (device and inode):
+    /// SQLite would go on writing into a deleted file, so a beat into an unlinked or replaced
+    /// file is a failure, never "ok". When a file is at the path again, it is reopened there.
     private func heartbeat(store: ServicesStore, id: Int64) {
-        var failing = false
+        var store = store
+        var id = id
+        var failing: String?
         repeat {
             do {
+                do {
+                    try store.checkFileIsStillAtPath()
+                } catch {
+                    store.close()  // let go of the old file (and its -wal) at once
+                    report(failure: error.description, failing: &failing)
+                    guard ServicesStore.FileIdentity.of(store.path) != nil else { continue }
+                    // A database is at the path again (restored, or made by `services migrate`):
+                    // beat there from now on, on its row for this host and binary.
+                    let reopened = try ServicesStore(path: store.path, mode: .existing)
+                    let row = try reopened.register(host: host, binary: binary, topic: topic)
+                    (store, id) = (reopened, row.id!)
+                    log.info("Reopened \(store.path): a database file is at the path again")
+                }
                 let count = try store.beat(id: id)
-                if failing { log.info("Recovered from being unable to report status.") }
-                failing = false
+                if failing != nil { log.info("Recovered from being unable to report status.") }
+                failing = nil
                 status.send(.heartbeat(ok: true, reportCount: count, error: nil))
             } catch {
-                let message = "\(ServicesStore.explain(error, path: database))"
-                if !failing { log.error("Unable to report status: \(message)") }
-                failing = true
-                status.send(.heartbeat(ok: false, reportCount: nil, error: message))
+                report(failure: "\(ServicesStore.explain(error, path: store.path))", failing: &failing)
             }
         } while !stopLatch.wait(timeout: reportInterval)
+    }
+
+    /// A failed beat: an event every time, a log line when the reason changes.
+    private func report(failure message: String, failing: inout String?) {
+        if failing != message { log.error("Unable to report status: \(message)") }
+        failing = message
+        status.send(.heartbeat(ok: false, reportCount: nil, error: message))
     }
 
     /// oslo's DynamicLoopingCall over `run_periodic_tasks`: a random initial delay (the fuzzy
