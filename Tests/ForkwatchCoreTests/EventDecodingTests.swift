@@ -166,3 +166,27 @@ import Testing
         #expect(described.last?.hasPrefix("3: fork(pid: 2") == true, "\(described)")
     }
 }
+
+/// The parser's fast path for plain numbers gives exactly what the full conversion gives.
+@Suite struct JSONNumberTests {
+    @Test func plainNumbersReadExactlyAsTheStandardConversion() throws {
+        var generator = SystemRandomNumberGenerator()
+        var texts = ["0", "-0", "1", "-1", "0.5", "4109.324434", "1795680995.299132", "999999999999999",
+                     "9999999999999999", "123456789012345678", "0.000001", "1e19", "-2.5E-3", "12.", ".5"]
+        for _ in 0..<20_000 {
+            let whole = UInt64.random(in: 0...2_000_000_000, using: &generator)
+            let micros = UInt64.random(in: 0...999_999, using: &generator)
+            let fraction = String(micros)
+            texts.append("\(whole)." + String(repeating: "0", count: 6 - fraction.count) + fraction)
+            texts.append("-\(UInt64.random(in: 0...UInt64(1) << 60, using: &generator))")
+        }
+        for text in texts {
+            let parsed = try JSONValue.parse(text).double
+            #expect(parsed == Double(text), "\(text)")
+            #expect(parsed?.sign == Double(text)?.sign, "\(text)")
+        }
+        for bad in ["-", "1.2.3", "--5", "1e999", "+"] {
+            #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(bad) }
+        }
+    }
+}
