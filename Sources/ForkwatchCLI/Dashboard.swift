@@ -123,7 +123,7 @@ struct Replay: ParsableCommand {
         let outcome = try app.runReplay(recording, first: first, speed: speed)
         app.close()
         if recording.problemCount > 0, let firstProblem = recording.firstProblem {
-            try? Posix.writeAll(2, "forkwatch: skipped \(recording.problemCount) unreadable lines (first: \(firstProblem))\n")
+            try? Posix.writeAll(2, "forkwatch: skipped \(recording.problemCount) unreadable line\(recording.problemCount == 1 ? "" : "s") (first: \(firstProblem))\n")
         }
         if case .interrupted(let signal, _, _) = outcome {
             try? Posix.writeAll(2, "forkwatch: dashboard closed by \(signal.name)\n")

@@ -134,7 +134,8 @@ public final class DashboardApp {
 
     // MARK: - Replay
 
-    /// Longest stretch of applying events before the keyboard and the signals are looked at.
+    /// Longest stretch of reading due events before they are applied and the keyboard and the
+    /// signals are looked at.
     static let replayBatchSeconds = 0.02
 
     /// Plays a recorded file, from its `first` event, on a clock the user can pause, step and
@@ -175,7 +176,6 @@ public final class DashboardApp {
                 clock += (now - last) * model.replaySpeed
                 let deadline = now + Self.replayBatchSeconds
                 var batch: [Event] = []
-                batch.reserveCapacity(256)
                 refill()
                 while !ended || pending != nil {
                     guard let event = pending else {
@@ -188,25 +188,22 @@ public final class DashboardApp {
                     batch.append(event)
                     pending = nil
                     refill()
-                    if batch.count == 256 {
-                        model.apply(batch)
-                        batch.removeAll(keepingCapacity: true)
-                        if Posix.monotonicNow() >= deadline {
-                            behind = pending.map { $0.mono <= clock } ?? !ended
-                            break
-                        }
+                    if batch.count % 64 == 0, Posix.monotonicNow() >= deadline {
+                        behind = pending.map { $0.mono <= clock } ?? !ended
+                        break
                     }
                 }
+                // One apply per turn: the selection is settled once, however many events came.
                 model.apply(batch)
             }
             last = now
             model.setNow(clock)
             if file.problemCount > problemsShown, let latest = file.latestProblem {
                 problemsShown = file.problemCount
-                model.showMessage(latest + (problemsShown > 1 ? " (\(problemsShown) unreadable lines)" : ""))
+                model.showMessage(latest + (problemsShown > 1 ? " (\(problemsShown) unreadable lines so far)" : ""))
             }
             if ended && pending == nil {
-                let unreadable = file.problemCount == 0 ? "" : ", \(file.problemCount) unreadable lines skipped"
+                let unreadable = file.problemCount == 0 ? "" : ", \(file.problemCount) unreadable line\(file.problemCount == 1 ? "" : "s") skipped"
                 model.showMessage(file.readError.map { "stopped: \($0)" }
                     ?? "end of the recording (\(file.eventsRead) events\(unreadable)); q to leave")
             }
