@@ -25,11 +25,16 @@ struct Services: ParsableCommand {
                 if mode != .readOnly { try store.migrate() }
                 return store
             } catch let error as ServicesStore.StoreError where error.isMissing {
-                try? Posix.writeAll(2, "forkwatch: \(error.description)\n")
-                finish(1)
+                Self.exitMissing(error)
             } catch {
                 throw UsageError("\(error)")
             }
+        }
+
+        /// Not a usage error: the command was right, the database is not there. Exit 1.
+        static func exitMissing(_ error: ServicesStore.StoreError) -> Never {
+            try? Posix.writeAll(2, "forkwatch: \(error.description)\n")
+            finish(1)
         }
     }
 
@@ -46,10 +51,7 @@ struct Services: ParsableCommand {
             let rows: [ServicesStore.Row]
             let store = try database.open(.readOnly)
             do { rows = try store.list() } catch let error as ServicesStore.StoreError {
-                if error.isMissing {
-                    try? Posix.writeAll(2, "forkwatch: \(error.description)\n")
-                    finish(1)
-                }
+                if error.isMissing { DatabaseOption.exitMissing(error) }
                 throw UsageError(error.description)
             }
             let now = Date()

@@ -163,12 +163,23 @@ public final class ManagedService: Service, @unchecked Sendable {
                     try store.checkFileIsStillAtPath()
                 } catch {
                     store.close()  // let go of the old file (and its -wal) at once
-                    report(failure: error.description, failing: &failing)
-                    guard ServicesStore.FileIdentity.of(store.path) != nil else { continue }
+                    guard ServicesStore.FileIdentity.of(store.path) != nil else {
+                        report(failure: error.description, failing: &failing)
+                        continue
+                    }
                     // A database is at the path again (restored, or made by `services migrate`):
                     // beat there from now on, on its row for this host and binary.
-                    let reopened = try ServicesStore(path: store.path, mode: .existing)
-                    let row = try reopened.register(host: host, binary: binary, topic: topic)
+                    let reopened: ServicesStore
+                    let row: ServicesStore.Row
+                    do {
+                        reopened = try ServicesStore(path: store.path, mode: .existing)
+                        row = try reopened.register(host: host, binary: binary, topic: topic)
+                    } catch let reopenError {
+                        let why = ServicesStore.explain(reopenError, path: store.path)
+                        report(failure: "\(error.description); reopening it failed: \(why)", failing: &failing)
+                        continue
+                    }
+                    report(failure: error.description, failing: &failing)
                     (store, id) = (reopened, row.id!)
                     log.info("Reopened \(store.path): a database file is at the path again")
                 }
