@@ -109,28 +109,28 @@ struct Replay: ParsableCommand {
 
     func run() throws {
         guard speed > 0, speed.isFinite else { throw UsageError("--speed must be > 0") }
-        let text: String
-        do { text = try Posix.readFile(file) } catch { throw UsageError("\(file): \(error.message)") }
-        var events: [Event] = []
-        var bad = 0
-        var firstProblem: String?
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-            do { events.append(try EventCodec.decode(String(line))) } catch {
-                bad += 1
-                if firstProblem == nil { firstProblem = "\(file):\(number + 1): \(error.message)" }
-            }
+        // Read as it plays (any size, one chunk in memory); only the first event is needed to start.
+        let recording: ReplayFile
+        do { recording = try ReplayFile(path: file) } catch { throw UsageError("\(file): \(error.message)") }
+        guard let first = recording.firstEvent() else {
+            throw UsageError(recording.readError ?? recording.firstProblem ?? "\(file): no events in it")
         }
-        guard !events.isEmpty else { throw UsageError(firstProblem ?? "\(file): no events in it") }
         guard Posix.isTerminal(0), Posix.isTerminal(1) else { throw UsageError("\(Terminal.NotATerminal())") }
         let app: DashboardApp
         do { app = try DashboardApp(title: "replay \(file)", mode: .replay) } catch let error as Terminal.NotATerminal {
             throw UsageError(error.description)
         }
-        let outcome = try app.runReplay(events.sorted { $0.mono < $1.mono })
+        let outcome = try app.runReplay(recording, first: first, speed: speed)
         app.close()
-        if bad > 0 { print("forkwatch: skipped \(bad) unreadable lines (first: \(firstProblem!))") }
+        if recording.problemCount > 0, let firstProblem = recording.firstProblem {
+            try? Posix.writeAll(2, "forkwatch: skipped \(recording.problemCount) unreadable line\(recording.problemCount == 1 ? "" : "s") (first: \(firstProblem))\n")
+        }
         if case .interrupted(let signal, _, _) = outcome {
             try? Posix.writeAll(2, "forkwatch: dashboard closed by \(signal.name)\n")
+            finish(1)
+        }
+        if let readError = recording.readError {
+            try? Posix.writeAll(2, "forkwatch: the replay stopped at a read error: \(readError)\n")
             finish(1)
         }
         finish(0)

@@ -13,18 +13,28 @@ struct Services: ParsableCommand {
         defaultSubcommand: List.self)
 
     struct DatabaseOption: ParsableArguments {
-        @Option(name: .long, help: "The services database (default: \(ServicesStore.defaultPath)).")
+        @Option(name: .long, help: "The services database: a path or sqlite:///path (default: \(ServicesStore.defaultPath)).")
         var db: String?
 
-        func open() throws -> ServicesStore {
+        /// Opens the database. Only `.create` (`services migrate`) makes a file or a directory;
+        /// for the others a missing database is an error naming it, exit 1.
+        func open(_ mode: ServicesStore.OpenMode) throws -> ServicesStore {
             let path = db ?? ServicesStore.defaultPath
             do {
-                let store = try ServicesStore(path: path)
-                try store.migrate()
+                let store = try ServicesStore(path: path, mode: mode)
+                if mode != .readOnly { try store.migrate() }
                 return store
+            } catch let error as ServicesStore.StoreError where error.isMissing {
+                Self.exitMissing(error)
             } catch {
                 throw UsageError("\(error)")
             }
+        }
+
+        /// Not a usage error: the command was right, the database is not there. Exit 1.
+        static func exitMissing(_ error: ServicesStore.StoreError) -> Never {
+            try? Posix.writeAll(2, "forkwatch: \(error.description)\n")
+            finish(1)
         }
     }
 
@@ -39,7 +49,11 @@ struct Services: ParsableCommand {
 
         func run() throws {
             let rows: [ServicesStore.Row]
-            do { rows = try database.open().list() } catch let error as ServicesStore.StoreError { throw UsageError(error.description) }
+            let store = try database.open(.readOnly)
+            do { rows = try store.list() } catch let error as ServicesStore.StoreError {
+                if error.isMissing { DatabaseOption.exitMissing(error) }
+                throw UsageError(error.description)
+            }
             let now = Date()
             if json {
                 for row in rows {
@@ -95,7 +109,7 @@ struct Services: ParsableCommand {
         @OptionGroup var database: DatabaseOption
         @OptionGroup var selector: Selector
         func run() throws {
-            let store = try database.open()
+            let store = try database.open(.existing)
             let ids = try selector.rows(in: store)
             try store.update(ids) { $0.disabled = false; $0.disabled_reason = nil }
             print("enabled \(ids.count) service(s)")
@@ -108,7 +122,7 @@ struct Services: ParsableCommand {
         @OptionGroup var selector: Selector
         @Option(help: "Why (shown in the list).") var reason: String?
         func run() throws {
-            let store = try database.open()
+            let store = try database.open(.existing)
             let ids = try selector.rows(in: store)
             try store.update(ids) { $0.disabled = true; $0.disabled_reason = reason }
             print("disabled \(ids.count) service(s)")
@@ -122,7 +136,7 @@ struct Services: ParsableCommand {
         @OptionGroup var selector: Selector
         @Flag(help: "Clear forced_down.") var unset = false
         func run() throws {
-            let store = try database.open()
+            let store = try database.open(.existing)
             let ids = try selector.rows(in: store)
             try store.update(ids) { $0.forced_down = !unset }
             print("\(unset ? "cleared forced_down on" : "forced down") \(ids.count) service(s)")
@@ -134,7 +148,7 @@ struct Services: ParsableCommand {
             abstract: "Create or upgrade the services database (run by 'forkwatch run' before it forks).")
         @OptionGroup var database: DatabaseOption
         func run() throws {
-            let store = try database.open()
+            let store = try database.open(.create)
             print("\(store.path): schema up to date")
         }
     }

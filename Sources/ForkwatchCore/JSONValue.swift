@@ -52,7 +52,11 @@ public enum JSONValue: Hashable, Sendable {
         func error(_ message: String) -> ParseError { ParseError(offset: index, message: message) }
 
         mutating func skipSpace() {
-            while index < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                let byte = bytes[index]
+                guard byte == 0x20 || byte == 0x09 || byte == 0x0a || byte == 0x0d else { return }
+                index += 1
+            }
         }
 
         mutating func value(depth: Int) throws(ParseError) -> JSONValue {
@@ -137,11 +141,18 @@ public enum JSONValue: Hashable, Sendable {
                     case UInt8(ascii: "f"): out.append(0x0c)
                     case UInt8(ascii: "u"):
                         var code = try hex4()
-                        if (0xD800..<0xDC00).contains(code), index + 1 < bytes.count,
+                        if (0xD800..<0xDC00).contains(code), index + 5 < bytes.count,
                            bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                            let mark = index
                             index += 2
                             let low = try hex4()
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low &- 0xDC00)
+                            if (0xDC00..<0xE000).contains(low) {
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                            } else {
+                                // Not a low surrogate (`\uDBFF\u0041`): the high one alone is
+                                // U+FFFD, and the next escape is read on its own.
+                                index = mark
+                            }
                         }
                         let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
                         out += Array(String(Character(scalar)).utf8)
@@ -176,12 +187,44 @@ public enum JSONValue: Hashable, Sendable {
 
         mutating func number() throws(ParseError) -> Double {
             let start = index
-            while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
+            var simple = true  // only digits, at most one '.', an optional leading '-'
+            var digits = 0
+            var mantissa: UInt64 = 0
+            var fractionDigits = 0
+            var seenPoint = false
+            scan: while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    digits += 1
+                    if digits <= 15 { mantissa = mantissa * 10 + UInt64(byte - UInt8(ascii: "0")) }
+                    if seenPoint { fractionDigits += 1 }
+                case UInt8(ascii: "."):
+                    if seenPoint { simple = false }
+                    seenPoint = true
+                case UInt8(ascii: "-") where index == start:
+                    break
+                case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "e"), UInt8(ascii: "E"):
+                    simple = false
+                default:
+                    break scan
+                }
+                index += 1
+            }
+            // The common case (`4109.324434`, `24759`): at most 15 digits are exact in a Double,
+            // and so is 10^k for k ≤ 22, so one division is correctly rounded (Clinger's fast
+            // path) and equals what the full conversion below gives.
+            if simple, digits > 0, digits <= 15, fractionDigits <= 22, bytes[index - 1] != UInt8(ascii: ".") {
+                let value = Double(mantissa) / Self.powersOfTen[fractionDigits]
+                return bytes[start] == UInt8(ascii: "-") ? -value : value
+            }
             guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)),
                   value.isFinite else {
                 throw ParseError(offset: start, message: "unexpected character")
             }
             return value
         }
+
+        static let powersOfTen: [Double] = (0...22).map { k in (0..<k).reduce(1.0) { value, _ in value * 10 } }
     }
 }

@@ -57,7 +57,7 @@ public enum Settings {
         at: \.serviceDownTime)
     public static let database = Setting<LauncherConfiguration, String>(
         "database", flag: "db", defaultText: "`$XDG_STATE_HOME/forkwatch/forkwatch.sqlite`", range: .nonEmpty("a path"),
-        help: "the services table (SQLite; checked before any fork)", at: \.database)
+        help: "the services table: an SQLite path or `sqlite:///path` (checked before any fork; other schemes refused)", at: \.database)
     public static let host = Setting<LauncherConfiguration, String>(
         "host", defaultText: "hostname", range: .nonEmpty("a name"),
         help: "this host's name in the services table", at: \.host)

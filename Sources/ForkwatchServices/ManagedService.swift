@@ -48,14 +48,19 @@ public final class ManagedService: Service, @unchecked Sendable {
         let topic = topic ?? Self.topic(of: binary)
         let reportInterval = reportInterval ?? 10
         if let problem = Settings.reportInterval.check(reportInterval) { throw CreateError(description: problem) }
+        if let database, let problem = Settings.database.check(database) { throw CreateError(description: problem) }
+        // A URL is resolved once here: the RPC transport opens the same file by this path.
+        let databasePath: String
+        do { databasePath = try ServicesStore.filePath(of: database ?? ServicesStore.defaultPath) } catch {
+            throw CreateError(description: error.description)
+        }
         let fuzzy = periodicFuzzyDelay ?? 60
         if let problem = Settings.periodicFuzzyDelay.check(fuzzy) { throw CreateError(description: problem) }
         if let max = periodicIntervalMax, let problem = Settings.periodicIntervalMax.check(max) { throw CreateError(description: problem) }
         if let host, let problem = Settings.host.check(host) { throw CreateError(description: problem) }
-        if let database, let problem = Settings.database.check(database) { throw CreateError(description: problem) }
         return ManagedService(host: host ?? Self.hostname(), binary: binary, topic: topic, manager: manager,
                               reportInterval: reportInterval, periodicEnable: periodicEnable ?? true, periodicFuzzyDelay: fuzzy,
-                              periodicIntervalMax: periodicIntervalMax, database: database ?? ServicesStore.defaultPath,
+                              periodicIntervalMax: periodicIntervalMax, database: databasePath,
                               runExternalPeriodicTasks: runExternalPeriodicTasks, status: status, rpcServerStarter: rpcServer)
     }
 
@@ -147,22 +152,55 @@ public final class ManagedService: Service, @unchecked Sendable {
     }
 
     /// nova's `report_state`: a beat every report_interval, first one right after start; a
-    /// failure is reported and logged, and the next beat is tried all the same.
+    /// failure is reported and logged, and the next beat is tried all the same. Before each beat
+    /// the database path is checked against the file this connection opened (device and inode):
+    /// SQLite would go on writing into a deleted file, so a beat into an unlinked or replaced
+    /// file is a failure, never "ok". When a file is at the path again, it is reopened there.
     private func heartbeat(store: ServicesStore, id: Int64) {
-        var failing = false
+        var store = store
+        var id = id
+        var failing: String?
         repeat {
             do {
+                do {
+                    try store.checkFileIsStillAtPath()
+                } catch {
+                    store.close()  // let go of the old file (and its -wal) at once
+                    guard ServicesStore.FileIdentity.of(store.path) != nil else {
+                        report(failure: error.description, failing: &failing)
+                        continue
+                    }
+                    // A database is at the path again (restored, or made by `services migrate`):
+                    // beat there from now on, on its row for this host and binary.
+                    let reopened: ServicesStore
+                    let row: ServicesStore.Row
+                    do {
+                        reopened = try ServicesStore(path: store.path, mode: .existing)
+                        row = try reopened.register(host: host, binary: binary, topic: topic)
+                    } catch let reopenError {
+                        let why = ServicesStore.explain(reopenError, path: store.path)
+                        report(failure: "\(error.description); reopening it failed: \(why)", failing: &failing)
+                        continue
+                    }
+                    report(failure: error.description, failing: &failing)
+                    (store, id) = (reopened, row.id!)
+                    log.info("Reopened \(store.path): a database file is at the path again")
+                }
                 let count = try store.beat(id: id)
-                if failing { log.info("Recovered from being unable to report status.") }
-                failing = false
+                if failing != nil { log.info("Recovered from being unable to report status.") }
+                failing = nil
                 status.send(.heartbeat(ok: true, reportCount: count, error: nil))
             } catch {
-                let message = "\(ServicesStore.explain(error, path: database))"
-                if !failing { log.error("Unable to report status: \(message)") }
-                failing = true
-                status.send(.heartbeat(ok: false, reportCount: nil, error: message))
+                report(failure: "\(ServicesStore.explain(error, path: store.path))", failing: &failing)
             }
         } while !stopLatch.wait(timeout: reportInterval)
+    }
+
+    /// A failed beat: an event every time, a log line when the reason changes.
+    private func report(failure message: String, failing: inout String?) {
+        if failing != message { log.error("Unable to report status: \(message)") }
+        failing = message
+        status.send(.heartbeat(ok: false, reportCount: nil, error: message))
     }
 
     /// oslo's DynamicLoopingCall over `run_periodic_tasks`: a random initial delay (the fuzzy

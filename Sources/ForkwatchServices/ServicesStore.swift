@@ -6,8 +6,11 @@ import GRDB
 /// fork (never in the master), WAL so many workers write while readers read, a busy timeout so
 /// a locked database waits instead of failing at once.
 public final class ServicesStore {
+    /// The database file (a `sqlite:///` URL given is resolved to it).
     public let path: String
     let queue: DatabaseQueue
+    /// The file this connection opened (device and inode), to notice it unlinked or replaced.
+    public let identity: FileIdentity?
 
     /// One row of the table, with nova's columns.
     public struct Row: Codable, FetchableRecord, PersistableRecord, Equatable {
@@ -38,6 +41,66 @@ public final class ServicesStore {
 
     public struct StoreError: Error, CustomStringConvertible {
         public let description: String
+        /// The database does not exist: a read-only command exits 1 (it never creates one).
+        public var isMissing = false
+    }
+
+    /// A file as the kernel knows it: a path now naming another file (or none) has another identity.
+    public struct FileIdentity: Equatable, Sendable {
+        public let device: UInt64
+        public let inode: UInt64
+
+        /// What `path` names now (following symlinks, as SQLite does); nil when nothing is there.
+        public static func of(_ path: String) -> FileIdentity? {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        }
+    }
+
+    /// The schemes `database` / `--db` accept, for errors.
+    public static let supportedLocations = "an SQLite file path, or sqlite:///path"
+
+    /// The file a `database` value names: a path as it is, or an SQLite URL (`sqlite:///PATH`;
+    /// oslo.db's `sqlite:////PATH` reads the same). Anything else that looks like a URL — a
+    /// `scheme://`, or a `scheme:` prefix — is an error naming what is supported, so a typo or
+    /// another database's URL never becomes a file of that name.
+    public static func filePath(of location: String) throws(StoreError) -> String {
+        guard !location.isEmpty else { throw StoreError(description: "the database must be \(supportedLocations), got an empty string") }
+        let colon = location.firstIndex(of: ":")
+        let candidate = colon.map { String(location[..<$0]) } ?? ""
+        let isScheme = !candidate.isEmpty && candidate.first!.isLetter && candidate.allSatisfy {
+            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == ".")
+        }
+        guard isScheme, let colon else {
+            guard !location.contains("://") else {
+                throw StoreError(description: "database '\(location)' is neither a path nor a URL this forkwatch supports (\(supportedLocations))")
+            }
+            return location
+        }
+        let scheme = candidate.lowercased()
+        if scheme.hasPrefix("postgres") {
+            throw StoreError(description: "database '\(location)': postgresql:// is not supported yet; supported: \(supportedLocations)")
+        }
+        guard scheme == "sqlite" || scheme.hasPrefix("sqlite+") else {
+            throw StoreError(description: "database '\(location)': unknown URL scheme '\(candidate):'; supported: \(supportedLocations) (a file name with a colon: write it as ./\(location))")
+        }
+        let rest = location[location.index(after: colon)...]
+        guard rest.hasPrefix("//") else {
+            throw StoreError(description: "database '\(location)': an SQLite URL is sqlite:///path (three slashes, then the file)")
+        }
+        let afterAuthority = rest.dropFirst(2)
+        guard afterAuthority.hasPrefix("/") else {
+            throw StoreError(description: "database '\(location)': an SQLite URL names no host: sqlite:///path")
+        }
+        guard !afterAuthority.contains("?") else {
+            throw StoreError(description: "database '\(location)': URL parameters are not supported; give sqlite:///path")
+        }
+        let file = "/" + afterAuthority.drop { $0 == "/" }
+        guard file != "/" else {
+            throw StoreError(description: "database '\(location)': no file in it (an in-memory database would keep no beat); give sqlite:///path")
+        }
+        return file
     }
 
     /// The schema version written by this forkwatch (`services` rows keep nova's meaning).
@@ -110,29 +173,61 @@ public final class ServicesStore {
         return migrator
     }
 
-    /// Opens (creating it if needed) the database at `path`. Errors name the file.
-    public init(path: String) throws {
+    /// How a command may open the database.
+    public enum OpenMode: Sendable {
+        /// Create the file and its directories when missing (`services migrate`, a service's start).
+        case create
+        /// The file must exist; it may be written (`services enable`, a heartbeat reopening its file).
+        case existing
+        /// The file must exist and is only read (`services list`): nothing is created or changed.
+        case readOnly
+    }
+
+    /// Opens the database `location` names (a path or `sqlite:///path`). Errors name the file.
+    public init(path location: String, mode: OpenMode = .create) throws {
+        let path = try Self.filePath(of: location)
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "forkwatch.services"
+        configuration.readonly = mode == .readOnly
         do {
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-                    throw StoreError(description: "\(path): cannot create the directory \(directory) (a file is in the way, or no permission)")
+            if mode == .create {
+                let directory = (path as NSString).deletingLastPathComponent
+                if !directory.isEmpty {
+                    do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+                        throw StoreError(description: "\(path): cannot create the directory \(directory) (a file is in the way, or no permission)")
+                    }
                 }
+            } else if FileIdentity.of(path) == nil {
+                throw StoreError(description: "\(path): no such database (\(String(cString: strerror(errno)))); 'forkwatch services migrate --db \(path)' creates one", isMissing: true)
             }
             queue = try DatabaseQueue(path: path, configuration: configuration)
-            // WAL once per file; harmless to repeat. It fails here for a file that is not SQLite.
-            // synchronous=NORMAL is SQLite's advice with WAL: a power cut may lose the last beats,
-            // never the file's consistency; each beat then costs no fsync.
-            _ = try queue.writeWithoutTransaction { db in
-                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            if mode != .readOnly {
+                // WAL once per file; harmless to repeat. It fails here for a file that is not SQLite.
+                // synchronous=NORMAL is SQLite's advice with WAL: a power cut may lose the last beats,
+                // never the file's consistency; each beat then costs no fsync.
+                _ = try queue.writeWithoutTransaction { db in
+                    _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+                    try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                }
             }
         } catch {
             throw Self.explain(error, path: path)
+        }
+        // Right after the open: what the path names now is the file SQLite holds.
+        identity = FileIdentity.of(path)
+    }
+
+    /// Throws when `path` no longer names the file this connection writes: unlinked (SQLite
+    /// would go on writing into the deleted inode, which nobody can read) or replaced.
+    public func checkFileIsStillAtPath() throws(StoreError) {
+        guard let identity else { return }
+        guard let now = FileIdentity.of(path) else {
+            throw StoreError(description: "\(path): the database file was deleted (unlinked) while in use; beats are not recorded until a database is back at that path", isMissing: true)
+        }
+        guard now == identity else {
+            throw StoreError(description: "\(path): the database file was replaced by another file (inode \(identity.inode) → \(now.inode)) while in use")
         }
     }
 
@@ -192,8 +287,26 @@ public final class ServicesStore {
         return count
     }
 
+    /// Closes the connection (a file no longer at its path: holding it keeps its `-wal` and
+    /// `-shm` beside whatever file comes to the path next). The store is not used after this.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        try? queue.close()
+    }
+
+    private var closed = false
+
     public func list() throws -> [Row] {
-        do { return try queue.read { try Row.filter(Column("deleted") == 0).order(Column("id")).fetchAll($0) } } catch {
+        do {
+            return try queue.read { db in
+                guard try db.tableExists(Row.databaseTableName) else {
+                    throw StoreError(description: "\(path): no services table in it (not a forkwatch database, or never migrated: 'forkwatch services migrate --db \(path)')",
+                                     isMissing: true)
+                }
+                return try Row.filter(Column("deleted") == 0).order(Column("id")).fetchAll(db)
+            }
+        } catch {
             throw Self.explain(error, path: path)
         }
     }

@@ -99,6 +99,94 @@ import Testing
         #expect(try master.waitExit() == 0)
     }
 
+    @Test func aDatabaseUnlinkedUnderARunningSchedulerIsAFailedHeartbeatNamingIt() throws {
+        let db = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: (db as NSString).deletingLastPathComponent) }
+        let master = try LaunchedMaster(["--workers", "1", "--report-interval", "0.1", "--db", db, "scheduler"])
+        try master.waitFor("heartbeat") { $0["ok"] as? Bool == true }
+        #expect(unlink(db) == 0)
+        let failed = try master.waitFor("heartbeat") { $0["ok"] as? Bool == false }
+        let error = failed["error"] as? String ?? ""
+        #expect(error.contains(db) && error.contains("deleted"), "\(error)")
+        // While nothing is at the path, every beat says so: none is "ok" into the deleted file.
+        for _ in 0..<3 {
+            let beat = try master.waitFor("heartbeat")
+            #expect(beat["ok"] as? Bool == false, "\(beat)")
+        }
+        #expect(master.log.contains("Unable to report status: \(db): the database file was deleted"), "\(master.log)")
+        // The read-only list says the database is gone instead of making an empty one.
+        let lister = try LaunchedMaster(["services", "list", "--db", db], events: false)
+        #expect(try lister.waitExit() == 1)
+        #expect(lister.log.contains("\(db): no such database"), "\(lister.log)")
+        #expect(!FileManager.default.fileExists(atPath: db))
+
+        // A database back at the path (here a new one): the worker reopens it and beats there.
+        // The old file's -wal and -shm go first, as SQLite asks (the worker's RPC server still
+        // holds the deleted file, and a new database must not read its write-ahead log).
+        unlink(db + "-wal")
+        unlink(db + "-shm")
+        let migrate = try LaunchedMaster(["services", "migrate", "--db", db], events: false)
+        #expect(try migrate.waitExit() == 0, "\(migrate.log)")
+        let recovered = try master.waitFor("heartbeat") { $0["ok"] as? Bool == true }
+        #expect(recovered["report_count"] as? Int == 1, "a new file, a new row: \(recovered)")
+        #expect(master.log.contains("Reopened \(db)"), "\(master.log)")
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+        #expect(try listRows(db).first?["report_count"] as? Int ?? 0 >= 1)
+    }
+
+    @Test func readOnlyCommandsNeverCreateTheDatabaseOrItsDirectories() throws {
+        let root = NSTemporaryDirectory() + "forkwatch-nodb-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let db = root + "/typo/dir/x.sqlite"
+        for command in [["services", "list"], ["services", "list", "--json"], ["services", "disable", "forkwatch-scheduler"]] {
+            let run = try LaunchedMaster(command + ["--db", db], events: false)
+            #expect(try run.waitExit() == 1, "\(command): \(run.log)")
+            #expect(run.log == "forkwatch: \(db): no such database (No such file or directory); 'forkwatch services migrate --db \(db)' creates one\n",
+                    "\(run.log)")
+            #expect(!FileManager.default.fileExists(atPath: root), "\(command) created \(root)")
+        }
+        // An empty file is not a services database: an error, and the file is left as it was.
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: root + "/empty.sqlite", contents: nil)
+        let empty = try LaunchedMaster(["services", "list", "--db", root + "/empty.sqlite"], events: false)
+        #expect(try empty.waitExit() == 1)
+        #expect(empty.log.contains("no services table"), "\(empty.log)")
+        #expect((try FileManager.default.attributesOfItem(atPath: root + "/empty.sqlite")[.size] as? Int) == 0)
+    }
+
+    @Test func anSQLiteURLNamesAFileAndAnyOtherSchemeIsAnErrorNamingTheSupportedOnes() throws {
+        let db = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: (db as NSString).deletingLastPathComponent) }
+        for url in ["sqlite://" + db, "sqlite:///" + db] {  // three slashes, and oslo.db's four
+            let migrate = try LaunchedMaster(["services", "migrate", "--db", url], events: false, stdoutToLog: true)
+            #expect(try migrate.waitExit() == 0, "\(migrate.log)")
+            #expect(migrate.log.contains("\(db): schema up to date"), "\(migrate.log)")
+        }
+        let cases: [(String, String)] = [
+            ("postgresql://nova:secret@db/nova", "postgresql:// is not supported yet; supported: an SQLite file path, or sqlite:///path"),
+            ("postgres://db/nova", "postgresql:// is not supported yet"),
+            ("mysql+pymysql://db/nova", "unknown URL scheme 'mysql+pymysql:'; supported: an SQLite file path, or sqlite:///path"),
+            ("file:services.sqlite", "unknown URL scheme 'file:'"),
+            ("sqlite:services.sqlite", "an SQLite URL is sqlite:///path"),
+            ("sqlite://host/x.sqlite", "names no host"),
+            ("sqlite://", "an SQLite URL names no host"),
+            ("sqlite:///", "no file in it"),
+            ("./a://b", "neither a path nor a URL"),
+        ]
+        for (url, expected) in cases {
+            let list = try LaunchedMaster(["services", "list", "--db", url], events: false)
+            #expect(try list.waitExit() == 2, "\(url): \(list.log)")
+            #expect(list.log.contains(expected), "\(url): \(list.log)")
+        }
+        // Before anything is forked, from the command line as from a config file's `database`.
+        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", "none",
+                                         "--db", "mongodb://db/nova", "scheduler"], events: false)
+        #expect(try master.waitExit() == 2)
+        #expect(master.log.contains("unknown URL scheme 'mongodb:'"), "\(master.log)")
+        #expect(!master.log.contains("fork →"))
+    }
+
     enum BadDatabase: String, CaseIterable { case unwritable, notADatabase, newerSchema }
 
     @Test(arguments: BadDatabase.allCases)

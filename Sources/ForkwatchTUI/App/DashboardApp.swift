@@ -134,47 +134,113 @@ public final class DashboardApp {
 
     // MARK: - Replay
 
-    /// Plays `events` (a recorded file) on a clock the user can pause, step and speed up.
-    /// Gaps longer than 2 s are shortened to 2 s: a recording of a quiet night stays watchable.
-    public func runReplay(_ events: [Event]) throws -> Outcome {
-        var index = 0
-        var clock = events.first?.mono ?? 0  // the recording's time now showing
+    /// Longest stretch of reading due events before they are applied and the keyboard and the
+    /// signals are looked at.
+    static let replayBatchSeconds = 0.02
+
+    /// Plays a recorded file, from its `first` event, on a clock the user can pause, step and
+    /// speed up. Time-driven: each turn applies the events due by the clock, for at most
+    /// `replayBatchSeconds`, then reads keys and signals; the screen is drawn at the refresh
+    /// rate. When the file holds more events than can be applied in time, the display lags and
+    /// frames are skipped, never keys: `q` is answered within one batch at any density.
+    /// Events play in file order (the master writes them in order). Gaps longer than 2 s are
+    /// shortened to 2 s; a clock that goes back by more (runs appended across a reboot) restarts
+    /// the replay clock at that event.
+    public func runReplay(_ file: ReplayFile, first: Event, speed: Double = 1) throws -> Outcome {
+        model.setReplaySpeed(speed)
+        var pending: Event? = first
+        var ended = false
+        var clock = first.mono  // the recording's time now showing
+        var lastMono = first.mono
         var last = Posix.monotonicNow()
-        render(force: true)
+        var problemsShown = 0
+
+        /// Takes the next event from the file into `pending`, unless one is waiting.
+        func refill() {
+            guard pending == nil, !ended else { return }
+            switch file.next() {
+            case .event(let event):
+                if event.mono < lastMono - 2 { clock = event.mono }
+                lastMono = event.mono
+                pending = event
+            case .nothingYet: break
+            case .end: ended = true
+            }
+        }
+
+        var forceFrame = true  // the first frame, and one after each key
         while true {
             let now = Posix.monotonicNow()
-            if !model.isPaused && index < events.count {
+            var behind = false
+            if !model.isPaused {
                 clock += (now - last) * model.replaySpeed
-                if events[index].mono - clock > 2 { clock = events[index].mono - 2 }
-                while index < events.count, events[index].mono <= clock {
-                    model.apply(events[index])
-                    index += 1
+                let deadline = now + Self.replayBatchSeconds
+                var batch: [Event] = []
+                refill()
+                while !ended || pending != nil {
+                    guard let event = pending else {
+                        refill()
+                        if pending == nil && !ended { behind = true; break }  // a run of bad lines: go on next turn
+                        continue
+                    }
+                    if event.mono - clock > 2 { clock = event.mono - 2 }
+                    guard event.mono <= clock else { break }
+                    batch.append(event)
+                    pending = nil
+                    refill()
+                    if batch.count % 64 == 0, Posix.monotonicNow() >= deadline {
+                        behind = pending.map { $0.mono <= clock } ?? !ended
+                        break
+                    }
                 }
-                if index == events.count { model.showMessage("end of the recording (\(events.count) events); q to leave") }
+                // One apply per turn: the selection is settled once, however many events came.
+                model.apply(batch)
             }
             last = now
             model.setNow(clock)
-            let timeout = min(max(0, nextRefresh - now), 0.05)
-            let revents = try Posix.poll([0, signalFD], timeout: timeout)
+            if file.problemCount > problemsShown, let latest = file.latestProblem {
+                problemsShown = file.problemCount
+                model.showMessage(latest + (problemsShown > 1 ? " (\(problemsShown) unreadable lines so far)" : ""))
+            }
+            if ended && pending == nil {
+                let unreadable = file.problemCount == 0 ? "" : ", \(file.problemCount) unreadable line\(file.problemCount == 1 ? "" : "s") skipped"
+                model.showMessage(file.readError.map { "stopped: \($0)" }
+                    ?? "end of the recording (\(file.eventsRead) events\(unreadable)); q to leave")
+            }
+            // Frames come at the refresh rate (or at a key): a burst of events is drawn once.
+            render(force: forceFrame)
+            forceFrame = false
+
+            // Wait for the next event due, the next frame or a key, whichever comes first.
+            var timeout = max(0, nextRefresh - Posix.monotonicNow())
+            if behind {
+                timeout = 0
+            } else if !model.isPaused, let event = pending {
+                timeout = min(timeout, max(0, (event.mono - clock) / model.replaySpeed))
+            }
+            let revents = try Posix.poll([0, signalFD], timeout: min(timeout, 0.25))
             if Self.hungUp(revents[0]) { return .interrupted(signal: .hup, masterPid: nil, socket: "") }
             if revents[1] != 0, let signal = handleSignals() {
                 return .interrupted(signal: signal, masterPid: nil, socket: "")
             }
             if revents[0] != 0 {
+                forceFrame = true
                 for command in readCommands() {
                     switch command {
                     case .quit: return .replayFinished
                     case .replayStep:
-                        if index < events.count {
-                            clock = events[index].mono
-                            model.apply(events[index])
-                            index += 1
+                        refill()
+                        if let event = pending {
+                            clock = event.mono
+                            model.apply(event)
+                            pending = nil
+                            refill()
                         }
+                    case .setFastRefresh(let fast): refreshInterval = fast ? 0.1 : 1
                     default: break
                     }
                 }
             }
-            render(force: revents[0] != 0)
         }
     }
 

@@ -2,9 +2,16 @@ import ForkwatchCore
 
 /// The small text formats of the dashboard, each fitted to the width of its column.
 enum DashboardFormat {
+    /// `Int(x)` that cannot trap: NaN is 0 and the rest is held within ±10^15. The decoder
+    /// already refuses such numbers in events; this keeps the screen safe from any that slip by.
+    static func whole(_ x: Double) -> Int {
+        guard !x.isNaN else { return 0 }
+        return Int(min(max(x, -1e15), 1e15))
+    }
+
     /// Uptime: `0:04`, `3:12`, `1:03:12`; `1h03m` / `12d03h` when only 6 cells are free.
     static func uptime(_ seconds: Double, width: Int = 7) -> String {
-        let total = max(0, Int(seconds))
+        let total = max(0, whole(seconds))
         let (h, m, s) = (total / 3600, total / 60 % 60, total % 60)
         if h == 0 { return "\(m):\(pad2(s))" }
         let full = "\(h):\(pad2(m)):\(pad2(s))"
@@ -16,37 +23,37 @@ enum DashboardFormat {
     /// Resident memory in at most 4 cells: `980K`, `1.2M`, `12M`, `120M`, `1.5G`.
     static func bytes(_ count: Int) -> String {
         let kib = Double(count) / 1024
-        if kib < 1000 { return "\(Int(kib.rounded()))K" }
+        if kib < 1000 { return "\(whole(kib.rounded()))K" }
         let mib = kib / 1024
         if mib < 9.95 { return JSONObject.number(mib, decimals: 1).droppingSuffix(".0") + "M" }
-        if mib < 999.5 { return "\(Int(mib.rounded()))M" }
+        if mib < 999.5 { return "\(whole(mib.rounded()))M" }
         let gib = mib / 1024
         return JSONObject.number(gib, decimals: gib < 9.95 ? 1 : 0) + "G"
     }
 
     /// CPU percent in at most 4 cells: `0.0`, `12.3`, `350`.
     static func cpu(_ percent: Double) -> String {
-        percent < 99.95 ? JSONObject.number(max(0, percent), decimals: 1) : "\(Int(percent.rounded()))"
+        percent < 99.95 ? JSONObject.number(max(0, percent), decimals: 1) : "\(whole(percent.rounded()))"
     }
 
     /// Seconds for the throttle panel: `0.8 s`, `3.2 s`, `4 s`, `12 s`.
     static func seconds(_ value: Double) -> String {
         let v = max(0, value)
-        var text = v < 10 ? JSONObject.number(v, decimals: 1) : "\(Int(v.rounded()))"
+        var text = v < 10 ? JSONObject.number(v, decimals: 1) : "\(whole(v.rounded()))"
         if text.hasSuffix(".0") { text.removeLast(2) }
         return text + " s"
     }
 
     /// The master's uptime in the header, always with hours: `0:03:12`.
     static func hours(_ seconds: Double) -> String {
-        let total = max(0, Int(seconds))
+        let total = max(0, whole(seconds))
         return "\(total / 3600):\(pad2(total / 60 % 60)):\(pad2(total % 60))"
     }
 
     /// `HH:MM:SS.mmm` of a Unix time, shifted by a fixed UTC offset (the app passes the local
     /// one; tests pass 0, so they do not depend on the machine's time zone).
     static func clock(wall: Double, utcOffset: Int) -> String {
-        let millis = Int64(((wall + Double(utcOffset)) * 1000).rounded(.down))
+        let millis = Int64(whole(((wall + Double(utcOffset)) * 1000).rounded(.down)))
         let ofDay = ((millis % 86_400_000) + 86_400_000) % 86_400_000
         let ms = ofDay % 1000, total = ofDay / 1000
         return "\(pad2(Int(total / 3600))):\(pad2(Int(total / 60 % 60))):\(pad2(Int(total % 60))).\(pad3(Int(ms)))"
@@ -76,7 +83,7 @@ enum DashboardFormat {
         let top = max(ceiling ?? shown.max() ?? 0, 1e-9)
         return String(shown.map { value -> Character in
             let ratio = min(1, max(0, value / top))
-            return levels[min(levels.count - 1, Int((ratio * Double(levels.count - 1)).rounded(.up)))]
+            return levels[min(levels.count - 1, max(0, whole((ratio * Double(levels.count - 1)).rounded(.up))))]
         })
     }
 

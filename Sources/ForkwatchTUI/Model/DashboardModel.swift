@@ -81,6 +81,13 @@ public struct DashboardModel: Sendable {
         if frozen == nil { reconcileSelection() }
     }
 
+    /// Feeds many events, then settles the selection once: a burst of thousands of forks costs
+    /// one pass over the rows, not one per fork.
+    public mutating func apply(_ events: some Sequence<Event>) {
+        for event in events { live.apply(event) }
+        if frozen == nil { reconcileSelection() }
+    }
+
     /// The clock (CLOCK_MONOTONIC seconds, the events' `mono`): uptimes, rates, countdowns.
     public mutating func setNow(_ mono: Double) {
         live.advance(to: mono)

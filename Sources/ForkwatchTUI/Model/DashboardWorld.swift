@@ -108,6 +108,10 @@ struct DashboardWorld: Sendable {
     /// Workers shown as gone until `goneLinger` has passed (kept apart so that pruning costs
     /// nothing while nobody is dying).
     private var gonePids: Set<Int32> = []
+    /// The same deaths in the order they came, so pruning looks only at those old enough
+    /// (a burst of 20,000 exits must not be scanned again at every event).
+    private var goneQueue: [(pid: Int32, at: Double)] = []
+    private var goneQueueHead = 0
 
     // MARK: - Queries
 
@@ -225,7 +229,9 @@ struct DashboardWorld: Sendable {
             let keep = (service.wanted ?? service.forkTimes.count) + 1
             if service.forkTimes.count > keep { service.forkTimes.removeFirst(service.forkTimes.count - keep) }
             service.forkHistory.append(time)
-            service.forkHistory.removeAll { time - $0 > Self.forkHistorySeconds }
+            // Oldest first: drop the prefix that has aged out (not a scan of all 4096 at every fork).
+            let aged = service.forkHistory.prefix { time - $0 > Self.forkHistorySeconds }.count
+            if aged > 0 { service.forkHistory.removeFirst(aged) }
             if service.forkHistory.count > 4096 { service.forkHistory.removeFirst(service.forkHistory.count - 4096) }
             // The master forks nothing while a throttled fork is pending: this fork is that one.
             service.pendingForkAt = nil
@@ -256,6 +262,7 @@ struct DashboardWorld: Sendable {
         guard let name else { return }  // a reaped stranger: logged, not a row
         if workers[pid] != nil {
             gonePids.insert(pid)
+            goneQueue.append((pid, time))
             workers[pid]?.state = .gone
             workers[pid]?.exit = status
             workers[pid]?.goneAt = time
@@ -302,6 +309,8 @@ struct DashboardWorld: Sendable {
         }
         workers = [:]
         gonePids = []
+        goneQueue = []
+        goneQueueHead = 0
         for info in snapshot.workers {
             let state: WorkerState = info.retiring ? .stopping : info.readyAt == nil ? .starting : .ready
             workers[info.pid] = Worker(pid: info.pid, service: info.service, state: state, forkedAt: info.forkedAt,
@@ -313,15 +322,28 @@ struct DashboardWorld: Sendable {
     }
 
     private mutating func pruneGone() {
-        guard !gonePids.isEmpty else { return }
-        let expired = gonePids.filter { pid in workers[pid].map { now - ($0.goneAt ?? now) >= Self.goneLinger } ?? true }
-        guard !expired.isEmpty else { return }
-        for pid in expired {
+        guard !gonePids.isEmpty else {
+            goneQueue.removeAll(keepingCapacity: true)
+            goneQueueHead = 0
+            return
+        }
+        var removed = false
+        while goneQueueHead < goneQueue.count, now - goneQueue[goneQueueHead].at >= Self.goneLinger {
+            let pid = goneQueue[goneQueueHead].pid
+            goneQueueHead += 1
+            // The pid may have been forked again (and be alive, or gone later: a later entry).
+            guard gonePids.contains(pid) else { continue }
+            if let worker = workers[pid], now - (worker.goneAt ?? now) < Self.goneLinger { continue }
             gonePids.remove(pid)
             workers[pid] = nil
             usage[pid] = nil
+            removed = true
         }
-        rowsVersion += 1
+        if goneQueueHead > 1024 && goneQueueHead * 2 > goneQueue.count {
+            goneQueue.removeFirst(goneQueueHead)
+            goneQueueHead = 0
+        }
+        if removed { rowsVersion += 1 }
     }
 
     /// Runs `change` on the named service, creating it (in order of appearance) if new.

@@ -146,7 +146,7 @@ extension DashboardRenderer {
     }
 
     static func millis(_ seconds: Double) -> String {
-        seconds < 1 ? "\(Int((seconds * 1000).rounded()))ms" : DashboardFormat.seconds(seconds).filter { $0 != " " }
+        seconds < 1 ? "\(DashboardFormat.whole((seconds * 1000).rounded()))ms" : DashboardFormat.seconds(seconds).filter { $0 != " " }
     }
 
     /// A service's throttle in `count` lines at most, most important first: its name and
@@ -241,7 +241,7 @@ extension DashboardRenderer {
         for time in times {
             let age = now - time
             guard age >= 0 else { continue }
-            let bucket = seconds - 1 - Int(age)
+            let bucket = seconds - 1 - DashboardFormat.whole(age)
             if bucket >= 0 && bucket < seconds { buckets[bucket] += 1 }
         }
         return buckets
