@@ -44,7 +44,8 @@ let package = Package(
         // AMQP calls of the RabbitMQ transport in C over it.
         .systemLibrary(name: "CRabbitMQ", providers: [.apt(["librabbitmq-dev"])]),
         // `-l:librabbitmq.a`: the static archive (see Sources/CRabbitMQ/module.modulemap).
-        .target(name: "CForkwatchAMQP", dependencies: ["CRabbitMQ"], linkerSettings: [.linkedLibrary(":librabbitmq.a")]),
+        .target(
+            name: "CForkwatchAMQP", dependencies: ["CRabbitMQ"], linkerSettings: [.linkedLibrary(":librabbitmq.a")]),
         // RPC on topic queues (oslo.messaging's model): client, server, dispatcher; the embedded
         // transport in the services database.
         .target(
@@ -100,7 +101,8 @@ let package = Package(
         ),
         // Figures that need forkwatch's own code (the renderer's frame time): bench/dashboard.py.
         .executableTarget(
-            name: "ForkwatchBench", dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchRPC", "ForkwatchServices"]
+            name: "ForkwatchBench",
+            dependencies: ["Forkwatch", "ForkwatchCore", "ForkwatchTUI", "ForkwatchRPC", "ForkwatchServices"]
         ),
         .testTarget(name: "ForkwatchCoreTests", dependencies: ["ForkwatchCore", "CForkwatch"]),
         .testTarget(name: "ForkwatchTUITests", dependencies: ["ForkwatchTUI", "ForkwatchCore"]),

@@ -1,4 +1,5 @@
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,8 +25,9 @@ public final class ControlClient {
         }
         guard peer.uid == me || peer.uid == 0 else {
             Posix.close(fd)
-            throw PosixError("refusing \(path): the process listening there (pid \(peer.pid)) runs as uid \(peer.uid), "
-                             + "neither you (uid \(me)) nor root", errno: EPERM)
+            throw PosixError(
+                "refusing \(path): the process listening there (pid \(peer.pid)) runs as uid \(peer.uid), "
+                    + "neither you (uid \(me)) nor root", errno: EPERM)
         }
     }
 
@@ -55,7 +57,10 @@ public final class ControlClient {
         var closed = false
         while true {
             guard let chunk = try? Posix.read(fd, max: 65_536) else { break }
-            if chunk.isEmpty { closed = true; break }
+            if chunk.isEmpty {
+                closed = true
+                break
+            }
             lines.append(chunk)
             if chunk.count < 65_536 { break }
         }

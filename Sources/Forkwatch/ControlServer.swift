@@ -44,7 +44,9 @@ final class ControlServer {
         self.outboxLimit = outboxLimit
         if let slash = path.lastIndex(of: "/") {
             let directory = String(path[..<slash])
-            if !directory.isEmpty { try Posix.ensurePrivateDirectory(directory, ownedByUs: Posix.isRuntimeDirectory(directory)) }
+            if !directory.isEmpty {
+                try Posix.ensurePrivateDirectory(directory, ownedByUs: Posix.isRuntimeDirectory(directory))
+            }
         }
         switch try Posix.lockFile(path + ".lock") {
         case .success(let fd): lockFD = fd
@@ -67,7 +69,9 @@ final class ControlServer {
             }
             if let fd = try? Posix.connectUnix(path) {
                 Posix.close(fd)
-                throw PosixError("a master is already listening on \(path) (use --control-socket PATH for another)", errno: EADDRINUSE)
+                throw PosixError(
+                    "a master is already listening on \(path) (use --control-socket PATH for another)",
+                    errno: EADDRINUSE)
             }
             Posix.unlink(path)
         }
@@ -95,9 +99,10 @@ final class ControlServer {
     var pollSet: [(fd: Int32, events: Int16)] {
         if let until = acceptPausedUntil, Posix.monotonicNow() >= until { acceptPausedUntil = nil }
         let listening: [(fd: Int32, events: Int16)] = acceptPausedUntil == nil ? [(listenFD, Int16(POLLIN))] : []
-        return listening + clients.values.map {
-            ($0.fd, ($0.inputEnded ? 0 : Int16(POLLIN)) | ($0.pending > 0 ? Int16(POLLOUT) : 0))
-        }
+        return listening
+            + clients.values.map {
+                ($0.fd, ($0.inputEnded ? 0 : Int16(POLLIN)) | ($0.pending > 0 ? Int16(POLLOUT) : 0))
+            }
     }
 
     /// Handles readiness on one of `pollSet`'s fds; returns complete requests (or parse errors).
@@ -129,12 +134,21 @@ final class ControlServer {
                 return
             }
             guard let fd = accepted else { return }
-            guard let peer = try? Posix.peerCredentials(fd) else { Posix.close(fd); continue }
+            guard let peer = try? Posix.peerCredentials(fd) else {
+                Posix.close(fd)
+                continue
+            }
             clients[fd] = Client(fd: fd, peer: peer)
             if peer.uid != Posix.effectiveUID() {
-                notices.append("control client pid \(peer.pid) refused: uid \(peer.uid) is not the master's uid \(Posix.effectiveUID())")
+                notices.append(
+                    "control client pid \(peer.pid) refused: uid \(peer.uid) is not the master's uid \(Posix.effectiveUID())"
+                )
                 clients[fd]!.closeAfterFlush = true
-                send(fd, ControlError("permission denied: uid \(peer.uid) may not control a master of uid \(Posix.effectiveUID())").line)
+                send(
+                    fd,
+                    ControlError(
+                        "permission denied: uid \(peer.uid) may not control a master of uid \(Posix.effectiveUID())"
+                    ).line)
             }
         }
     }
@@ -143,7 +157,10 @@ final class ControlServer {
         var requests: [(client: Int32, request: Result<ControlRequest, ControlError>)] = []
         while let client = clients[fd], !client.closeAfterFlush {
             let chunk: [UInt8]?
-            do { chunk = try Posix.read(fd, max: 8192) } catch { drop(fd, reason: "read failed: \(error)"); break }
+            do { chunk = try Posix.read(fd, max: 8192) } catch {
+                drop(fd, reason: "read failed: \(error)")
+                break
+            }
             guard let chunk else { break }  // EAGAIN
             if chunk.isEmpty {
                 // EOF on input: answer what was asked, then close unless it subscribed.
@@ -157,7 +174,9 @@ final class ControlServer {
                 switch next {
                 case .success(let text): line = text
                 case .failure(let tooLong):
-                    return hangUp(fd, requests, "request line of \(tooLong.length) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
+                    return hangUp(
+                        fd, requests,
+                        "request line of \(tooLong.length) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
                 }
                 if line.allSatisfy({ $0 == " " || $0 == "\r" }) { continue }
                 requests.append((fd, ControlRequest.parse(line)))
@@ -170,8 +189,10 @@ final class ControlServer {
     }
 
     /// The requests read so far, then this error; the connection closes once they are answered.
-    private func hangUp(_ fd: Int32, _ requests: [(client: Int32, request: Result<ControlRequest, ControlError>)],
-                        _ message: String) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
+    private func hangUp(
+        _ fd: Int32, _ requests: [(client: Int32, request: Result<ControlRequest, ControlError>)],
+        _ message: String
+    ) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
         clients[fd]?.inbox.reset()
         clients[fd]?.hangUpAfterReplies = true
         return requests + [(fd, .failure(ControlError(message)))]

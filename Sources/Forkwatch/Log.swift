@@ -1,4 +1,5 @@
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,7 +67,8 @@ public struct LineLogHandler: LogHandler {
         let fields = all.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
         let level = event.level.rawValue.uppercased()
         let padded = level + String(repeating: " ", count: max(0, 8 - level.count))
-        let line = "\(LogOutput.clockText(wall: Posix.wallNow())) \(padded)\(label)[\(Posix.getpid())] \(event.message)\(fields)\n"
+        let line =
+            "\(LogOutput.clockText(wall: Posix.wallNow())) \(padded)\(label)[\(Posix.getpid())] \(event.message)\(fields)\n"
         LogOutput.shared.write(line)
     }
 }

@@ -61,10 +61,12 @@ final class MasterLoop {
     /// The worker count last written into each accept lock's memfd (its workers read it).
     private var publishedWorkers: [String: Int] = [:]
 
-    init(configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
-         listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
-         registry: ServiceRegistry, reloadConfiguration: (() throws -> LauncherConfiguration)?,
-         killPredecessorsLeftovers: Bool = true, cgroup: WorkersCgroup? = nil) {
+    init(
+        configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
+        listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
+        registry: ServiceRegistry, reloadConfiguration: (() throws -> LauncherConfiguration)?,
+        killPredecessorsLeftovers: Bool = true, cgroup: WorkersCgroup? = nil
+    ) {
         self.cgroup = cgroup
         groups = WorkerGroups(statePath: control.map { $0.path + ".groups" })
         self.killPredecessorsLeftovers = killPredecessorsLeftovers
@@ -107,13 +109,20 @@ final class MasterLoop {
         // accept_mutex), so exactly one worker is woken per connection. The master never takes it.
         for service in listeners.keys { acceptLocks[service] = try Posix.anonymousFile("forkwatch-accept-\(service)") }
         Posix.releaseFreeMemory()
-        emit(.masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
-        if let found = groups.endPredecessorsLeftovers(kill: killPredecessorsLeftovers) { emit(.notice(message: found)) }
+        emit(
+            .masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
+        if let found = groups.endPredecessorsLeftovers(kill: killPredecessorsLeftovers) {
+            emit(.notice(message: found))
+        }
         if let cgroup, case let left = cgroup.members(), !left.isEmpty {
             let pids = left.map(String.init).joined(separator: ", ")
             if killPredecessorsLeftovers { cgroup.killAll() }
-            emit(.notice(message: "the workers' cgroup \(cgroup.directory) held \(left.count) processes a previous master left "
-                         + "(pids \(pids)): " + (killPredecessorsLeftovers ? "killed (cgroup.kill)" : "left alone as asked")))
+            emit(
+                .notice(
+                    message:
+                        "the workers' cgroup \(cgroup.directory) held \(left.count) processes a previous master left "
+                        + "(pids \(pids)): "
+                        + (killPredecessorsLeftovers ? "killed (cgroup.kill)" : "left alone as asked")))
         }
         for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
             emit(.listening(service: service, address: listener.address, backlog: listener.backlog))
@@ -182,8 +191,10 @@ final class MasterLoop {
                 pipes[pid]?.execFailed = true
                 perform(table.execFailed(pid: pid, errno: errno, message: Posix.describe(errno: errno), now: now))
             case .taskRan(let run):
-                perform(table.taskRan(pid: pid, task: run.task, started: run.started, duration: run.duration, ok: run.ok,
-                                      error: run.error, nextDue: run.nextDue, spacing: run.spacing))
+                perform(
+                    table.taskRan(
+                        pid: pid, task: run.task, started: run.started, duration: run.duration, ok: run.ok,
+                        error: run.error, nextDue: run.nextDue, spacing: run.spacing))
             case .heartbeat(let ok, let reportCount, let error):
                 perform(table.heartbeat(pid: pid, ok: ok, reportCount: reportCount, error: error))
             case .rpcStats(let topic, let methods):
@@ -231,9 +242,12 @@ final class MasterLoop {
         // The table decides what acts on the master; the reply goes out before the actions,
         // so a stop that ends the loop has already answered.
         guard let outcome = table.control(request, now: now) else {
-            let snapshot = Event(mono: now, wall: Posix.wallNow(),
-                                 kind: .snapshot(table.snapshot(masterPid: masterPID, startedAt: startedAt,
-                                                                configuration: describe(table.configuration))))
+            let snapshot = Event(
+                mono: now, wall: Posix.wallNow(),
+                kind: .snapshot(
+                    table.snapshot(
+                        masterPid: masterPID, startedAt: startedAt,
+                        configuration: describe(table.configuration))))
             control.send(client, EventCodec.encode(snapshot) + "\n")
             if request == .subscribe {
                 control.subscribe(client)
@@ -258,8 +272,10 @@ final class MasterLoop {
         while let (pid, status) = (try? Posix.reapOne()) ?? nil {
             guard table.workers[pid] != nil else {
                 // Not a worker: a process a worker left behind, re-parented to this subreaper.
-                emit(.notice(message: "reaped \(pid), a process a worker left behind (re-parented to the master): "
-                             + TerminationStatus(waitStatus: status).description))
+                emit(
+                    .notice(
+                        message: "reaped \(pid), a process a worker left behind (re-parented to the master): "
+                            + TerminationStatus(waitStatus: status).description))
                 continue
             }
             if pipes[pid] != nil { readPipe(of: pid, untilEOF: true) }
@@ -294,7 +310,11 @@ final class MasterLoop {
                 switch next {
                 case .success(let text): line = text
                 case .failure(let tooLong):
-                    emit(.notice(message: "\(pid) sent an unreadable status message (a line of \(tooLong.length) bytes); dropped"))
+                    emit(
+                        .notice(
+                            message:
+                                "\(pid) sent an unreadable status message (a line of \(tooLong.length) bytes); dropped")
+                    )
                     continue
                 }
                 switch ChildMessage.parse(line) {
@@ -303,7 +323,11 @@ final class MasterLoop {
                 }
             }
             if let pending = pipes[pid]?.lines, pending.isOverLimit {  // a child writing garbage
-                emit(.notice(message: "\(pid) sent an unreadable status message (no line end in \(pending.pendingBytes) bytes); dropped"))
+                emit(
+                    .notice(
+                        message:
+                            "\(pid) sent an unreadable status message (no line end in \(pending.pendingBytes) bytes); dropped"
+                    ))
                 pipes[pid]!.lines.reset()
             }
         }
@@ -313,7 +337,9 @@ final class MasterLoop {
     /// the accept lock's memfd (whether they have siblings to hand connections to).
     private func publishWorkerCounts() {
         for (name, fd) in acceptLocks {
-            guard let workers = table.service(named: name)?.spec.workers, publishedWorkers[name] != workers else { continue }
+            guard let workers = table.service(named: name)?.spec.workers, publishedWorkers[name] != workers else {
+                continue
+            }
             Posix.writeNumber(fd, Int64(workers))
             publishedWorkers[name] = workers
         }
@@ -385,7 +411,9 @@ final class MasterLoop {
         if !(toGroup && Posix.killGroup(pid, signal)) {
             do { try Posix.kill(pid, signal) } catch { failure = error.description }
         }
-        emit(.signalSent(pid: pid, service: worker.service, signal: signal, reason: reason, origin: origin, error: failure))
+        emit(
+            .signalSent(
+                pid: pid, service: worker.service, signal: signal, reason: reason, origin: origin, error: failure))
     }
 
     private func reload() {
@@ -395,7 +423,9 @@ final class MasterLoop {
         }
         do {
             let configuration = try reloadConfiguration()
-            if let path = configuration.logFile, path != LogOutput.shared.path { try? LogOutput.shared.open(path: path) }
+            if let path = configuration.logFile, path != LogOutput.shared.path {
+                try? LogOutput.shared.open(path: path)
+            }
             perform(table.applyReload(configuration, error: nil, now: Posix.monotonicNow()))
         } catch {
             perform(table.applyReload(nil, error: "\(error)", now: Posix.monotonicNow()))
@@ -416,13 +446,15 @@ final class MasterLoop {
             let pid: Int32
             switch spec.program {
             case .command(let argv):
-                pid = try Posix.forkExec(path: Posix.resolveExecutable(argv[0]), argv: argv, statusFD: status.write,
-                                         listen: listeners[name].map { ($0.fd, name) },
-                                         stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill,
-                                         cgroupProcsFD: cgroup?.procsFD)
+                pid = try Posix.forkExec(
+                    path: Posix.resolveExecutable(argv[0]), argv: argv, statusFD: status.write,
+                    listen: listeners[name].map { ($0.fd, name) },
+                    stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .kill,
+                    cgroupProcsFD: cgroup?.procsFD)
             case .builtin(let builtin):
                 guard let entry = registry.entry(builtin) else {
-                    Posix.close(status.read); Posix.close(status.write)
+                    Posix.close(status.read)
+                    Posix.close(status.write)
                     emit(.configError(message: "service '\(name)': no built-in service named '\(builtin)'"))
                     perform(table.forkFailed(service: name, reason: reason, now: Posix.monotonicNow()))
                     return
@@ -434,17 +466,26 @@ final class MasterLoop {
             Posix.close(status.write)
             Posix.makeGroupLeader(pid)
             groupsChanged = true
-            pipes[pid] = ChildPipe(fd: status.read, isCommand: { if case .command = spec.program { return true }; return false }())
+            pipes[pid] = ChildPipe(
+                fd: status.read,
+                isCommand: {
+                    if case .command = spec.program { return true }
+                    return false
+                }())
             perform(table.forked(pid: pid, service: name, reason: reason, now: Posix.monotonicNow()))
         } catch {
-            if status.read >= 0 { Posix.close(status.read); Posix.close(status.write) }
+            if status.read >= 0 {
+                Posix.close(status.read)
+                Posix.close(status.write)
+            }
             emit(.forkFailed(service: name, errno: error.errno, message: error.message))
             perform(table.forkFailed(service: name, reason: reason, now: Posix.monotonicNow()))
         }
     }
 
     /// The child side for a Swift service: the design's setup, then the service. Never returns.
-    private func runChild(spec: ServiceSpec, slot: Int, make: (WorkerContext) -> any Service, statusFD: Int32) -> Never {
+    private func runChild(spec: ServiceSpec, slot: Int, make: (WorkerContext) -> any Service, statusFD: Int32) -> Never
+    {
         let name = spec.name
         // The master's signalfd, events file and other children's pipes are closed here; the
         // status pipe and the parent-death pipe's read end are kept, and the log file (the
@@ -453,17 +494,23 @@ final class MasterLoop {
         let listenFD = listeners[name]?.fd
         let acceptLock = acceptLocks[name]
         let logFD = LogOutput.shared.fd > 2 ? LogOutput.shared.fd : nil
-        guard Posix.childSetup(keep: [statusFD, deathPipe.read] + [listenFD, acceptLock, logFD].compactMap { $0 }, blocked: WorkerRuntime.handledSignals,
-                               stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID,
-                               cgroupProcsFD: cgroup?.procsFD) else {
+        guard
+            Posix.childSetup(
+                keep: [statusFD, deathPipe.read] + [listenFD, acceptLock, logFD].compactMap { $0 },
+                blocked: WorkerRuntime.handledSignals,
+                stdoutToStderr: sink.eventsOnStandardOutput, deathSignal: .term, parent: masterPID,
+                cgroupProcsFD: cgroup?.procsFD)
+        else {
             Posix.exitNow(1)
         }
-        let context = WorkerContext(spec: spec, slot: slot, configuration: table.configuration,
-                                    status: StatusChannel(fd: statusFD), listenFD: listenFD, acceptLockFD: acceptLock)
+        let context = WorkerContext(
+            spec: spec, slot: slot, configuration: table.configuration,
+            status: StatusChannel(fd: statusFD), listenFD: listenFD, acceptLockFD: acceptLock)
         // Each worker must draw different random numbers (oslo's random.seed()); Swift's
         // generator reads getrandom(2) per call, so only C's srandom needs a new seed.
         srandom(UInt32(truncatingIfNeeded: Posix.getpid()) ^ UInt32(truncatingIfNeeded: Int(Posix.wallNow() * 1e6)))
-        WorkerRuntime.run(make(context), logger: context.logger, status: context.status, deathFD: deathPipe.read, stopTimeout: nil)
+        WorkerRuntime.run(
+            make(context), logger: context.logger, status: context.status, deathFD: deathPipe.read, stopTimeout: nil)
     }
 
     private func describe(_ configuration: LauncherConfiguration) -> String {

@@ -1,5 +1,6 @@
 import CForkwatch
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -94,8 +95,10 @@ package enum Posix {
 
     /// fork, then in the child the design's setup and `execve`. The corresponding C function is
     /// `fw_fork_exec` (CForkwatch), which stays async-signal-safe between fork and exec.
-    package static func forkExec(path: String, argv: [String], statusFD: Int32, listen: (fd: Int32, name: String)?,
-                                stdoutToStderr: Bool, deathSignal: Signal, cgroupProcsFD: Int32? = nil) throws(PosixError) -> Int32 {
+    package static func forkExec(
+        path: String, argv: [String], statusFD: Int32, listen: (fd: Int32, name: String)?,
+        stdoutToStderr: Bool, deathSignal: Signal, cgroupProcsFD: Int32? = nil
+    ) throws(PosixError) -> Int32 {
         // Every allocation happens here, before fork: the child only reads these arrays (and
         // writes its pid into the LISTEN_PID entry's room).
         let cPath = strdup(path)
@@ -127,8 +130,9 @@ package enum Posix {
         return try retrying("fork") {
             cArgv.withUnsafeBufferPointer { argvBuffer in
                 environment.withUnsafeBufferPointer { envBuffer in
-                    fw_fork_exec(cPath, argvBuffer.baseAddress, envBuffer.baseAddress, statusFD, listen?.fd ?? -1,
-                                 listenPidDigits, stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent, cgroupProcsFD ?? -1)
+                    fw_fork_exec(
+                        cPath, argvBuffer.baseAddress, envBuffer.baseAddress, statusFD, listen?.fd ?? -1,
+                        listenPidDigits, stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent, cgroupProcsFD ?? -1)
                 }
             }
         }
@@ -136,13 +140,16 @@ package enum Posix {
 
     /// The child half of the design's setup for a Swift worker (no exec). Returns false if the
     /// parent is already gone. The corresponding C function is `fw_child_setup`.
-    package static func childSetup(keep: [Int32], blocked: [Signal], stdoutToStderr: Bool, deathSignal: Signal, parent: Int32,
-                                   cgroupProcsFD: Int32? = nil) -> Bool {
+    package static func childSetup(
+        keep: [Int32], blocked: [Signal], stdoutToStderr: Bool, deathSignal: Signal, parent: Int32,
+        cgroupProcsFD: Int32? = nil
+    ) -> Bool {
         let numbers = blocked.map(\.rawValue)
         return keep.withUnsafeBufferPointer { keepBuffer in
             numbers.withUnsafeBufferPointer { blockedBuffer in
-                fw_child_setup(keepBuffer.baseAddress, Int32(keep.count), blockedBuffer.baseAddress, Int32(numbers.count),
-                               stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent, cgroupProcsFD ?? -1) == 0
+                fw_child_setup(
+                    keepBuffer.baseAddress, Int32(keep.count), blockedBuffer.baseAddress, Int32(numbers.count),
+                    stdoutToStderr ? 1 : 0, deathSignal.rawValue, parent, cgroupProcsFD ?? -1) == 0
             }
         }
     }
@@ -333,7 +340,9 @@ package enum Posix {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
         if fd >= 0 { return fd }
         if errno == ELOOP { throw PosixError("open \(path): a symbolic link; refusing to follow it", errno: ELOOP) }
-        return try retrying("open \(path)") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644) }
+        return try retrying("open \(path)") {
+            open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        }
     }
 
     /// Finds `name` on $PATH the way execvp would, so the child can use execve (execvp is not
@@ -353,7 +362,9 @@ package enum Posix {
 
     /// Waits for any of `fds` to be readable, up to `timeout` seconds (nil = forever). Returns
     /// the revents for each fd. The corresponding C function is `poll`.
-    package static func poll(_ fds: [Int32], timeout: Double?, releasingFilePages includeWritable: Bool? = nil) throws(PosixError) -> [Int16] {
+    package static func poll(
+        _ fds: [Int32], timeout: Double?, releasingFilePages includeWritable: Bool? = nil
+    ) throws(PosixError) -> [Int16] {
         try poll(fds.map { ($0, Int16(POLLIN)) }, timeout: timeout, releasingFilePages: includeWritable)
     }
 
@@ -361,15 +372,20 @@ package enum Posix {
     /// or `releaseFilePages(includeWritable:)` first, in the same C call
     /// (`fw_release_file_pages_then_poll`): no Swift code runs between the drop and the wait to
     /// fault pages back in. A poll retried after EINTR does not drop again.
-    package static func poll(_ watched: [(fd: Int32, events: Int16)], timeout: Double?,
-                            releasingFilePages includeWritable: Bool? = nil) throws(PosixError) -> [Int16] {
+    package static func poll(
+        _ watched: [(fd: Int32, events: Int16)], timeout: Double?,
+        releasingFilePages includeWritable: Bool? = nil
+    ) throws(PosixError) -> [Int16] {
         var entries = watched.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         let millis: Int32 = timeout.map { Int32(min(max(($0 * 1000).rounded(.up), 0), 86_400_000)) } ?? -1
         var release = includeWritable
         while true {
             let n = entries.withUnsafeMutableBufferPointer { buffer in
-                guard let includeWritable = release else { return Glibc.poll(buffer.baseAddress, nfds_t(buffer.count), millis) }
-                return fw_release_file_pages_then_poll(buffer.baseAddress, UInt(buffer.count), millis, includeWritable ? 1 : 0)
+                guard let includeWritable = release else {
+                    return Glibc.poll(buffer.baseAddress, nfds_t(buffer.count), millis)
+                }
+                return fw_release_file_pages_then_poll(
+                    buffer.baseAddress, UInt(buffer.count), millis, includeWritable ? 1 : 0)
             }
             release = nil
             if n >= 0 { return entries.map(\.revents) }
@@ -390,11 +406,13 @@ package enum Posix {
     package static func startThread(_ body: @escaping () -> Void) {
         let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+                body.run()
+                return nil
+            }, box)
         precondition(rc == 0, "pthread_create failed: \(describe(errno: rc))")
         pthread_detach(thread)
     }

@@ -1,5 +1,6 @@
 import CForkwatch
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,7 +38,8 @@ extension Posix {
         if processes >= 0 { limit = min(limit, max(1, Int(processes) - 64)) }
         let meminfo = (try? readFile("/proc/meminfo")) ?? ""
         if let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-           let kib = Int(line.split(separator: " ").dropFirst().first ?? "") {
+            let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+        {
             limit = min(limit, max(1, kib / 4096))
         }
         return limit
@@ -55,12 +57,14 @@ extension Posix {
         var found: [(pid: Int32, pgid: Int32)] = []
         for name in listDirectory("/proc") {
             guard let pid = Int32(name), pid != me, let stat = try? readFile("/proc/\(name)/stat"),
-                  let close = stat.lastIndex(of: ")")
+                let close = stat.lastIndex(of: ")")
             else { continue }
             // After "(comm)": state ppid pgrp session …
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             // A zombie is dead already: its parent (or pid 1) reaps it.
-            guard fields.count > 3, fields[0] != "Z", let pgid = Int32(fields[2]), let sid = Int32(fields[3]) else { continue }
+            guard fields.count > 3, fields[0] != "Z", let pgid = Int32(fields[2]), let sid = Int32(fields[3]) else {
+                continue
+            }
             if sid == session && groups.contains(pgid) { found.append((pid, pgid)) }
         }
         return found

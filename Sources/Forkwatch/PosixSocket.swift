@@ -1,5 +1,6 @@
 import CForkwatch
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,12 +13,16 @@ extension Posix {
         package let uid: UInt32
     }
 
-    private static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) throws(PosixError) -> T {
+    private static func withAddress<T>(
+        _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T
+    ) throws(PosixError) -> T {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity else { throw PosixError("socket path \(path) is longer than \(capacity - 1) bytes", errno: ENAMETOOLONG) }
+        guard bytes.count < capacity else {
+            throw PosixError("socket path \(path) is longer than \(capacity - 1) bytes", errno: ENAMETOOLONG)
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -30,7 +35,10 @@ extension Posix {
     /// A listening Unix stream socket at `path`, mode 0600, non-blocking, close-on-exec.
     /// The corresponding C functions are `socket`, `bind`, `chmod` and `listen`.
     package static func listenUnix(_ path: String, backlog: Int32 = 64) throws(PosixError) -> Int32 {
-        let fd = try retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0) }
+        let fd = try retrying("socket") {
+            socket(
+                AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        }
         do throws(PosixError) {
             // umask first so the socket never exists with wider permissions, even for an instant.
             let old = umask(0o177)
@@ -48,7 +56,9 @@ extension Posix {
 
     /// A connected (blocking) Unix stream socket. The corresponding C function is `connect`.
     package static func connectUnix(_ path: String) throws(PosixError) -> Int32 {
-        let fd = try retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try retrying("socket") {
+            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         let rc = try withAddress(path) { connect(fd, $0, $1) }
         if rc != 0 {
             let err = errno
@@ -110,18 +120,21 @@ extension Posix {
         try retrying("lstat \(path)") { lstat(path, &info) }
         let mode = String(info.st_mode & 0o7777, radix: 8)
         if info.st_mode & S_IFMT == S_IFLNK {
-            throw PosixError("refusing \(path): it is a symbolic link; remove it (forkwatch makes its own directory)", errno: ELOOP)
+            throw PosixError(
+                "refusing \(path): it is a symbolic link; remove it (forkwatch makes its own directory)", errno: ELOOP)
         }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw PosixError("\(path) is not a directory", errno: ENOTDIR) }
         let me = geteuid()
         if ownedByUs && info.st_uid != me {
-            throw PosixError("refusing \(path): it is owned by uid \(info.st_uid), not by you (uid \(me)); "
-                             + "remove it, or set XDG_RUNTIME_DIR to a directory of yours", errno: EPERM)
+            throw PosixError(
+                "refusing \(path): it is owned by uid \(info.st_uid), not by you (uid \(me)); "
+                    + "remove it, or set XDG_RUNTIME_DIR to a directory of yours", errno: EPERM)
         }
         let othersWrite = info.st_mode & (S_IWGRP | S_IWOTH) != 0
         if othersWrite && (ownedByUs || info.st_mode & S_ISVTX == 0) {
-            throw PosixError("refusing \(path): mode \(mode) lets other users write in it; chmod 700 \(path) "
-                             + "(or remove it)", errno: EPERM)
+            throw PosixError(
+                "refusing \(path): mode \(mode) lets other users write in it; chmod 700 \(path) "
+                    + "(or remove it)", errno: EPERM)
         }
     }
 
@@ -140,7 +153,8 @@ extension Posix {
                 var buffer = [UInt8](repeating: 0, count: 32)
                 let n = pread(fd, &buffer, buffer.count, 0)
                 if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).hasSuffix("\n") {
-                    return .failure(LockHeld(pid: Int32(String(decoding: buffer[0..<n], as: UTF8.self).filter(\.isNumber)) ?? 0))
+                    return .failure(
+                        LockHeld(pid: Int32(String(decoding: buffer[0..<n], as: UTF8.self).filter(\.isNumber)) ?? 0))
                 }
                 usleep(1000)
             }
@@ -292,11 +306,17 @@ extension Posix {
         }
         defer { freeaddrinfo(result) }
         let display = spec.host.contains(":") ? "[\(spec.host)]:\(spec.port)" : "\(spec.host):\(spec.port)"
-        let fd = try retrying("socket") { socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try retrying("socket") {
+            socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         do throws(PosixError) {
             var one: Int32 = 1
-            try retrying("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
-            try retrying("setsockopt(SO_KEEPALIVE)") { setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            try retrying("setsockopt(SO_REUSEADDR)") {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            try retrying("setsockopt(SO_KEEPALIVE)") {
+                setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
             try retrying("setsockopt(TCP_KEEPIDLE)") { fw_set_tcp_keepidle(fd, Int32(spec.tcpKeepidle)) }
             if bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
                 throw PosixError("cannot bind \(display)", errno: errno)
@@ -323,11 +343,14 @@ extension Posix {
         var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         let rc = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+                getnameinfo(
+                    $0, length, &host, socklen_t(host.count), &service, socklen_t(service.count),
+                    NI_NUMERICHOST | NI_NUMERICSERV)
             }
         }
         guard rc == 0 else { return nil }
-        let h = String(cString: host), s = String(cString: service)
+        let h = String(cString: host)
+        let s = String(cString: service)
         return h.contains(":") ? "[\(h)]:\(s)" : "\(h):\(s)"
     }
 

@@ -1,5 +1,6 @@
 import ForkwatchCore
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,8 +56,10 @@ public final class ProcessLauncher {
     /// Bytes a control client may leave unread before it is dropped.
     public var controlBufferLimit = 8 << 20
 
-    public init(configuration: LauncherConfiguration = LauncherConfiguration(), registry: ServiceRegistry = ServiceRegistry(),
-                logger: Logger = Logger(label: "master")) {
+    public init(
+        configuration: LauncherConfiguration = LauncherConfiguration(), registry: ServiceRegistry = ServiceRegistry(),
+        logger: Logger = Logger(label: "master")
+    ) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
@@ -65,7 +68,9 @@ public final class ProcessLauncher {
 
     /// Runs `factory`'s service in `workers` forked workers. The factory runs in each worker,
     /// after fork, with what the master handed that worker.
-    public func launchService(_ name: String, workers: Int, _ factory: @escaping @Sendable (WorkerContext) -> any Service) {
+    public func launchService(
+        _ name: String, workers: Int, _ factory: @escaping @Sendable (WorkerContext) -> any Service
+    ) {
         registry.register(name, factory)
         configuration.services.append(ServiceSpec(name: name, program: .builtin(name), workers: workers))
     }
@@ -80,7 +85,9 @@ public final class ProcessLauncher {
     public func wait() throws -> Int32 {
         // A server service with no address configured gets its default one (api: nova's 8774).
         for index in configuration.services.indices where configuration.services[index].listen == nil {
-            if case .builtin(let name) = configuration.services[index].program, let listen = registry.defaultListen(name) {
+            if case .builtin(let name) = configuration.services[index].program,
+                let listen = registry.defaultListen(name)
+            {
                 configuration.services[index].listen = listen
             }
         }
@@ -97,11 +104,13 @@ public final class ProcessLauncher {
         if let path = controlSocketPath {
             do {
                 control = try ControlServer(path: path, outboxLimit: controlBufferLimit)
-            } catch where error.errno == EADDRINUSE && controlSocketFallback {
+            } catch  where error.errno == EADDRINUSE && controlSocketFallback {
                 let own = ControlSocket.directory(of: path) + "/forkwatch-\(Posix.getpid()).sock"
                 logger.notice("another master listens on \(path); this one listens on \(own)")
-                do { control = try ControlServer(path: own, outboxLimit: controlBufferLimit) } catch { throw LauncherError.controlSocket(error) }
-            } catch where error.errno == EADDRINUSE {
+                do { control = try ControlServer(path: own, outboxLimit: controlBufferLimit) } catch {
+                    throw LauncherError.controlSocket(error)
+                }
+            } catch  where error.errno == EADDRINUSE {
                 throw LauncherError.anotherMaster(error)
             } catch {
                 throw LauncherError.controlSocket(error)
@@ -130,8 +139,9 @@ public final class ProcessLauncher {
                 throw LauncherError.invalidConfiguration(error.call)
             }
         }
-        let loop = MasterLoop(configuration: configuration, sink: events, control: control, listeners: listeners,
-                              registry: registry, reloadConfiguration: reloadConfiguration, cgroup: cgroup)
+        let loop = MasterLoop(
+            configuration: configuration, sink: events, control: control, listeners: listeners,
+            registry: registry, reloadConfiguration: reloadConfiguration, cgroup: cgroup)
         return try loop.run()
     }
 }

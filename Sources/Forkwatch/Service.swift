@@ -60,9 +60,12 @@ public struct ServiceRegistry: Sendable {
 
     public init() {}
 
-    public mutating func register(_ name: String, summary: String = "", usesDatabase: Bool = false,
-                                  defaultListen: ListenSpec? = nil, _ make: @escaping @Sendable (WorkerContext) -> any Service) {
-        entries[name] = Entry(name: name, summary: summary, usesDatabase: usesDatabase, defaultListen: defaultListen, make: make)
+    public mutating func register(
+        _ name: String, summary: String = "", usesDatabase: Bool = false,
+        defaultListen: ListenSpec? = nil, _ make: @escaping @Sendable (WorkerContext) -> any Service
+    ) {
+        entries[name] = Entry(
+            name: name, summary: summary, usesDatabase: usesDatabase, defaultListen: defaultListen, make: make)
     }
 
     public func entry(_ name: String) -> Entry? { entries[name] }

@@ -1,4 +1,5 @@
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,17 +24,22 @@ final class StatsSampler {
             guard statCount > 0, statmCount > 0 else { continue }
             let parsed = statBuffer.withUnsafeBufferPointer { stat in
                 statmBuffer.withUnsafeBufferPointer { statm in
-                    ProcStat.parse(stat: UnsafeBufferPointer(rebasing: stat[..<statCount]),
-                                   statm: UnsafeBufferPointer(rebasing: statm[..<statmCount]))
+                    ProcStat.parse(
+                        stat: UnsafeBufferPointer(rebasing: stat[..<statCount]),
+                        statm: UnsafeBufferPointer(rebasing: statm[..<statmCount]))
                 }
             }
             guard let reading = parsed else { continue }
-            let cpu = previous[pid].map {
-                ProcStat.cpuPercent(from: $0.ticks, to: reading.cpuTicks, seconds: now - $0.at, ticksPerSecond: ticksPerSecond)
-            } ?? 0
+            let cpu =
+                previous[pid].map {
+                    ProcStat.cpuPercent(
+                        from: $0.ticks, to: reading.cpuTicks, seconds: now - $0.at, ticksPerSecond: ticksPerSecond)
+                } ?? 0
             seen[pid] = (reading.cpuTicks, now)
-            samples.append(ProcessSample(pid: pid, cpuPercent: cpu, rssBytes: reading.rssPages * pageSize,
-                                         state: reading.state, threads: reading.threads))
+            samples.append(
+                ProcessSample(
+                    pid: pid, cpuPercent: cpu, rssBytes: reading.rssPages * pageSize,
+                    state: reading.state, threads: reading.threads))
         }
         previous = seen
         return samples

@@ -21,8 +21,10 @@ public struct WorkerContext: Sendable {
     /// Labelled with the service's name.
     public let logger: Logger
 
-    public init(spec: ServiceSpec, slot: Int = 0, configuration: LauncherConfiguration, status: StatusChannel = .none,
-                listenFD: Int32? = nil, acceptLockFD: Int32? = nil, logger: Logger? = nil) {
+    public init(
+        spec: ServiceSpec, slot: Int = 0, configuration: LauncherConfiguration, status: StatusChannel = .none,
+        listenFD: Int32? = nil, acceptLockFD: Int32? = nil, logger: Logger? = nil
+    ) {
         self.spec = spec
         self.slot = slot
         self.configuration = configuration

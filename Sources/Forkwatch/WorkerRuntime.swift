@@ -1,5 +1,6 @@
 import ForkwatchCore
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,9 @@ enum WorkerRuntime {
     /// `status`: where `ready` goes (the master's status pipe). `deathFD`: the read end of the
     /// parent-death pipe. `stopTimeout`: exit 1 if `stop()` has not ended `wait()` by then (only
     /// ServiceLauncher sets it; under a master, the master enforces graceful_shutdown_timeout).
-    static func run(_ service: any Service, logger: Logger, status: StatusChannel, deathFD: Int32?, stopTimeout: Double?) -> Never {
+    static func run(
+        _ service: any Service, logger: Logger, status: StatusChannel, deathFD: Int32?, stopTimeout: Double?
+    ) -> Never {
         // Blocked first, so every thread created from here inherits the mask and the signals
         // reach only the signalfd. (A forked worker has had them blocked since the fork: one that
         // arrived meanwhile is waiting there.)
@@ -36,8 +39,10 @@ enum WorkerRuntime {
 
     /// `threadless`: the control loop runs on this thread after `start()` and returns once the
     /// service was told to stop; otherwise it runs on a thread of its own from before `start()`.
-    private static func serve(_ service: any Service, log: Logger, status: StatusChannel, deathFD: Int32?, stopTimeout: Double?,
-                              threadless: Bool = false) -> Never {
+    private static func serve(
+        _ service: any Service, log: Logger, status: StatusChannel, deathFD: Int32?, stopTimeout: Double?,
+        threadless: Bool = false
+    ) -> Never {
         let outcome = Outcome()
         let signalFD: Int32
         do {
@@ -47,8 +52,9 @@ enum WorkerRuntime {
             // service's start() returns at once; its signals wait in the signalfd meanwhile.)
             if !threadless {
                 Posix.startThread {
-                    controlLoop(service: service, log: log, signalFD: signalFD, deathFD: deathFD,
-                                stopTimeout: stopTimeout, outcome: outcome, returnWhenStopping: false)
+                    controlLoop(
+                        service: service, log: log, signalFD: signalFD, deathFD: deathFD,
+                        stopTimeout: stopTimeout, outcome: outcome, returnWhenStopping: false)
                 }
             }
             try service.start()
@@ -61,15 +67,18 @@ enum WorkerRuntime {
             Posix.exitNow(1)
         }
         if threadless {
-            controlLoop(service: service, log: log, signalFD: signalFD, deathFD: deathFD,
-                        stopTimeout: stopTimeout, outcome: outcome, returnWhenStopping: true)
+            controlLoop(
+                service: service, log: log, signalFD: signalFD, deathFD: deathFD,
+                stopTimeout: stopTimeout, outcome: outcome, returnWhenStopping: true)
         }
         service.wait()
         Posix.exitNow(outcome.code)
     }
 
-    private static func controlLoop(service: any Service, log: Logger, signalFD: Int32, deathFD: Int32?,
-                                    stopTimeout: Double?, outcome: Outcome, returnWhenStopping: Bool) {
+    private static func controlLoop(
+        service: any Service, log: Logger, signalFD: Int32, deathFD: Int32?,
+        stopTimeout: Double?, outcome: Outcome, returnWhenStopping: Bool
+    ) {
         var watchDeath = deathFD
         var hardDeadline: Double?
         var stopping = false
@@ -89,8 +98,12 @@ enum WorkerRuntime {
                 releasePagesAt = nil
             }
             let fds = [signalFD] + (watchDeath.map { [$0] } ?? [])
-            let timeout = [hardDeadline, releasePagesAt].compactMap { $0 }.min().map { max(0, $0 - Posix.monotonicNow()) }
-            guard let revents = try? Posix.poll(fds, timeout: timeout, releasingFilePages: release) else { Posix.exitNow(1) }
+            let timeout = [hardDeadline, releasePagesAt].compactMap { $0 }.min().map {
+                max(0, $0 - Posix.monotonicNow())
+            }
+            guard let revents = try? Posix.poll(fds, timeout: timeout, releasingFilePages: release) else {
+                Posix.exitNow(1)
+            }
             if let deadline = hardDeadline, Posix.monotonicNow() >= deadline {
                 log.error("stop() did not finish in time; exiting 1")
                 Posix.exitNow(1)
@@ -140,8 +153,16 @@ enum WorkerRuntime {
         private var value: Int32 = 0
         init() { pthread_mutex_init(&mutex, nil) }
         var code: Int32 {
-            get { pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }; return value }
-            set { pthread_mutex_lock(&mutex); value = newValue; pthread_mutex_unlock(&mutex) }
+            get {
+                pthread_mutex_lock(&mutex)
+                defer { pthread_mutex_unlock(&mutex) }
+                return value
+            }
+            set {
+                pthread_mutex_lock(&mutex)
+                value = newValue
+                pthread_mutex_unlock(&mutex)
+            }
         }
     }
 }
@@ -165,7 +186,8 @@ public struct ServiceLauncher {
     /// Runs the service until it stops, then exits the process.
     public func wait() -> Never {
         Logger(label: "master").info("running \(name) in this process (no fork), pid \(Posix.getpid())")
-        WorkerRuntime.run(service, logger: logger, status: .none, deathFD: nil,
-                          stopTimeout: gracefulShutdownTimeout > 0 ? gracefulShutdownTimeout : nil)
+        WorkerRuntime.run(
+            service, logger: logger, status: .none, deathFD: nil,
+            stopTimeout: gracefulShutdownTimeout > 0 ? gracefulShutdownTimeout : nil)
     }
 }

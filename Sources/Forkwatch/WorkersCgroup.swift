@@ -1,4 +1,5 @@
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,13 +20,15 @@ final class WorkersCgroup {
         self.directory = directory
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw PosixError("mkdir \(directory)", errno: errno) }
         guard Posix.exists(directory + "/cgroup.kill") else {
-            throw PosixError("workers_cgroup \(directory): not a cgroup v2 directory with cgroup.kill (Linux 5.14 or later)",
-                             errno: ENOTSUP)
+            throw PosixError(
+                "workers_cgroup \(directory): not a cgroup v2 directory with cgroup.kill (Linux 5.14 or later)",
+                errno: ENOTSUP)
         }
         let relative = Self.relative(directory)
         if let own = Self.ownCgroup(), own == relative || own.hasPrefix(relative + "/") {
-            throw PosixError("workers_cgroup \(directory): the master itself is in it (cgroup \(own)); give a directory "
-                             + "of its own beside or below the master's cgroup", errno: EINVAL)
+            throw PosixError(
+                "workers_cgroup \(directory): the master itself is in it (cgroup \(own)); give a directory "
+                    + "of its own beside or below the master's cgroup", errno: EINVAL)
         }
         procsFD = open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
         guard procsFD >= 0 else { throw PosixError("open \(directory)/cgroup.procs", errno: errno) }

@@ -7,6 +7,7 @@ import ForkwatchCore
 import ForkwatchRPC
 import ForkwatchServices
 import ForkwatchTUI
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,15 +33,19 @@ let mode = CommandLine.arguments.dropFirst().first ?? ""
 
 if mode == "periodic" {
     // The runner's idle tick: a pass over 3 tasks when none is due.
-    var schedule = PeriodicSchedule(tasks: [
-        PeriodicTaskSpec(name: "a", spacing: 60), PeriodicTaskSpec(name: "b", spacing: 300), PeriodicTaskSpec(name: "c", spacing: 10),
-    ], now: 0)
+    var schedule = PeriodicSchedule(
+        tasks: [
+            PeriodicTaskSpec(name: "a", spacing: 60), PeriodicTaskSpec(name: "b", spacing: 300),
+            PeriodicTaskSpec(name: "c", spacing: 10),
+        ], now: 0)
     let ticks = 2_000_000
     var idle = 0.0
     let start = Posix.monotonicNow()
     for i in 0..<ticks { idle += schedule.runDue(now: Double(i % 9) + 0.5) { 0.5 }.idleFor }
     let elapsed = Posix.monotonicNow() - start
-    print("{\"ticks\":\(ticks),\"ns_per_tick\":\(JSONObject.number(elapsed / Double(ticks) * 1e9, decimals: 1)),\"checksum\":\(JSONObject.number(idle, decimals: 0))}")
+    print(
+        "{\"ticks\":\(ticks),\"ns_per_tick\":\(JSONObject.number(elapsed / Double(ticks) * 1e9, decimals: 1)),\"checksum\":\(JSONObject.number(idle, decimals: 0))}"
+    )
     finish()
 }
 
@@ -65,7 +70,9 @@ if mode == "rpc-casts" || mode == "rpc-calls" {
         }
         let total = Posix.monotonicNow() - start
         latencies.sort()
-        print("{\"mode\":\"rpc-calls\",\"n\":\(count),\"calls_per_s\":\(JSONObject.number(Double(count) / total, decimals: 1)),\"p50_ms\":\(ms(percentile(latencies, 0.5))),\"p99_ms\":\(ms(percentile(latencies, 0.99)))}")
+        print(
+            "{\"mode\":\"rpc-calls\",\"n\":\(count),\"calls_per_s\":\(JSONObject.number(Double(count) / total, decimals: 1)),\"p50_ms\":\(ms(percentile(latencies, 0.5))),\"p99_ms\":\(ms(percentile(latencies, 0.99)))}"
+        )
         finish()
     }
     let caster = client.prepare(version: "4.0")
@@ -74,7 +81,9 @@ if mode == "rpc-casts" || mode == "rpc-calls" {
     let sent = Posix.monotonicNow() - start
     while try transport.depth(of: "scheduler") > 0 { Posix.sleep(seconds: 0.005) }
     let done = Posix.monotonicNow() - start
-    print("{\"mode\":\"rpc-casts\",\"n\":\(count),\"sent_per_s\":\(JSONObject.number(Double(count) / sent, decimals: 1)),\"handled_per_s\":\(JSONObject.number(Double(count) / done, decimals: 1)),\"seconds\":\(JSONObject.number(done, decimals: 3))}")
+    print(
+        "{\"mode\":\"rpc-casts\",\"n\":\(count),\"sent_per_s\":\(JSONObject.number(Double(count) / sent, decimals: 1)),\"handled_per_s\":\(JSONObject.number(Double(count) / done, decimals: 1)),\"seconds\":\(JSONObject.number(done, decimals: 3))}"
+    )
     finish()
 }
 
@@ -115,11 +124,16 @@ if mode == "heartbeat" {
     Posix.close(pipe.write)
     var output: [UInt8] = []
     while let chunk = try? Posix.read(pipe.read, max: 4096), !chunk.isEmpty { output += chunk }
-    for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
+    for child in children {
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+    }
     let sent = String(decoding: output, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }.reduce(0, +)
     let after = try ServicesStore(path: path).list().first { $0.id == row.id }?.report_count ?? 0
-    print("{\"workers\":\(workers),\"seconds\":\(JSONObject.number(seconds, decimals: 1)),\"sent\":\(sent),"
-        + "\"counted\":\(after - before),\"writes_per_s\":\(JSONObject.number(Double(sent) / seconds, decimals: 0))}")
+    print(
+        "{\"workers\":\(workers),\"seconds\":\(JSONObject.number(seconds, decimals: 1)),\"sent\":\(sent),"
+            + "\"counted\":\(after - before),\"writes_per_s\":\(JSONObject.number(Double(sent) / seconds, decimals: 0))}"
+    )
     finish()
 }
 
@@ -132,12 +146,14 @@ case "frames":
     // A model fed from the live master (snapshot, then 2 s of events: forks, stats), then the
     // renderer timed on its own: what one dashboard refresh costs.
     var model = DashboardModel(title: "bench", mode: .live)
-    let width = Int(option("--width", "200"))!, height = Int(option("--height", "60"))!
+    let width = Int(option("--width", "200"))!
+    let height = Int(option("--height", "60"))!
     let frames = Int(option("--frames", "200"))!
     let until = Posix.monotonicNow() + 2.5
     var applied = 0
     var applyTime = 0.0
-    while Posix.monotonicNow() < until, let line = try client.readLine(timeout: max(0.01, until - Posix.monotonicNow())) {
+    while Posix.monotonicNow() < until, let line = try client.readLine(timeout: max(0.01, until - Posix.monotonicNow()))
+    {
         guard let event = try? EventCodec.decode(line) else { continue }
         let start = Posix.monotonicNow()
         model.apply(event)
@@ -155,23 +171,28 @@ case "frames":
         workers = frame.height
     }
     times.sort()
-    print("{\"width\":\(width),\"height\":\(height),\"frames\":\(frames),\"events_applied\":\(applied),"
-        + "\"apply_mean_ms\":\(ms(applied > 0 ? applyTime / Double(applied) : 0)),"
-        + "\"p50_ms\":\(ms(percentile(times, 0.5))),\"p99_ms\":\(ms(percentile(times, 0.99))),\"max_ms\":\(ms(times.last ?? 0)),\"rows\":\(workers)}")
+    print(
+        "{\"width\":\(width),\"height\":\(height),\"frames\":\(frames),\"events_applied\":\(applied),"
+            + "\"apply_mean_ms\":\(ms(applied > 0 ? applyTime / Double(applied) : 0)),"
+            + "\"p50_ms\":\(ms(percentile(times, 0.5))),\"p99_ms\":\(ms(percentile(times, 0.99))),\"max_ms\":\(ms(times.last ?? 0)),\"rows\":\(workers)}"
+    )
 case "throughput":
     let seconds = Double(option("--seconds", "5"))!
     _ = try client.readLine()  // the snapshot
     let start = Posix.monotonicNow()
     var count = 0
     var bytes = 0
-    while Posix.monotonicNow() - start < seconds, let line = try client.readLine(timeout: max(0.01, seconds - (Posix.monotonicNow() - start))) {
+    while Posix.monotonicNow() - start < seconds,
+        let line = try client.readLine(timeout: max(0.01, seconds - (Posix.monotonicNow() - start)))
+    {
         count += 1
         bytes += line.utf8.count + 1
     }
     let elapsed = Posix.monotonicNow() - start
-    print("{\"events\":\(count),\"seconds\":\(JSONObject.number(elapsed, decimals: 3)),"
-        + "\"events_per_s\":\(JSONObject.number(Double(count) / elapsed, decimals: 0)),"
-        + "\"bytes_per_s\":\(JSONObject.number(Double(bytes) / elapsed, decimals: 0))}")
+    print(
+        "{\"events\":\(count),\"seconds\":\(JSONObject.number(elapsed, decimals: 3)),"
+            + "\"events_per_s\":\(JSONObject.number(Double(count) / elapsed, decimals: 0)),"
+            + "\"bytes_per_s\":\(JSONObject.number(Double(bytes) / elapsed, decimals: 0))}")
 default:
     print("usage: forkwatch-bench frames|throughput --socket PATH")
 }

@@ -30,7 +30,9 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 ///
 /// Unknown options, wrong types and bad values are errors with the line they are on.
 public enum ConfigFile {
-    public static func load(_ path: String, onto base: LauncherConfiguration = LauncherConfiguration()) throws(ConfigError) -> LauncherConfiguration {
+    public static func load(
+        _ path: String, onto base: LauncherConfiguration = LauncherConfiguration()
+    ) throws(ConfigError) -> LauncherConfiguration {
         let text: String
         do {
             text = try Posix.readFile(path)
@@ -40,7 +42,9 @@ public enum ConfigFile {
         return try parse(text, path: path, onto: base)
     }
 
-    public static func parse(_ text: String, path: String, onto base: LauncherConfiguration = LauncherConfiguration()) throws(ConfigError) -> LauncherConfiguration {
+    public static func parse(
+        _ text: String, path: String, onto base: LauncherConfiguration = LauncherConfiguration()
+    ) throws(ConfigError) -> LauncherConfiguration {
         func fail(_ node: Node?, _ message: String) -> ConfigError {
             ConfigError(path: path, line: node?.mark?.line, message: message)
         }
@@ -49,7 +53,8 @@ public enum ConfigFile {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
             switch error {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+                .composer(_, let problem, let mark, _):
                 throw ConfigError(path: path, line: mark.line, message: "not valid YAML: \(problem)")
             default:
                 throw ConfigError(path: path, line: nil, message: "not valid YAML: \(error)")
@@ -78,8 +83,12 @@ public enum ConfigFile {
         return configuration
     }
 
-    private static func services(_ node: Node, _ fail: (Node?, String) -> ConfigError) throws(ConfigError) -> [ServiceSpec] {
-        guard case .mapping(let entries) = node else { throw fail(node, "services must be a mapping of name: {workers, service | command}") }
+    private static func services(
+        _ node: Node, _ fail: (Node?, String) -> ConfigError
+    ) throws(ConfigError) -> [ServiceSpec] {
+        guard case .mapping(let entries) = node else {
+            throw fail(node, "services must be a mapping of name: {workers, service | command}")
+        }
         var specs: [ServiceSpec] = []
         for (nameNode, body) in entries {
             guard let name = nameNode.string, !name.isEmpty else { throw fail(nameNode, "a service needs a name") }
@@ -96,7 +105,9 @@ public enum ConfigFile {
                     var problem: SettingProblem?
                     switch key {
                     case "service":
-                        guard let service = value.string else { throw fail(value, "services.\(name).service must be a name") }
+                        guard let service = value.string else {
+                            throw fail(value, "services.\(name).service must be a name")
+                        }
                         builtin = service
                     case "command":
                         switch value {
@@ -117,7 +128,10 @@ public enum ConfigFile {
                         } else if let setting = Settings.http.first(where: { $0.key == key }) {
                             problem = setting.assign(input(value), to: &http, as: qualified)
                         } else {
-                            throw fail(fieldNode, "unknown option '\(qualified)' (known: \(Settings.serviceKeys.joined(separator: ", ")))")
+                            throw fail(
+                                fieldNode,
+                                "unknown option '\(qualified)' (known: \(Settings.serviceKeys.joined(separator: ", ")))"
+                            )
                         }
                     }
                     if let problem { throw fail(value, problem.message) }
@@ -126,15 +140,19 @@ public enum ConfigFile {
             } else if !(body.null != nil || body.string == "") {
                 throw fail(body, "services.\(name) must be a mapping with workers and service or command")
             }
-            if builtin != nil && command != nil { throw fail(body, "services.\(name): give either service or command, not both") }
+            if builtin != nil && command != nil {
+                throw fail(body, "services.\(name): give either service or command, not both")
+            }
             let program: Program
             if let command {
                 program = .command(command)
             } else {
                 let builtinName = builtin ?? name
                 guard builtinServices.contains(builtinName) else {
-                    throw fail(body.mark == nil ? nameNode : body,
-                               "services.\(name): no built-in service '\(builtinName)' (built-in: \(builtinServices.names.joined(separator: ", "))); use command: for a program")
+                    throw fail(
+                        body.mark == nil ? nameNode : body,
+                        "services.\(name): no built-in service '\(builtinName)' (built-in: \(builtinServices.names.joined(separator: ", "))); use command: for a program"
+                    )
                 }
                 program = .builtin(builtinName)
             }

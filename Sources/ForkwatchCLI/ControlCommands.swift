@@ -1,6 +1,7 @@
 import ArgumentParser
 import Forkwatch
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,17 +21,21 @@ struct SocketOption: ParsableArguments {
         let path = try resolvedPath()
         do {
             return try ControlClient(path: path)
-        } catch where error.errno == EPERM {
+        } catch  where error.errno == EPERM {
             throw UsageError(error.call)  // not a master of ours: what listens there, and why not
         } catch {
-            let hint = error.errno == 2 || error.errno == 111 ? "; is a master running? (forkwatch run … / forkwatch demo)" : ""
+            let hint =
+                error.errno == 2 || error.errno == 111
+                ? "; is a master running? (forkwatch run … / forkwatch demo)" : ""
             throw UsageError("cannot reach a master at \(path): \(error.message)\(hint)")
         }
     }
 
     /// The snapshot a `status` or `subscribe` answers with; the master's refusal as an error.
     static func snapshotLine(_ client: ControlClient) throws -> String {
-        guard let line = try client.readLine() else { throw UsageError("the master at \(client.path) closed the connection") }
+        guard let line = try client.readLine() else {
+            throw UsageError("the master at \(client.path) closed the connection")
+        }
         if let reply = try? JSONValue.parse(line), reply["type"] == nil, reply["ok"]?.bool == false {
             throw UsageError(reply["error"]?.string ?? line)
         }
@@ -52,9 +57,14 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let client = try socket.connect()
-        do { try client.send(.status) } catch { throw UsageError("the master at \(client.path) refused the request: \(error.message)") }
+        do { try client.send(.status) } catch {
+            throw UsageError("the master at \(client.path) refused the request: \(error.message)")
+        }
         let line = try SocketOption.snapshotLine(client)
-        if json { print(line); return }
+        if json {
+            print(line)
+            return
+        }
         let event = try EventCodec.decode(line)
         guard case .snapshot(let snapshot) = event.kind else { throw UsageError("unexpected reply: \(line)") }
         print(StatusReport.text(snapshot, now: Posix.monotonicNow()))
@@ -63,27 +73,44 @@ struct Status: ParsableCommand {
 
 enum StatusReport {
     static func text(_ snapshot: Snapshot, now: Double) -> String {
-        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
-        func lpad(_ text: String, _ width: Int) -> String { text.count >= width ? text : String(repeating: " ", count: width - text.count) + text }
-        var lines = ["master \(snapshot.masterPid) · \(snapshot.phase) · up \(clock(now - snapshot.startedAt)) · \(snapshot.configuration)", ""]
-        lines.append("\(pad("SERVICE", 14)) \(lpad("WANT", 4)) \(lpad("LIVE", 4)) \(pad("STATE", 14)) \(lpad("RESTARTS", 8))  PROGRAM")
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+        }
+        func lpad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+        }
+        var lines = [
+            "master \(snapshot.masterPid) · \(snapshot.phase) · up \(clock(now - snapshot.startedAt)) · \(snapshot.configuration)",
+            "",
+        ]
+        lines.append(
+            "\(pad("SERVICE", 14)) \(lpad("WANT", 4)) \(lpad("LIVE", 4)) \(pad("STATE", 14)) \(lpad("RESTARTS", 8))  PROGRAM"
+        )
         for service in snapshot.services {
             let live = snapshot.workers.filter { $0.service == service.name && !$0.retiring }.count
-            lines.append("\(pad(service.name, 14)) \(lpad("\(service.workers)", 4)) \(lpad("\(live)", 4)) \(pad(service.state.rawValue, 14)) \(lpad("\(service.restarts)", 8))  \(service.program)")
+            lines.append(
+                "\(pad(service.name, 14)) \(lpad("\(service.workers)", 4)) \(lpad("\(live)", 4)) \(pad(service.state.rawValue, 14)) \(lpad("\(service.restarts)", 8))  \(service.program)"
+            )
         }
         lines.append("")
         lines.append("\(lpad("PID", 7))  \(pad("SERVICE", 14)) \(lpad("GEN", 3))  \(lpad("UP", 9))  STATE")
         for worker in snapshot.workers {
             let state = worker.retiring ? "stopping" : worker.readyAt == nil ? "starting" : "ready"
-            lines.append("\(lpad("\(worker.pid)", 7))  \(pad(worker.service, 14)) \(lpad("\(worker.generation)", 3))  \(lpad(clock(now - worker.forkedAt), 9))  \(state)")
+            lines.append(
+                "\(lpad("\(worker.pid)", 7))  \(pad(worker.service, 14)) \(lpad("\(worker.generation)", 3))  \(lpad(clock(now - worker.forkedAt), 9))  \(state)"
+            )
         }
         if !snapshot.tasks.isEmpty {
             lines.append("")
-            lines.append("\(pad("SERVICE", 14)) \(pad("PERIODIC TASK", 28)) \(lpad("EVERY", 6)) \(lpad("RUNS", 6)) \(lpad("FAIL", 5)) \(lpad("LAST", 9)) \(lpad("MEAN", 9)) \(lpad("P95", 9)) \(lpad("MAX", 9))")
+            lines.append(
+                "\(pad("SERVICE", 14)) \(pad("PERIODIC TASK", 28)) \(lpad("EVERY", 6)) \(lpad("RUNS", 6)) \(lpad("FAIL", 5)) \(lpad("LAST", 9)) \(lpad("MEAN", 9)) \(lpad("P95", 9)) \(lpad("MAX", 9))"
+            )
             for task in snapshot.tasks {
                 let t = task.timings
                 func ms(_ seconds: Double) -> String { JSONObject.number(seconds * 1000, decimals: 1) + "ms" }
-                lines.append("\(pad(task.service, 14)) \(pad(task.task, 28)) \(lpad(JSONObject.number(t.spacing, decimals: 0) + "s", 6)) \(lpad("\(t.runs)", 6)) \(lpad("\(t.failures)", 5)) \(lpad(ms(t.last), 9)) \(lpad(ms(t.mean), 9)) \(lpad(ms(t.p95), 9)) \(lpad(ms(t.max), 9))")
+                lines.append(
+                    "\(pad(task.service, 14)) \(pad(task.task, 28)) \(lpad(JSONObject.number(t.spacing, decimals: 0) + "s", 6)) \(lpad("\(t.runs)", 6)) \(lpad("\(t.failures)", 5)) \(lpad(ms(t.last), 9)) \(lpad(ms(t.mean), 9)) \(lpad(ms(t.p95), 9)) \(lpad(ms(t.max), 9))"
+                )
             }
         }
         return lines.joined(separator: "\n")
@@ -97,7 +124,8 @@ enum StatusReport {
 }
 
 struct SignalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "signal", abstract: "Send a signal to one worker of a running master.")
+    static let configuration = CommandConfiguration(
+        commandName: "signal", abstract: "Send a signal to one worker of a running master.")
     @OptionGroup var socket: SocketOption
     @Argument(help: "The worker's pid.") var pid: Int32
     @Argument(help: "The signal: TERM, SIGHUP, KILL, 9, …") var signal: String
@@ -123,7 +151,8 @@ struct Scale: ParsableCommand {
 }
 
 struct Reload: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Reload a running master (like SIGHUP: restart_method decides how).")
+    static let configuration = CommandConfiguration(
+        abstract: "Reload a running master (like SIGHUP: restart_method decides how).")
     @OptionGroup var socket: SocketOption
     func run() throws {
         _ = try socket.request(.reload)
@@ -132,14 +161,17 @@ struct Reload: ParsableCommand {
 }
 
 struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop a running master and its workers, and wait until it has.")
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a running master and its workers, and wait until it has.")
     @OptionGroup var socket: SocketOption
     @Flag(help: "Fast stop: SIGINT to workers, SIGKILL after 1 s (like SIGINT to the master).") var fast = false
     @Flag(help: "SIGKILL every worker now.") var immediate = false
 
     func run() throws {
         let client = try socket.connect()
-        do { try client.send(.subscribe) } catch { throw UsageError("the master at \(client.path) refused the request: \(error.message)") }
+        do { try client.send(.subscribe) } catch {
+            throw UsageError("the master at \(client.path) refused the request: \(error.message)")
+        }
         _ = try SocketOption.snapshotLine(client)
         let mode: StopMode = immediate ? .immediate : fast ? .fast : .graceful
         try client.send(.stop(mode: mode))
@@ -158,7 +190,8 @@ struct Stop: ParsableCommand {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a running master's events as JSON lines (a snapshot first).")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a running master's events as JSON lines (a snapshot first).")
     @OptionGroup var socket: SocketOption
     @Flag(name: .shortAndLong, help: "Keep printing events as they happen, until the master exits.") var follow = false
 

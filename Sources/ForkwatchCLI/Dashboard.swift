@@ -2,6 +2,7 @@ import ArgumentParser
 import Forkwatch
 import ForkwatchCore
 import ForkwatchTUI
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,11 +13,15 @@ enum DashboardLauncher {
     /// its own session (so Ctrl-C and Ctrl-Z at this terminal never reach it), then watch it.
     static func launchAndWatch(title: String, headlessArguments: [String], socket: String?) throws -> Never {
         guard Posix.isTerminal(0), Posix.isTerminal(1) else { throw UsageError("\(Terminal.NotATerminal())") }
-        guard let type = getenv("TERM"), type.pointee != 0 else { throw UsageError("\(Terminal.NotATerminal("TERM is not set"))") }
+        guard let type = getenv("TERM"), type.pointee != 0 else {
+            throw UsageError("\(Terminal.NotATerminal("TERM is not set"))")
+        }
         var socketPath = socket ?? ControlSocket.defaultPath
         if (try? ControlClient(path: socketPath)) != nil {
             guard socket == nil else {
-                throw UsageError("a master is already running on \(socketPath): attach with 'forkwatch top --socket \(socketPath)', or choose another path")
+                throw UsageError(
+                    "a master is already running on \(socketPath): attach with 'forkwatch top --socket \(socketPath)', or choose another path"
+                )
             }
             // Another master has the default socket: this one gets its own beside it.
             socketPath = Posix.runtimeDirectory() + "/forkwatch-\(Posix.getpid()).sock"
@@ -34,7 +39,8 @@ enum DashboardLauncher {
         let deadline = Posix.monotonicNow() + 10
         while (try? ControlClient(path: socketPath)) == nil {
             if let code = Posix.exitCode(of: masterPid) {
-                let tail = (try? Posix.readFile(logPath))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
+                let tail =
+                    (try? Posix.readFile(logPath))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
                 throw UsageError("the master exited with \(code) before it was ready:\n\(tail)")
             }
             if Posix.monotonicNow() > deadline {
@@ -68,14 +74,19 @@ enum DashboardLauncher {
             print("forkwatch: services stopped" + (code.map { " (master exit \($0))" } ?? ""))
             finish(0)
         case .leftRunning(let pid, let socket):
-            print("forkwatch: master \(pid.map(String.init) ?? "") left running. Attach: forkwatch top --socket \(socket)   Stop: forkwatch stop --socket \(socket)")
+            print(
+                "forkwatch: master \(pid.map(String.init) ?? "") left running. Attach: forkwatch top --socket \(socket)   Stop: forkwatch stop --socket \(socket)"
+            )
             finish(0)
         case .masterGone:
             if let masterPid { reap(masterPid) }
             print("forkwatch: the master has exited" + (logPath.map { "; its log: \($0)" } ?? ""))
             finish(0)
         case .interrupted(let signal, let pid, let socket):
-            try? Posix.writeAll(2, "forkwatch: dashboard closed by \(signal.name); master \(pid.map(String.init) ?? "") left running (forkwatch top --socket \(socket))\n")
+            try? Posix.writeAll(
+                2,
+                "forkwatch: dashboard closed by \(signal.name); master \(pid.map(String.init) ?? "") left running (forkwatch top --socket \(socket))\n"
+            )
             finish(1)
         case .replayFinished:
             finish(0)
@@ -103,7 +114,8 @@ struct Top: ParsableCommand {
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Play a recorded event file (--events FILE) in the dashboard: space pause, n step, < > speed, q quit.")
+        abstract: "Play a recorded event file (--events FILE) in the dashboard: space pause, n step, < > speed, q quit."
+    )
     @Argument(help: "An events file written with --events.") var file: String
     @Option(help: "Playback speed (1 = real time).") var speed: Double = 1
 
@@ -123,7 +135,10 @@ struct Replay: ParsableCommand {
         let outcome = try app.runReplay(recording, first: first, speed: speed)
         app.close()
         if recording.problemCount > 0, let firstProblem = recording.firstProblem {
-            try? Posix.writeAll(2, "forkwatch: skipped \(recording.problemCount) unreadable line\(recording.problemCount == 1 ? "" : "s") (first: \(firstProblem))\n")
+            try? Posix.writeAll(
+                2,
+                "forkwatch: skipped \(recording.problemCount) unreadable line\(recording.problemCount == 1 ? "" : "s") (first: \(firstProblem))\n"
+            )
         }
         if case .interrupted(let signal, _, _) = outcome {
             try? Posix.writeAll(2, "forkwatch: dashboard closed by \(signal.name)\n")

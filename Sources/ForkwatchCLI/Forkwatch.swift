@@ -3,6 +3,7 @@ import Forkwatch
 import ForkwatchCore
 import ForkwatchDemo
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +13,10 @@ struct ForkwatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forkwatch",
         abstract: "Run services in pre-forked workers, oslo.service style, and watch every fork, signal and exit.",
-        subcommands: [Run.self, Demo.self, Top.self, Replay.self, Services.self, Status.self, SignalCommand.self, Scale.self, Reload.self, Stop.self, Events.self, RPCCommand.self, CheckTLS.self, OptionsCommand.self]
+        subcommands: [
+            Run.self, Demo.self, Top.self, Replay.self, Services.self, Status.self, SignalCommand.self, Scale.self,
+            Reload.self, Stop.self, Events.self, RPCCommand.self, CheckTLS.self, OptionsCommand.self,
+        ]
     )
 
     /// Bad input exits 2 with one line that names it (ArgumentParser's own default is 64).

@@ -10,7 +10,9 @@ func checkHTTP(_ configuration: LauncherConfiguration) throws {
     for spec in configuration.services {
         guard case .builtin(let name) = spec.program, builtinServices.defaultListen(name) != nil else { continue }
         if let unknown = APICatalogue.unknown(in: spec.http.enabledAPIs) {
-            throw UsageError("service '\(spec.name)': enabled_apis: no app '\(unknown)' (known: \(APICatalogue.names.map(\.name).joined(separator: ", ")))")
+            throw UsageError(
+                "service '\(spec.name)': enabled_apis: no app '\(unknown)' (known: \(APICatalogue.names.map(\.name).joined(separator: ", ")))"
+            )
         }
         guard let cert = spec.http.certFile, let key = spec.http.keyFile else { continue }
         var argv = [Posix.executablePath(), "check-tls", "--cert-file", cert, "--key-file", key]
@@ -21,7 +23,8 @@ func checkHTTP(_ configuration: LauncherConfiguration) throws {
         }
         guard result.status == 0 else {
             let line = result.output.split(separator: "\n").last.map(String.init) ?? "exit \(result.status)"
-            throw UsageError("service '\(spec.name)': " + (line.hasPrefix("forkwatch: ") ? String(line.dropFirst(11)) : line))
+            throw UsageError(
+                "service '\(spec.name)': " + (line.hasPrefix("forkwatch: ") ? String(line.dropFirst(11)) : line))
         }
     }
 }

@@ -8,7 +8,8 @@ struct LauncherOptions: ParsableArguments {
     @Option(name: .long, help: "Write every event as a JSON line to FILE ('-' for standard output).")
     var events: String?
 
-    @Option(name: .long, help: "The control socket to serve (default: \(ControlSocket.defaultPath)); 'none' for no socket.")
+    @Option(
+        name: .long, help: "The control socket to serve (default: \(ControlSocket.defaultPath)); 'none' for no socket.")
     var controlSocket: String?
 
     @Option(name: .long, help: "Bytes a control client may leave unread before it is dropped (default 8 MiB).")
@@ -20,7 +21,8 @@ struct LauncherOptions: ParsableArguments {
     @Option(name: .customLong(Settings.maxWorkers.long), help: Settings.maxWorkers.argumentHelp)
     var maxWorkers: Int?
 
-    @Option(name: .customLong(Settings.gracefulShutdownTimeout.long), help: Settings.gracefulShutdownTimeout.argumentHelp)
+    @Option(
+        name: .customLong(Settings.gracefulShutdownTimeout.long), help: Settings.gracefulShutdownTimeout.argumentHelp)
     var gracefulShutdownTimeout: Double?
 
     @Option(name: .customLong(Settings.restartMethod.long), help: Settings.restartMethod.argumentHelp)
@@ -124,7 +126,9 @@ struct Run: ParsableCommand {
     @Flag(help: "No dashboard: the master runs in the foreground, log lines on standard error.")
     var headless = false
 
-    @Flag(name: .customLong("no-fork"), help: "Run one built-in service in this process, without a master (oslo's ServiceLauncher).")
+    @Flag(
+        name: .customLong("no-fork"),
+        help: "Run one built-in service in this process, without a master (oslo's ServiceLauncher).")
     var noFork = false
 
     @Option(name: .long, help: "A YAML configuration file with oslo's option names (see the README).")
@@ -147,7 +151,10 @@ struct Run: ParsableCommand {
 
     @OptionGroup var options: LauncherOptions
 
-    @Argument(help: "Built-in services to run (default: the services of --config), or '-- COMMAND ARGS…' to supervise any program.")
+    @Argument(
+        help:
+            "Built-in services to run (default: the services of --config), or '-- COMMAND ARGS…' to supervise any program."
+    )
     var services: [String] = []
 
     /// Everything after `--`, verbatim: the program to supervise and its own arguments.
@@ -155,15 +162,20 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         if let workers, let problem = Settings.workers.checkFlag(workers) { throw ValidationError(problem) }
-        if command.isEmpty && CommandLineSplit.parts.command != nil { throw ValidationError("'--' must be followed by a command") }
+        if command.isEmpty && CommandLineSplit.parts.command != nil {
+            throw ValidationError("'--' must be followed by a command")
+        }
         if !command.isEmpty && !services.isEmpty {
             throw ValidationError("give either service names or '-- COMMAND', not both")
         }
         for name in services where !builtinServices.contains(name) {
-            throw ValidationError("unknown service '\(name)' (built-in: \(builtinServices.names.joined(separator: ", ")))")
+            throw ValidationError(
+                "unknown service '\(name)' (built-in: \(builtinServices.names.joined(separator: ", ")))")
         }
         if config == nil && command.isEmpty && services.isEmpty {
-            throw ValidationError("nothing to run: name a service (\(builtinServices.names.joined(separator: ", "))), '-- COMMAND' or --config FILE")
+            throw ValidationError(
+                "nothing to run: name a service (\(builtinServices.names.joined(separator: ", "))), '-- COMMAND' or --config FILE"
+            )
         }
     }
 
@@ -177,18 +189,24 @@ struct Run: ParsableCommand {
         } else if !services.isEmpty {
             configuration.services = services.map { name in
                 let fromFile = configuration.services.first { $0.name == name }
-                return ServiceSpec(name: name, program: .builtin(name), workers: workers ?? fromFile?.workers ?? 1,
-                                   listen: fromFile?.listen, http: fromFile?.http ?? HTTPOptions())
+                return ServiceSpec(
+                    name: name, program: .builtin(name), workers: workers ?? fromFile?.workers ?? 1,
+                    listen: fromFile?.listen, http: fromFile?.http ?? HTTPOptions())
             }
         } else if let workers {
             for index in configuration.services.indices { configuration.services[index].workers = workers }
         }
-        if configuration.services.isEmpty { throw UsageError("\(config ?? "the command line") names no service to run") }
+        if configuration.services.isEmpty {
+            throw UsageError("\(config ?? "the command line") names no service to run")
+        }
         if let port {
-            let problems = [Settings.port.checkFlag(port), listen.flatMap(Settings.listen.checkFlag),
-                            backlog.flatMap(Settings.backlog.checkFlag), tcpKeepidle.flatMap(Settings.tcpKeepidle.checkFlag)]
+            let problems = [
+                Settings.port.checkFlag(port), listen.flatMap(Settings.listen.checkFlag),
+                backlog.flatMap(Settings.backlog.checkFlag), tcpKeepidle.flatMap(Settings.tcpKeepidle.checkFlag),
+            ]
             if let problem = problems.lazy.compactMap({ $0 }).first { throw UsageError(problem) }
-            let spec = ListenSpec(host: listen ?? "0.0.0.0", port: port, backlog: backlog ?? 128, tcpKeepidle: tcpKeepidle ?? 600)
+            let spec = ListenSpec(
+                host: listen ?? "0.0.0.0", port: port, backlog: backlog ?? 128, tcpKeepidle: tcpKeepidle ?? 600)
             for index in configuration.services.indices { configuration.services[index].listen = spec }
         } else if listen != nil || backlog != nil || tcpKeepidle != nil {
             throw UsageError("--listen, --backlog and --tcp-keepidle go with --port")
@@ -213,13 +231,17 @@ struct Run: ParsableCommand {
             // The service reads its options as a worker would, with no master to report to.
             guard let entry = builtinServices.entry(name) else { throw UsageError("unknown service '\(name)'") }
             let context = WorkerContext(spec: configuration.services[0], configuration: configuration)
-            ServiceLauncher(service: entry.make(context), name: name, gracefulShutdownTimeout: configuration.gracefulShutdownTimeout,
-                            logger: context.logger).wait()
+            ServiceLauncher(
+                service: entry.make(context), name: name,
+                gracefulShutdownTimeout: configuration.gracefulShutdownTimeout,
+                logger: context.logger
+            ).wait()
         }
         if !headless {
             let title = configuration.services.map(\.name).joined(separator: "+")
-            try DashboardLauncher.launchAndWatch(title: title, headlessArguments: headlessArguments("run"),
-                                                 socket: options.controlSocket)
+            try DashboardLauncher.launchAndWatch(
+                title: title, headlessArguments: headlessArguments("run"),
+                socket: options.controlSocket)
         }
         try options.launch(configuration, reload: config == nil ? nil : { try resolveConfiguration() })
     }
@@ -235,7 +257,8 @@ func headlessArguments(_ subcommand: String) -> [String] {
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the demo: a scheduler, an HTTP API, idle and crashy workers, so forks, exits, the throttle, periodic tasks and the accept queue show.",
+        abstract:
+            "Run the demo: a scheduler, an HTTP API, idle and crashy workers, so forks, exits, the throttle, periodic tasks and the accept queue show.",
         discussion: "Stop it with Ctrl-C (fast stop) or SIGTERM (graceful stop)."
     )
 
@@ -260,14 +283,18 @@ struct Demo: ParsableCommand {
     @OptionGroup var options: LauncherOptions
 
     func run() throws {
-        let problems = [Settings.workers.check(crashy, as: "--crashy"), Settings.workers.check(idle, as: "--idle"),
-                        Settings.workers.check(scheduler, as: "--scheduler"), Settings.workers.check(api, as: "--api"),
-                        Settings.port.check(apiPort, as: "--api-port")]
+        let problems = [
+            Settings.workers.check(crashy, as: "--crashy"), Settings.workers.check(idle, as: "--idle"),
+            Settings.workers.check(scheduler, as: "--scheduler"), Settings.workers.check(api, as: "--api"),
+            Settings.port.check(apiPort, as: "--api-port"),
+        ]
         if let problem = problems.lazy.compactMap({ $0 }).first { throw UsageError(problem) }
         var configuration = LauncherConfiguration()
         configuration.services = [
             ServiceSpec(name: "scheduler", program: .builtin("scheduler"), workers: scheduler),
-            ServiceSpec(name: "api", program: .builtin("api"), workers: api, listen: ListenSpec(host: "127.0.0.1", port: apiPort)),
+            ServiceSpec(
+                name: "api", program: .builtin("api"), workers: api,
+                listen: ListenSpec(host: "127.0.0.1", port: apiPort)),
             ServiceSpec(name: "idle", program: .builtin("idle"), workers: idle),
             ServiceSpec(name: "crashy", program: .builtin("crashy"), workers: crashy),
         ]
@@ -276,19 +303,24 @@ struct Demo: ParsableCommand {
         try options.apply(to: &configuration)
         if !headless {
             if let problem = configuration.validate() { throw UsageError(problem) }
-            try DashboardLauncher.launchAndWatch(title: "demo", headlessArguments: headlessArguments("demo"),
-                                                 socket: options.controlSocket)
+            try DashboardLauncher.launchAndWatch(
+                title: "demo", headlessArguments: headlessArguments("demo"),
+                socket: options.controlSocket)
         }
         // The intro is for a person at a terminal, not for the log of a dashboard's master.
-        if Posix.isTerminal(2) { try? Posix.writeAll(2, """
-            forkwatch demo: \(scheduler) scheduler workers (periodic tasks, heartbeat into \(configuration.database ?? ServicesStore.defaultPath)),
-            \(api) api workers on http://127.0.0.1:\(apiPort == 0 ? "(a free port)" : String(apiPort))/ (a POST /v2.1/servers calls the scheduler over RPC:
-              curl -s -XPOST -d '{"server": {"name": "web-1"}}' http://127.0.0.1:\(apiPort)/v2.1/servers),
-            \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random exit code or signal).
-            Watch the reaping, the decoded exits, the respawn throttle and the periodic tasks' timings.
-            Try from another terminal: kill -TTIN/-TTOU/-HUP \(Posix.getpid()). Stop: Ctrl-C (fast) or kill \(Posix.getpid()) (graceful).
+        if Posix.isTerminal(2) {
+            try? Posix.writeAll(
+                2,
+                """
+                forkwatch demo: \(scheduler) scheduler workers (periodic tasks, heartbeat into \(configuration.database ?? ServicesStore.defaultPath)),
+                \(api) api workers on http://127.0.0.1:\(apiPort == 0 ? "(a free port)" : String(apiPort))/ (a POST /v2.1/servers calls the scheduler over RPC:
+                  curl -s -XPOST -d '{"server": {"name": "web-1"}}' http://127.0.0.1:\(apiPort)/v2.1/servers),
+                \(idle) idle workers and \(crashy) crashy workers (each dies after 0-3 s by a random exit code or signal).
+                Watch the reaping, the decoded exits, the respawn throttle and the periodic tasks' timings.
+                Try from another terminal: kill -TTIN/-TTOU/-HUP \(Posix.getpid()). Stop: Ctrl-C (fast) or kill \(Posix.getpid()) (graceful).
 
-            """) }
+                """)
+        }
         try options.launch(configuration, reload: nil)
     }
 }

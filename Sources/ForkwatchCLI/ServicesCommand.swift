@@ -13,7 +13,9 @@ struct Services: ParsableCommand {
         defaultSubcommand: List.self)
 
     struct DatabaseOption: ParsableArguments {
-        @Option(name: .long, help: "The services database: a path or sqlite:///path (default: \(ServicesStore.defaultPath)).")
+        @Option(
+            name: .long,
+            help: "The services database: a path or sqlite:///path (default: \(ServicesStore.defaultPath)).")
         var db: String?
 
         /// Opens the database. Only `.create` (`services migrate`) makes a file or a directory;
@@ -58,10 +60,16 @@ struct Services: ParsableCommand {
             if json {
                 for row in rows {
                     var object = JSONObject()
-                    object.add("id", Int(row.id ?? 0)); object.add("uuid", row.uuid ?? "")
-                    object.add("binary", row.binary); object.add("host", row.host); object.add("topic", row.topic)
+                    object.add("id", Int(row.id ?? 0))
+                    object.add("uuid", row.uuid ?? "")
+                    object.add("binary", row.binary)
+                    object.add("host", row.host)
+                    object.add("topic", row.topic)
                     object.add("status", row.disabled ? "disabled" : "enabled")
-                    object.add("state", row.isUp(now: now, serviceDownTime: serviceDownTime, reportInterval: reportInterval) ? "up" : "down")
+                    object.add(
+                        "state",
+                        row.isUp(now: now, serviceDownTime: serviceDownTime, reportInterval: reportInterval)
+                            ? "up" : "down")
                     object.add("report_count", row.report_count)
                     object.addOptional("last_seen_up", row.last_seen_up.map(Self.timestamp))
                     object.addOptional("updated_at", row.updated_at.map(Self.timestamp))
@@ -73,13 +81,19 @@ struct Services: ParsableCommand {
             }
             let header = ["Id", "Binary", "Host", "Status", "State", "Updated At", "Forced down", "Disabled Reason"]
             let table = rows.map { row in
-                ["\(row.id ?? 0)", row.binary, row.host, row.disabled ? "disabled" : "enabled",
-                 row.isUp(now: now, serviceDownTime: serviceDownTime, reportInterval: reportInterval) ? "up" : "down",
-                 row.updated_at.map(Self.timestamp) ?? "-", row.forced_down ? "True" : "False", row.disabled_reason ?? "-"]
+                [
+                    "\(row.id ?? 0)", row.binary, row.host, row.disabled ? "disabled" : "enabled",
+                    row.isUp(now: now, serviceDownTime: serviceDownTime, reportInterval: reportInterval)
+                        ? "up" : "down",
+                    row.updated_at.map(Self.timestamp) ?? "-", row.forced_down ? "True" : "False",
+                    row.disabled_reason ?? "-",
+                ]
             }
             let widths = header.indices.map { column in ([header] + table).map { $0[column].count }.max() ?? 0 }
             func line(_ cells: [String]) -> String {
-                "| " + cells.enumerated().map { $1 + String(repeating: " ", count: widths[$0] - $1.count) }.joined(separator: " | ") + " |"
+                "| "
+                    + cells.enumerated().map { $1 + String(repeating: " ", count: widths[$0] - $1.count) }.joined(
+                        separator: " | ") + " |"
             }
             let rule = "+" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "+") + "+"
             print(([rule, line(header), rule] + table.map(line) + [rule]).joined(separator: "\n"))
@@ -99,7 +113,9 @@ struct Services: ParsableCommand {
 
         func rows(in store: ServicesStore) throws -> [Int64] {
             let rows = try store.find(service, host: host)
-            guard !rows.isEmpty else { throw UsageError("no service '\(service)'\(host.map { " on host \($0)" } ?? "") in \(store.path)") }
+            guard !rows.isEmpty else {
+                throw UsageError("no service '\(service)'\(host.map { " on host \($0)" } ?? "") in \(store.path)")
+            }
             return rows.compactMap(\.id)
         }
     }
@@ -111,7 +127,10 @@ struct Services: ParsableCommand {
         func run() throws {
             let store = try database.open(.existing)
             let ids = try selector.rows(in: store)
-            try store.update(ids) { $0.disabled = false; $0.disabled_reason = nil }
+            try store.update(ids) {
+                $0.disabled = false
+                $0.disabled_reason = nil
+            }
             print("enabled \(ids.count) service(s)")
         }
     }
@@ -124,13 +143,17 @@ struct Services: ParsableCommand {
         func run() throws {
             let store = try database.open(.existing)
             let ids = try selector.rows(in: store)
-            try store.update(ids) { $0.disabled = true; $0.disabled_reason = reason }
+            try store.update(ids) {
+                $0.disabled = true
+                $0.disabled_reason = reason
+            }
             print("disabled \(ids.count) service(s)")
         }
     }
 
     struct ForceDown: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "force-down",
+        static let configuration = CommandConfiguration(
+            commandName: "force-down",
             abstract: "Mark a service forced down (nova service-force-down); --unset clears it.")
         @OptionGroup var database: DatabaseOption
         @OptionGroup var selector: Selector
@@ -158,7 +181,10 @@ struct Services: ParsableCommand {
 /// process (the master itself must never hold an SQLite handle), and migrate it once there so
 /// the workers do not race to.
 func checkDatabase(_ configuration: LauncherConfiguration) throws {
-    let needed = configuration.services.contains { if case .builtin(let name) = $0.program { return builtinServices.usesDatabase(name) }; return false }
+    let needed = configuration.services.contains {
+        if case .builtin(let name) = $0.program { return builtinServices.usesDatabase(name) }
+        return false
+    }
     guard needed else { return }
     let path = configuration.database ?? ServicesStore.defaultPath
     let result: (status: Int32, output: String)

@@ -31,7 +31,8 @@ extension Setting {
 /// the README's table (a test keeps README.md equal to it).
 struct OptionsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "options", abstract: "List the launcher's options: config key, flag, default, range.", shouldDisplay: false)
+        commandName: "options", abstract: "List the launcher's options: config key, flag, default, range.",
+        shouldDisplay: false)
 
     @Flag(help: "Print the README's option table (Markdown).")
     var markdown = false
@@ -43,7 +44,10 @@ struct OptionsCommand: ParsableCommand {
         }
         for option in Settings.all {
             let flag = option.flag.map { " (\($0))" } ?? ""
-            print("\(option.documentedKey)\(flag): default \(option.defaultText), \(option.rangeText)".filter { $0 != "`" })
+            print(
+                "\(option.documentedKey)\(flag): default \(option.defaultText), \(option.rangeText)".filter {
+                    $0 != "`"
+                })
             print("    \(option.help)".filter { $0 != "`" })
         }
     }

@@ -30,8 +30,10 @@ public enum ChildMessage: Hashable, Sendable {
         public var nextDue: Double?
         public var spacing: Double
 
-        public init(task: String, started: Double, duration: Double, ok: Bool, error: String?, nextDue: Double?,
-                    spacing: Double) {
+        public init(
+            task: String, started: Double, duration: Double, ok: Bool, error: String?, nextDue: Double?,
+            spacing: Double
+        ) {
             self.task = task
             self.started = started
             self.duration = duration
@@ -61,7 +63,11 @@ public enum ChildMessage: Hashable, Sendable {
             json.add("duration", report.duration, decimals: 6)
             json.add("ok", report.ok)
             json.addOptional("error", report.error.map(Self.bounded))
-            if let next = report.nextDue { json.add("next_due", next, decimals: 6) } else { json.addRaw("next_due", "null") }
+            if let next = report.nextDue {
+                json.add("next_due", next, decimals: 6)
+            } else {
+                json.addRaw("next_due", "null")
+            }
             json.add("spacing", report.spacing, decimals: 3)
             return "task \(json.string)\n"
         case .heartbeat(let ok, let reportCount, let error):
@@ -106,12 +112,17 @@ public enum ChildMessage: Hashable, Sendable {
             guard let json = object(), let task = json["task"]?.string, let ok = json["ok"]?.bool else {
                 return fail("task needs a JSON object with \"task\" and \"ok\"")
             }
-            return .success(.taskRan(TaskReport(task: task, started: json["started"]?.double ?? 0,
-                                                duration: json["duration"]?.double ?? 0, ok: ok,
-                                                error: json["error"]?.string, nextDue: json["next_due"]?.double,
-                                                spacing: json["spacing"]?.double ?? 0)))
+            return .success(
+                .taskRan(
+                    TaskReport(
+                        task: task, started: json["started"]?.double ?? 0,
+                        duration: json["duration"]?.double ?? 0, ok: ok,
+                        error: json["error"]?.string, nextDue: json["next_due"]?.double,
+                        spacing: json["spacing"]?.double ?? 0)))
         case "beat":
-            guard let json = object(), let ok = json["ok"]?.bool else { return fail("beat needs a JSON object with \"ok\"") }
+            guard let json = object(), let ok = json["ok"]?.bool else {
+                return fail("beat needs a JSON object with \"ok\"")
+            }
             return .success(.heartbeat(ok: ok, reportCount: json["report_count"]?.int, error: json["error"]?.string))
         case "rpc":
             guard let json = object(), let topic = json["topic"]?.string else {

@@ -86,9 +86,11 @@ public struct HTTPOptions: Hashable, Sendable {
 
     public static let defaultAPIs = ["osapi_compute", "metadata"]
 
-    public init(enabledAPIs: [String] = HTTPOptions.defaultAPIs, poolSize: Int = 1000, keepAlive: Bool = true,
-                clientSocketTimeout: Double = 900, maxHeaderLine: Int = 16384, certFile: String? = nil,
-                keyFile: String? = nil, caFile: String? = nil, accessLog: Bool = false) {
+    public init(
+        enabledAPIs: [String] = HTTPOptions.defaultAPIs, poolSize: Int = 1000, keepAlive: Bool = true,
+        clientSocketTimeout: Double = 900, maxHeaderLine: Int = 16384, certFile: String? = nil,
+        keyFile: String? = nil, caFile: String? = nil, accessLog: Bool = false
+    ) {
         self.enabledAPIs = enabledAPIs
         self.poolSize = poolSize
         self.keepAlive = keepAlive
@@ -121,7 +123,9 @@ public struct ServiceSpec: Hashable, Sendable {
     /// For built-in HTTP services (`api`); ignored by the others.
     public var http: HTTPOptions
 
-    public init(name: String, program: Program, workers: Int, listen: ListenSpec? = nil, http: HTTPOptions = HTTPOptions()) {
+    public init(
+        name: String, program: Program, workers: Int, listen: ListenSpec? = nil, http: HTTPOptions = HTTPOptions()
+    ) {
         self.name = name
         self.program = program
         self.workers = workers

@@ -5,7 +5,9 @@ public struct ControlOutcome: Sendable, Hashable {
     public let reply: Result<String, ControlError>
     public let actions: [WorkerTable.Action]
 
-    static func accepted(_ request: ControlRequest, _ extra: String = "", actions: [WorkerTable.Action]) -> ControlOutcome {
+    static func accepted(
+        _ request: ControlRequest, _ extra: String = "", actions: [WorkerTable.Action]
+    ) -> ControlOutcome {
         ControlOutcome(reply: .success("{\"ok\":true,\"op\":\"\(request.op)\"\(extra)}\n"), actions: actions)
     }
 
@@ -33,18 +35,21 @@ extension WorkerTable {
             // Only a live worker of this master: never the master itself, never a stranger
             // (a pid still in the table has not been reaped, so it cannot have been reused).
             guard workers[pid] != nil else { return .refused("pid \(pid) is not a live worker of this master") }
-            return .accepted(request, ",\"pid\":\(pid),\"signal\":\"\(signal.name)\"",
-                             actions: [.signal(pid: pid, signal: signal, reason: "asked over the control socket", origin: "you")])
+            return .accepted(
+                request, ",\"pid\":\(pid),\"signal\":\"\(signal.name)\"",
+                actions: [.signal(pid: pid, signal: signal, reason: "asked over the control socket", origin: "you")])
         case .scale(let service, let count):
             guard self.service(named: service) != nil else {
-                return .refused("no service named '\(service)' (services: \(services.map(\.spec.name).joined(separator: ", ")))")
+                return .refused(
+                    "no service named '\(service)' (services: \(services.map(\.spec.name).joined(separator: ", ")))")
             }
             guard phase == .running else { return .refused("the master is stopping") }
             let from = self.service(named: service)!.spec.workers
             if count > from, let problem = options.checkTotalWorkers(totalWorkers - from + count) {
                 return .refused("scale: \(problem)")
             }
-            return .accepted(request, actions: scale(service: service, to: count, reason: "asked over the control socket", now: now))
+            return .accepted(
+                request, actions: scale(service: service, to: count, reason: "asked over the control socket", now: now))
         case .reload:
             guard phase == .running else { return .refused("the master is stopping") }
             return .accepted(request, actions: [.reloadConfiguration])

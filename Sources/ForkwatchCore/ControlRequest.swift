@@ -32,14 +32,18 @@ public enum ControlRequest: Hashable, Sendable {
         do { json = try JSONValue.parse(line) } catch {
             return .failure(ControlError("malformed JSON: \(error.message) at byte \(error.offset)"))
         }
-        guard case .object = json else { return .failure(ControlError("a request is a JSON object like {\"op\":\"status\"}")) }
+        guard case .object = json else {
+            return .failure(ControlError("a request is a JSON object like {\"op\":\"status\"}"))
+        }
         guard let op = json["op"]?.string else { return .failure(ControlError("missing \"op\" (one of \(ops))")) }
         switch op {
         case "subscribe": return .success(.subscribe)
         case "status": return .success(.status)
         case "reload": return .success(.reload)
         case "signal":
-            guard let pid = json["pid"]?.int32, pid > 0 else { return .failure(ControlError("signal needs \"pid\": a positive whole number")) }
+            guard let pid = json["pid"]?.int32, pid > 0 else {
+                return .failure(ControlError("signal needs \"pid\": a positive whole number"))
+            }
             let signal: Signal?
             if let name = json["signal"]?.string {
                 signal = Signal(name: name)
@@ -53,7 +57,9 @@ public enum ControlRequest: Hashable, Sendable {
             }
             return .success(.signal(pid: pid, signal: signal))
         case "scale":
-            guard let service = json["service"]?.string else { return .failure(ControlError("scale needs \"service\"")) }
+            guard let service = json["service"]?.string else {
+                return .failure(ControlError("scale needs \"service\""))
+            }
             guard let workers = json["workers"]?.int else {
                 return .failure(ControlError("scale needs \"workers\": a whole number \(Settings.workers.range.text)"))
             }
@@ -85,8 +91,12 @@ public enum ControlRequest: Hashable, Sendable {
         var json = JSONObject()
         json.add("op", op)
         switch self {
-        case .signal(let pid, let signal): json.add("pid", Int(pid)); json.add("signal", signal.name)
-        case .scale(let service, let workers): json.add("service", service); json.add("workers", workers)
+        case .signal(let pid, let signal):
+            json.add("pid", Int(pid))
+            json.add("signal", signal.name)
+        case .scale(let service, let workers):
+            json.add("service", service)
+            json.add("workers", workers)
         case .stop(let mode): json.add("mode", mode.rawValue)
         default: break
         }

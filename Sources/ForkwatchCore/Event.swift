@@ -47,7 +47,8 @@ public struct Event: Sendable, Hashable {
         case ready(pid: Int32, service: String, after: Double)
         case execFailed(pid: Int32, service: String, errno: Int32, message: String)
         /// `rawStatus` is the waitpid status word; `expected` is true when forkwatch asked it to stop.
-        case exit(pid: Int32, service: String?, status: TerminationStatus, rawStatus: Int32, uptime: Double?, expected: Bool)
+        case exit(
+            pid: Int32, service: String?, status: TerminationStatus, rawStatus: Int32, uptime: Double?, expected: Bool)
         case signalReceived(signal: Signal, senderPid: Int32)
         /// `origin` is who asked: "master" for its own decisions, "you" for a user request.
         case signalSent(pid: Int32, service: String?, signal: Signal, reason: String, origin: String, error: String?)
@@ -64,8 +65,9 @@ public struct Event: Sendable, Hashable {
         case logReopened(path: String, error: String?)
         /// A periodic task ran in a worker: when (wall), how long, whether it raised, and when the
         /// worker will next run it (CLOCK_MONOTONIC). `timings` are the master's totals after it.
-        case taskRun(pid: Int32, service: String, task: String, started: Double, duration: Double,
-                     ok: Bool, error: String?, nextDue: Double?, timings: TaskTimings)
+        case taskRun(
+            pid: Int32, service: String, task: String, started: Double, duration: Double,
+            ok: Bool, error: String?, nextDue: Double?, timings: TaskTimings)
         /// A worker's heartbeat into the services table (`report_state`): the row's report_count
         /// after it, or the error (the heartbeat keeps running either way).
         case heartbeat(pid: Int32, service: String, ok: Bool, reportCount: Int?, error: String?)

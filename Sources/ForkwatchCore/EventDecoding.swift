@@ -33,7 +33,10 @@ extension EventCodec {
     public static func decode(_ json: JSONValue) throws(DecodeError) -> Event {
         guard let type = json["type"]?.string else { throw DecodeError(message: "not an event: no 'type'") }
         guard let version = json["v"]?.int, version <= EventCodec.version else {
-            throw DecodeError(message: "event version \(json["v"]?.int.map(String.init) ?? "?") is newer than this reader (\(EventCodec.version))")
+            throw DecodeError(
+                message:
+                    "event version \(json["v"]?.int.map(String.init) ?? "?") is newer than this reader (\(EventCodec.version))"
+            )
         }
         let fields = Fields(json)
         let wall = try fields.seconds("wall")
@@ -50,59 +53,78 @@ extension EventCodec {
         let kind: Event.Kind
         switch type {
         case "master_started":
-            let services = try need(json["services"]?.array, "services").map { (item: JSONValue) throws(DecodeError) -> ServiceSpec in
-                let program: Program = if let argv = item["command"]?.array {
-                    .command(argv.compactMap(\.string))
-                } else {
-                    .builtin(item["builtin"]?.string ?? "?")
-                }
-                return ServiceSpec(name: try need(item["name"]?.string, "name"), program: program,
-                                   workers: try Fields(item).int("workers", in: countRange, default: 0))
+            let services = try need(json["services"]?.array, "services").map {
+                (item: JSONValue) throws(DecodeError) -> ServiceSpec in
+                let program: Program =
+                    if let argv = item["command"]?.array {
+                        .command(argv.compactMap(\.string))
+                    } else {
+                        .builtin(item["builtin"]?.string ?? "?")
+                    }
+                return ServiceSpec(
+                    name: try need(item["name"]?.string, "name"), program: program,
+                    workers: try Fields(item).int("workers", in: countRange, default: 0))
             }
             kind = .masterStarted(pid: try pid(), services: services, config: json["config"]?.string ?? "")
         case "fork":
-            kind = .fork(pid: try pid(), service: try str("service"),
-                         reason: ForkReason(rawValue: try str("reason")) ?? .respawn,
-                         generation: try fields.int("generation", in: countRange, default: 1))
+            kind = .fork(
+                pid: try pid(), service: try str("service"),
+                reason: ForkReason(rawValue: try str("reason")) ?? .respawn,
+                generation: try fields.int("generation", in: countRange, default: 1))
         case "fork_failed":
             kind = .forkFailed(service: try str("service"), errno: try errno(), message: try str("message"))
         case "fork_refused":
-            kind = .forkRefused(service: try str("service"), threads: try fields.int("threads", in: -1...Int(Int32.max)))
+            kind = .forkRefused(
+                service: try str("service"), threads: try fields.int("threads", in: -1...Int(Int32.max)))
         case "ready":
             kind = .ready(pid: try pid(), service: try str("service"), after: try num("after"))
         case "exec_failed":
-            kind = .execFailed(pid: try pid(), service: try str("service"), errno: try errno(), message: try str("message"))
+            kind = .execFailed(
+                pid: try pid(), service: try str("service"), errno: try errno(), message: try str("message"))
         case "exit":
-            let status: TerminationStatus = try str("how") == "signaled"
+            let status: TerminationStatus =
+                try str("how") == "signaled"
                 ? .signaled(try signal(), coreDumped: json["core_dumped"]?.bool ?? false)
                 : .exited(code: Int32(try fields.int("code", in: exitCodeRange)))
-            kind = .exit(pid: try pid(), service: json["service"]?.string, status: status,
-                         rawStatus: Int32(try fields.int("status", in: 0...0xFFFF, default: 0)), uptime: try fields.optionalSeconds("uptime"),
-                         expected: json["expected"]?.bool ?? false)
+            kind = .exit(
+                pid: try pid(), service: json["service"]?.string, status: status,
+                rawStatus: Int32(try fields.int("status", in: 0...0xFFFF, default: 0)),
+                uptime: try fields.optionalSeconds("uptime"),
+                expected: json["expected"]?.bool ?? false)
         case "signal_received":
-            kind = .signalReceived(signal: try signal(), senderPid: Int32(try fields.int("sender_pid", in: 0...Int(Int32.max), default: 0)))
+            kind = .signalReceived(
+                signal: try signal(), senderPid: Int32(try fields.int("sender_pid", in: 0...Int(Int32.max), default: 0))
+            )
         case "signal_sent":
-            kind = .signalSent(pid: try pid(), service: json["service"]?.string, signal: try signal(),
-                               reason: json["reason"]?.string ?? "", origin: json["origin"]?.string ?? "master",
-                               error: json["error"]?.string)
+            kind = .signalSent(
+                pid: try pid(), service: json["service"]?.string, signal: try signal(),
+                reason: json["reason"]?.string ?? "", origin: json["origin"]?.string ?? "master",
+                error: json["error"]?.string)
         case "throttle":
-            kind = .throttle(service: try str("service"), forks: try int("forks"), span: try num("span"),
-                             window: try num("window"), delay: try num("delay"))
+            kind = .throttle(
+                service: try str("service"), forks: try int("forks"), span: try num("span"),
+                window: try num("window"), delay: try num("delay"))
         case "service_state":
-            kind = .serviceState(service: try str("service"), state: ServiceState(rawValue: try str("state")) ?? .running,
-                                 reason: json["reason"]?.string ?? "")
+            kind = .serviceState(
+                service: try str("service"), state: ServiceState(rawValue: try str("state")) ?? .running,
+                reason: json["reason"]?.string ?? "")
         case "scale":
-            kind = .scale(service: try str("service"), from: try int("from"), to: try int("to"), reason: json["reason"]?.string ?? "")
+            kind = .scale(
+                service: try str("service"), from: try int("from"), to: try int("to"),
+                reason: json["reason"]?.string ?? "")
         case "reload":
-            kind = .reload(method: RestartMethod(name: try str("method")) ?? .rolling, changes: json["changes"]?.string ?? "")
+            kind = .reload(
+                method: RestartMethod(name: try str("method")) ?? .rolling, changes: json["changes"]?.string ?? "")
         case "rolling_step":
-            kind = .rollingStep(service: try str("service"), newPid: try pid("new_pid"), oldPid: try pid("old_pid"),
-                                remaining: try int("remaining"))
+            kind = .rollingStep(
+                service: try str("service"), newPid: try pid("new_pid"), oldPid: try pid("old_pid"),
+                remaining: try int("remaining"))
         case "rolling_done":
             kind = .rollingDone(service: try str("service"))
         case "stopping":
-            kind = .stopping(mode: StopMode(rawValue: try str("mode")) ?? .graceful, timeout: try fields.optionalSeconds("timeout"),
-                             workers: try int("workers"))
+            kind = .stopping(
+                mode: StopMode(rawValue: try str("mode")) ?? .graceful, timeout: try fields.optionalSeconds("timeout"),
+                workers: try int("workers"))
         case "escalate":
             kind = .escalate(reason: try str("reason"), survivors: try int("survivors"))
         case "stopped":
@@ -112,28 +134,37 @@ extension EventCodec {
         case "log_reopened":
             kind = .logReopened(path: try str("path"), error: json["error"]?.string)
         case "task_run":
-            kind = .taskRun(pid: try pid(), service: try str("service"), task: try str("task"),
-                            started: try num("started"), duration: try num("duration"), ok: json["ok"]?.bool ?? true,
-                            error: json["error"]?.string, nextDue: try fields.optionalSeconds("next_due"),
-                            timings: try decodeTimings(json["timings"]))
+            kind = .taskRun(
+                pid: try pid(), service: try str("service"), task: try str("task"),
+                started: try num("started"), duration: try num("duration"), ok: json["ok"]?.bool ?? true,
+                error: json["error"]?.string, nextDue: try fields.optionalSeconds("next_due"),
+                timings: try decodeTimings(json["timings"]))
         case "listening":
-            kind = .listening(service: try str("service"), address: try str("address"), backlog: try fields.int("backlog", in: countRange, default: 0))
+            kind = .listening(
+                service: try str("service"), address: try str("address"),
+                backlog: try fields.int("backlog", in: countRange, default: 0))
         case "accept_queue":
-            kind = .acceptQueue(service: try str("service"), address: try str("address"), depth: try int("depth"),
-                                limit: try fields.int("limit", in: countRange, default: 0))
+            kind = .acceptQueue(
+                service: try str("service"), address: try str("address"), depth: try int("depth"),
+                limit: try fields.int("limit", in: countRange, default: 0))
         case "heartbeat":
-            kind = .heartbeat(pid: try pid(), service: try str("service"), ok: json["ok"]?.bool ?? false,
-                              reportCount: try fields.optionalInt("report_count", in: countRange), error: json["error"]?.string)
+            kind = .heartbeat(
+                pid: try pid(), service: try str("service"), ok: json["ok"]?.bool ?? false,
+                reportCount: try fields.optionalInt("report_count", in: countRange), error: json["error"]?.string)
         case "rpc_stats":
-            kind = .rpcStats(pid: try pid(), service: try str("service"), topic: json["topic"]?.string ?? "",
-                             methods: try RPCMethodStats.decodeCheckedList(json["methods"]))
+            kind = .rpcStats(
+                pid: try pid(), service: try str("service"), topic: json["topic"]?.string ?? "",
+                methods: try RPCMethodStats.decodeCheckedList(json["methods"]))
         case "stats":
-            kind = .stats(samples: try need(json["samples"]?.array, "samples").map { (item: JSONValue) throws(DecodeError) -> ProcessSample in
-                let sample = Fields(item, in: "samples")
-                return ProcessSample(pid: try sample.pid("pid"), cpuPercent: try sample.double("cpu", limit: 1e6, default: 0),
-                                     rssBytes: try sample.int("rss", in: byteRange, default: 0), state: item["state"]?.string ?? "?",
-                                     threads: try sample.int("threads", in: countRange, default: 0))
-            })
+            kind = .stats(
+                samples: try need(json["samples"]?.array, "samples").map {
+                    (item: JSONValue) throws(DecodeError) -> ProcessSample in
+                    let sample = Fields(item, in: "samples")
+                    return ProcessSample(
+                        pid: try sample.pid("pid"), cpuPercent: try sample.double("cpu", limit: 1e6, default: 0),
+                        rssBytes: try sample.int("rss", in: byteRange, default: 0), state: item["state"]?.string ?? "?",
+                        threads: try sample.int("threads", in: countRange, default: 0))
+                })
         case "snapshot":
             kind = .snapshot(try decodeSnapshot(json))
         case "notice":
@@ -197,7 +228,9 @@ extension EventCodec {
             }
         }
 
-        private static func range(_ range: ClosedRange<Int>) -> String { "an integer from \(range.lowerBound) to \(range.upperBound)" }
+        private static func range(_ range: ClosedRange<Int>) -> String {
+            "an integer from \(range.lowerBound) to \(range.upperBound)"
+        }
 
         func optionalInt(_ key: String, in range: ClosedRange<Int>) throws(DecodeError) -> Int? {
             guard let value = present(key) else { return nil }
@@ -207,7 +240,9 @@ extension EventCodec {
         }
 
         func int(_ key: String, in range: ClosedRange<Int>) throws(DecodeError) -> Int {
-            guard let n = try optionalInt(key, in: range) else { throw DecodeError(message: "event field '\(name(key))' missing") }
+            guard let n = try optionalInt(key, in: range) else {
+                throw DecodeError(message: "event field '\(name(key))' missing")
+            }
             return n
         }
 
@@ -239,7 +274,9 @@ extension EventCodec {
         }
 
         func seconds(_ key: String) throws(DecodeError) -> Double {
-            guard let n = try optionalSeconds(key) else { throw DecodeError(message: "event field '\(name(key))' missing") }
+            guard let n = try optionalSeconds(key) else {
+                throw DecodeError(message: "event field '\(name(key))' missing")
+            }
             return n
         }
 
@@ -255,12 +292,16 @@ extension EventCodec {
 
     private static func decodeSnapshot(_ json: JSONValue) throws(DecodeError) -> Snapshot {
         let fields = Fields(json)
-        let services = try need(json["services"]?.array, "services").map { (item: JSONValue) throws(DecodeError) -> Snapshot.ServiceInfo in
+        let services = try need(json["services"]?.array, "services").map {
+            (item: JSONValue) throws(DecodeError) -> Snapshot.ServiceInfo in
             let service = Fields(item, in: "services")
             var forkTimes: [Double] = []
             for time in item["fork_times"]?.array ?? [] {
                 guard let t = time.double, abs(t) <= secondsLimit else {
-                    throw DecodeError(message: "event field 'services.fork_times' holds \(Fields.shown(time)): expected seconds within ±10^12")
+                    throw DecodeError(
+                        message:
+                            "event field 'services.fork_times' holds \(Fields.shown(time)): expected seconds within ±10^12"
+                    )
                 }
                 forkTimes.append(t)
             }
@@ -274,7 +315,8 @@ extension EventCodec {
                 throttleInterval: try service.seconds("throttle_interval", default: 1),
                 quickDeaths: try service.int("quick_deaths", in: countRange, default: 0))
         }
-        let workers = try need(json["workers"]?.array, "workers").map { (item: JSONValue) throws(DecodeError) -> Snapshot.WorkerInfo in
+        let workers = try need(json["workers"]?.array, "workers").map {
+            (item: JSONValue) throws(DecodeError) -> Snapshot.WorkerInfo in
             let worker = Fields(item, in: "workers")
             return Snapshot.WorkerInfo(
                 pid: try worker.pid("pid"), service: item["service"]?.string ?? "?",
@@ -284,12 +326,14 @@ extension EventCodec {
                 retiring: item["retiring"]?.bool ?? false)
         }
         let tasks = try (json["tasks"]?.array ?? []).map { (item: JSONValue) throws(DecodeError) -> Snapshot.TaskInfo in
-            Snapshot.TaskInfo(service: item["service"]?.string ?? "?", task: item["task"]?.string ?? "?",
-                              timings: try decodeTimings(item["timings"]))
+            Snapshot.TaskInfo(
+                service: item["service"]?.string ?? "?", task: item["task"]?.string ?? "?",
+                timings: try decodeTimings(item["timings"]))
         }
-        return Snapshot(masterPid: try fields.pid("pid"), startedAt: try fields.seconds("started_at", default: 0),
-                        phase: json["phase"]?.string ?? "running", configuration: json["config"]?.string ?? "",
-                        services: services, workers: workers, tasks: tasks)
+        return Snapshot(
+            masterPid: try fields.pid("pid"), startedAt: try fields.seconds("started_at", default: 0),
+            phase: json["phase"]?.string ?? "running", configuration: json["config"]?.string ?? "",
+            services: services, workers: workers, tasks: tasks)
     }
 }
 
@@ -298,8 +342,9 @@ extension RPCMethodStats {
     public static func decodeList(_ value: JSONValue?) -> [RPCMethodStats] {
         (value?.array ?? []).compactMap { item in
             guard let method = item["method"]?.string else { return nil }
-            return RPCMethodStats(method: method, handled: item["handled"]?.int ?? 0, failures: item["failures"]?.int ?? 0,
-                                  inFlight: item["in_flight"]?.int ?? 0, p50: item["p50"]?.double, p95: item["p95"]?.double)
+            return RPCMethodStats(
+                method: method, handled: item["handled"]?.int ?? 0, failures: item["failures"]?.int ?? 0,
+                inFlight: item["in_flight"]?.int ?? 0, p50: item["p50"]?.double, p95: item["p95"]?.double)
         }
     }
 
@@ -312,11 +357,12 @@ extension RPCMethodStats {
             guard let method = item["method"]?.string else {
                 throw EventCodec.DecodeError(message: "event field 'methods.method' missing or of the wrong type")
             }
-            list.append(RPCMethodStats(
-                method: method, handled: try fields.int("handled", in: EventCodec.countRange, default: 0),
-                failures: try fields.int("failures", in: EventCodec.countRange, default: 0),
-                inFlight: try fields.int("in_flight", in: EventCodec.countRange, default: 0),
-                p50: try fields.optionalSeconds("p50"), p95: try fields.optionalSeconds("p95")))
+            list.append(
+                RPCMethodStats(
+                    method: method, handled: try fields.int("handled", in: EventCodec.countRange, default: 0),
+                    failures: try fields.int("failures", in: EventCodec.countRange, default: 0),
+                    inFlight: try fields.int("in_flight", in: EventCodec.countRange, default: 0),
+                    p50: try fields.optionalSeconds("p50"), p95: try fields.optionalSeconds("p95")))
         }
         return list
     }

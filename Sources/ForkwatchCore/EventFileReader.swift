@@ -73,7 +73,8 @@ public struct EventFileReader: Sendable {
             linesRead += 1
             switch framed {
             case .failure(let tooLong):
-                return .problem(Problem(line: linesRead, message: "longer than \(maxLineBytes) bytes (\(tooLong.length)), skipped"))
+                return .problem(
+                    Problem(line: linesRead, message: "longer than \(maxLineBytes) bytes (\(tooLong.length)), skipped"))
             case .success(let line):
                 if line.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
                 do {

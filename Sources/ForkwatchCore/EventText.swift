@@ -26,7 +26,8 @@ extension Event {
             let target = service.map { "\(pid) \($0)" } ?? "\(pid)"
             return "\(origin) → \(signal.name) \(target) (\(reason))" + (error.map { ": FAILED, \($0)" } ?? "")
         case .throttle(let service, let forks, let span, let window, let delay):
-            return "throttle: \(service) forked \(forks) times in \(Self.duration(span)) < \(Self.duration(window)); next fork delayed \(Self.duration(delay))"
+            return
+                "throttle: \(service) forked \(forks) times in \(Self.duration(span)) < \(Self.duration(window)); next fork delayed \(Self.duration(delay))"
         case .serviceState(let service, let state, let reason):
             return "service \(service) is \(state.rawValue): \(reason)"
         case .scale(let service, let from, let to, let reason):
@@ -38,7 +39,8 @@ extension Event {
         case .rollingDone(let service):
             return "rolling restart of \(service) done"
         case .stopping(let mode, let timeout, let workers):
-            let limit = timeout.map { ", SIGKILL after \(Self.duration($0))" } ?? (mode == .graceful ? ", waiting forever" : "")
+            let limit =
+                timeout.map { ", SIGKILL after \(Self.duration($0))" } ?? (mode == .graceful ? ", waiting forever" : "")
             return "stopping (\(mode.rawValue)): \(workers) workers\(limit)"
         case .escalate(let reason, let survivors):
             return "escalating to SIGKILL for \(survivors) workers: \(reason)"
@@ -49,22 +51,30 @@ extension Event {
         case .logReopened(let path, let error):
             return "log file \(path) reopened" + (error.map { ": FAILED, \($0)" } ?? "")
         case .taskRun(let pid, let service, let task, _, let duration, let ok, let error, _, let timings):
-            return "\(pid) \(service): periodic task \(task) " + (ok ? "ran" : "FAILED") + " in \(Self.duration(duration))"
-                + (error.map { ": \($0)" } ?? "") + " (runs \(timings.runs), failures \(timings.failures), p95 \(Self.duration(timings.p95)))"
+            return "\(pid) \(service): periodic task \(task) " + (ok ? "ran" : "FAILED")
+                + " in \(Self.duration(duration))"
+                + (error.map { ": \($0)" } ?? "")
+                + " (runs \(timings.runs), failures \(timings.failures), p95 \(Self.duration(timings.p95)))"
         case .listening(let service, let address, let backlog):
             return "\(service) listens on \(address) (backlog \(backlog)); its workers share the socket"
         case .acceptQueue(let service, let address, let depth, let limit):
             return "accept queue \(service) \(address): \(depth)/\(limit)"
         case .heartbeat(let pid, let service, let ok, let count, let error):
-            return ok ? "\(pid) \(service): heartbeat, report_count \(count.map(String.init) ?? "?")"
+            return ok
+                ? "\(pid) \(service): heartbeat, report_count \(count.map(String.init) ?? "?")"
                 : "\(pid) \(service): heartbeat FAILED: \(error ?? "unknown error") (it keeps beating)"
         case .rpcStats(let pid, let service, let topic, let methods):
-            return "\(pid) \(service): rpc on \(topic): " + methods.map {
-                "\($0.method) \($0.handled)" + ($0.failures > 0 ? " (\($0.failures) failed)" : "") + ($0.inFlight > 0 ? " +\($0.inFlight)" : "")
-                    + ($0.p95.map { " p95 \(Self.duration($0))" } ?? "")
-            }.joined(separator: ", ")
+            return "\(pid) \(service): rpc on \(topic): "
+                + methods.map {
+                    "\($0.method) \($0.handled)" + ($0.failures > 0 ? " (\($0.failures) failed)" : "")
+                        + ($0.inFlight > 0 ? " +\($0.inFlight)" : "")
+                        + ($0.p95.map { " p95 \(Self.duration($0))" } ?? "")
+                }.joined(separator: ", ")
         case .stats(let samples):
-            return "stats: " + samples.map { "\($0.pid) \(JSONObject.number($0.cpuPercent, decimals: 1))% \($0.rssBytes / 1024) KiB" }.joined(separator: ", ")
+            return "stats: "
+                + samples.map {
+                    "\($0.pid) \(JSONObject.number($0.cpuPercent, decimals: 1))% \($0.rssBytes / 1024) KiB"
+                }.joined(separator: ", ")
         case .snapshot(let snapshot):
             return "snapshot: master \(snapshot.masterPid), \(snapshot.workers.count) workers, \(snapshot.phase)"
         case .notice(let message):
@@ -80,19 +90,21 @@ extension Event {
                 + "code ever runs inside a signal handler. It stays single-threaded, which is what makes fork() "
                 + "without exec safe for Swift workers."
         case .fork(_, _, let reason, _):
-            let why: String = switch reason {
-            case .initial: "the service was starting its workers"
-            case .respawn: "a worker was gone and the service was below its count"
-            case .scale: "the worker count was raised"
-            case .reload: "a reload replaced a worker"
-            case .rolling: "a rolling restart starts the new worker before stopping an old one"
-            }
+            let why: String =
+                switch reason {
+                case .initial: "the service was starting its workers"
+                case .respawn: "a worker was gone and the service was below its count"
+                case .scale: "the worker count was raised"
+                case .reload: "a reload replaced a worker"
+                case .rolling: "a rolling restart starts the new worker before stopping an old one"
+                }
             return "fork(2) copied the master (copy-on-write) into a new process because \(why). In the child: "
                 + "signal dispositions reset and the mask emptied (a Swift worker keeps SIGTERM, SIGHUP, SIGINT and "
                 + "SIGUSR1 blocked for its own signalfd), fds it must not hold closed, PR_SET_PDEATHSIG set and "
                 + "getppid() re-checked, then the service runs (or execve for a command)."
         case .forkFailed:
-            return "fork(2) failed, usually EAGAIN (RLIMIT_NPROC or pid_max) or ENOMEM; the master schedules a retry instead of spinning."
+            return
+                "fork(2) failed, usually EAGAIN (RLIMIT_NPROC or pid_max) or ENOMEM; the master schedules a retry instead of spinning."
         case .forkRefused(_, let threads):
             return "/proc/self/task listed \(threads) threads. fork() copies only the calling thread: a lock held "
                 + "by another thread stays locked forever in the child, so the master refuses to fork."
@@ -117,22 +129,31 @@ extension Event {
                 + "oslo sleeps; forkwatch schedules the fork and keeps reaping and answering signals meanwhile."
         case .serviceState(_, let state, _):
             switch state {
-            case .crashLooping: return "Workers keep dying right after fork. Respawns continue through the throttle (about one a second)."
-            case .failed: return "Exit code 3 (or an execve failure) means the worker cannot boot; respawning would loop, so the service waits for a reload (SIGHUP)."
+            case .crashLooping:
+                return
+                    "Workers keep dying right after fork. Respawns continue through the throttle (about one a second)."
+            case .failed:
+                return
+                    "Exit code 3 (or an execve failure) means the worker cannot boot; respawning would loop, so the service waits for a reload (SIGHUP)."
             case .running: return "The service is kept at its worker count."
             }
         case .scale:
-            return "SIGTTIN / SIGTTOU (gunicorn's convention) or a scale request changed the worker count; extra workers get SIGTERM, oldest first."
+            return
+                "SIGTTIN / SIGTTOU (gunicorn's convention) or a scale request changed the worker count; extra workers get SIGTERM, oldest first."
         case .reload(let method, _):
             return "SIGHUP re-read the configuration, then restart_method=\(method.name): "
-                + (method == .mutate ? "SIGHUP to each worker, which calls reset() in place."
-                   : method == .reload ? "SIGTERM to each worker; replacements are forked as they exit."
-                   : "one at a time, a new worker is forked and must be ready before an old one gets SIGTERM.")
+                + (method == .mutate
+                    ? "SIGHUP to each worker, which calls reset() in place."
+                    : method == .reload
+                        ? "SIGTERM to each worker; replacements are forked as they exit."
+                        : "one at a time, a new worker is forked and must be ready before an old one gets SIGTERM.")
         case .rollingStep, .rollingDone:
             return "Rolling restart: capacity never drops below the worker count."
         case .stopping(let mode, _, _):
             switch mode {
-            case .graceful: return "SIGTERM: each worker gets SIGTERM; survivors get SIGKILL after graceful_shutdown_timeout; exit 0."
+            case .graceful:
+                return
+                    "SIGTERM: each worker gets SIGTERM; survivors get SIGKILL after graceful_shutdown_timeout; exit 0."
             case .fast: return "SIGINT: each worker gets SIGINT; survivors get SIGKILL after 1 s; exit 1."
             case .immediate: return "A second SIGTERM or a SIGINT during a stop: SIGKILL now; exit 1."
             }
@@ -145,7 +166,8 @@ extension Event {
         case .logReopened:
             return "SIGUSR1: the log file was closed and opened again (for logrotate)."
         case .taskRun:
-            return "oslo's run_periodic_tasks: a due task's last run moves to the nearest spacing boundary before it runs "
+            return
+                "oslo's run_periodic_tasks: a due task's last run moves to the nearest spacing boundary before it runs "
                 + "(0-5 % jitter, missed periods collapse into one run); a task that raises is counted and never stops the others. "
                 + "The worker timed it and wrote the result on its status pipe."
         case .listening:
@@ -156,7 +178,8 @@ extension Event {
             return "getsockopt(TCP_INFO) on the listening socket: tcpi_unacked is the number of connections the kernel "
                 + "has completed and queued for accept(), tcpi_sacked the backlog limit; at the limit new SYNs are dropped."
         case .heartbeat:
-            return "nova's report_state: every report_interval the worker adds 1 to report_count of its services row and "
+            return
+                "nova's report_state: every report_interval the worker adds 1 to report_count of its services row and "
                 + "sets last_seen_up. A service is up while now - last_seen_up <= service_down_time."
         case .rpcStats:
             return "The worker's RPC server consumes its topic queue (shared by every worker: competing consumers), "

@@ -9,8 +9,10 @@ public struct PeriodicTaskSpec: Hashable, Sendable {
     /// Skipped when `run_external_periodic_tasks` is off.
     public var externalProcessOk: Bool
 
-    public init(name: String, spacing: Double = 0, runImmediately: Bool = false, enabled: Bool = true,
-                externalProcessOk: Bool = false) {
+    public init(
+        name: String, spacing: Double = 0, runImmediately: Bool = false, enabled: Bool = true,
+        externalProcessOk: Bool = false
+    ) {
         self.name = name
         self.spacing = spacing
         self.runImmediately = runImmediately
@@ -45,7 +47,9 @@ public struct PeriodicSchedule: Sendable {
     public var runExternalPeriodicTasks: Bool
     public var intervalMax: Double?
 
-    public init(tasks: [PeriodicTaskSpec], now: Double, runExternalPeriodicTasks: Bool = true, intervalMax: Double? = nil) {
+    public init(
+        tasks: [PeriodicTaskSpec], now: Double, runExternalPeriodicTasks: Bool = true, intervalMax: Double? = nil
+    ) {
         var entries: [Entry] = []
         var skipped: [(String, String)] = []
         for task in tasks {
@@ -54,8 +58,10 @@ public struct PeriodicSchedule: Sendable {
             } else if !task.enabled {
                 skipped.append((task.name, "it is disabled"))
             } else {
-                entries.append(Entry(spec: task, spacing: task.spacing == 0 ? Self.defaultInterval : task.spacing,
-                                     lastRun: task.runImmediately ? nil : now))
+                entries.append(
+                    Entry(
+                        spec: task, spacing: task.spacing == 0 ? Self.defaultInterval : task.spacing,
+                        lastRun: task.runImmediately ? nil : now))
             }
         }
         self.entries = entries
@@ -80,7 +86,8 @@ public struct PeriodicSchedule: Sendable {
                     continue
                 }
             }
-            entries[index].lastRun = Self.nearestBoundary(lastRun: entry.lastRun, spacing: entry.spacing, now: now, random: random())
+            entries[index].lastRun = Self.nearestBoundary(
+                lastRun: entry.lastRun, spacing: entry.spacing, now: now, random: random())
             due.append(entry.spec.name)
         }
         if let intervalMax { idleFor = min(idleFor, intervalMax) }
@@ -157,10 +164,13 @@ public enum ServiceLiveness {
 
     /// forced_down wins; otherwise up when |now − (last_seen_up ?? created_at)| ≤ service_down_time
     /// (clock skew either way counts).
-    public static func isUp(lastSeenUp: Double?, createdAt: Double, forcedDown: Bool, now: Double,
-                            serviceDownTime: Double = 60, reportInterval: Double = 10) -> Bool {
+    public static func isUp(
+        lastSeenUp: Double?, createdAt: Double, forcedDown: Bool, now: Double,
+        serviceDownTime: Double = 60, reportInterval: Double = 10
+    ) -> Bool {
         if forcedDown { return false }
         let heartbeat = lastSeenUp ?? createdAt
-        return abs(now - heartbeat) <= effectiveDownTime(serviceDownTime: serviceDownTime, reportInterval: reportInterval)
+        return abs(now - heartbeat)
+            <= effectiveDownTime(serviceDownTime: serviceDownTime, reportInterval: reportInterval)
     }
 }

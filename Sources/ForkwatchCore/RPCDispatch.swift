@@ -18,17 +18,23 @@ public struct RPCInvocation: Sendable {
     }
 
     public func string(_ name: String) throws(RPCArgumentError) -> String {
-        guard let text = try value(name).string else { throw RPCArgumentError("\(method)(): '\(name)' must be a string") }
+        guard let text = try value(name).string else {
+            throw RPCArgumentError("\(method)(): '\(name)' must be a string")
+        }
         return text
     }
 
     public func int(_ name: String) throws(RPCArgumentError) -> Int {
-        guard let number = try value(name).int else { throw RPCArgumentError("\(method)(): '\(name)' must be an integer") }
+        guard let number = try value(name).int else {
+            throw RPCArgumentError("\(method)(): '\(name)' must be an integer")
+        }
         return number
     }
 
     public func double(_ name: String) throws(RPCArgumentError) -> Double {
-        guard let number = try value(name).double else { throw RPCArgumentError("\(method)(): '\(name)' must be a number") }
+        guard let number = try value(name).double else {
+            throw RPCArgumentError("\(method)(): '\(name)' must be a number")
+        }
         return number
     }
 
@@ -89,16 +95,20 @@ public enum RPCDispatcher {
             var context = request.context
             context["client_timeout"] = request.callMonitorTimeout.map(JSONValue.number) ?? .null
             do {
-                return .success(try method.run(RPCInvocation(method: request.method, context: context, args: request.args)))
+                return .success(
+                    try method.run(RPCInvocation(method: request.method, context: context, args: request.args)))
             } catch let error as RPCArgumentError {
                 return .failure(RPCFailure(className: "TypeError", module: "builtins", message: error.description))
             } catch let error as RPCFailure {
                 return .failure(error)
             } catch {
-                return .failure(RPCFailure(className: String(describing: type(of: error)), module: "forkwatch", message: "\(error)"))
+                return .failure(
+                    RPCFailure(className: String(describing: type(of: error)), module: "forkwatch", message: "\(error)")
+                )
             }
         }
-        return .failure(compatible ? .noSuchMethod(request.method) : .unsupportedVersion(version, method: request.method))
+        return .failure(
+            compatible ? .noSuchMethod(request.method) : .unsupportedVersion(version, method: request.method))
     }
 }
 
@@ -112,7 +122,9 @@ public struct RPCMethodStats: Hashable, Sendable {
     public var p50: Double?
     public var p95: Double?
 
-    public init(method: String, handled: Int = 0, failures: Int = 0, inFlight: Int = 0, p50: Double? = nil, p95: Double? = nil) {
+    public init(
+        method: String, handled: Int = 0, failures: Int = 0, inFlight: Int = 0, p50: Double? = nil, p95: Double? = nil
+    ) {
         self.method = method
         self.handled = handled
         self.failures = failures
@@ -159,8 +171,9 @@ public struct RPCStatsRecorder: Sendable {
                 guard !sorted.isEmpty else { return nil }
                 return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
             }
-            return RPCMethodStats(method: method, handled: count.handled, failures: count.failures, inFlight: count.inFlight,
-                                  p50: percentile(0.5), p95: percentile(0.95))
+            return RPCMethodStats(
+                method: method, handled: count.handled, failures: count.failures, inFlight: count.inFlight,
+                p50: percentile(0.5), p95: percentile(0.95))
         }
     }
 }

@@ -23,9 +23,11 @@ public struct RPCRequest: Equatable, Sendable {
     public var uniqueId: String
     public var context: [String: JSONValue]
 
-    public init(method: String, args: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
-                msgId: String? = nil, replyQueue: String? = nil, callMonitorTimeout: Double? = nil,
-                uniqueId: String, context: [String: JSONValue] = [:]) {
+    public init(
+        method: String, args: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
+        msgId: String? = nil, replyQueue: String? = nil, callMonitorTimeout: Double? = nil,
+        uniqueId: String, context: [String: JSONValue] = [:]
+    ) {
         self.method = method
         self.args = args
         self.namespace = namespace
@@ -72,7 +74,9 @@ public struct RPCRequest: Equatable, Sendable {
         request.replyQueue = payload["_reply_q"]?.string
         request.callMonitorTimeout = payload["_timeout"]?.double
         if case .object(let fields) = payload {
-            for (key, value) in fields where key.hasPrefix("_context_") { request.context[String(key.dropFirst(9))] = value }
+            for (key, value) in fields where key.hasPrefix("_context_") {
+                request.context[String(key.dropFirst(9))] = value
+            }
         }
         return request
     }
@@ -86,7 +90,9 @@ public struct RPCReply: Equatable, Sendable {
     public var msgId: String
     public var uniqueId: String
 
-    public init(result: JSONValue = .null, failure: RPCFailure? = nil, ending: Bool = true, msgId: String, uniqueId: String) {
+    public init(
+        result: JSONValue = .null, failure: RPCFailure? = nil, ending: Bool = true, msgId: String, uniqueId: String
+    ) {
         self.result = result
         self.failure = failure
         self.ending = ending
@@ -95,10 +101,11 @@ public struct RPCReply: Equatable, Sendable {
     }
 
     public var body: String {
-        RPCEnvelope.wrap(JSONValue.serialize(fields: [
-            ("result", result), ("failure", failure.map { .string($0.json) } ?? .null), ("ending", .bool(ending)),
-            ("_msg_id", .string(msgId)), ("_unique_id", .string(uniqueId)),
-        ]))
+        RPCEnvelope.wrap(
+            JSONValue.serialize(fields: [
+                ("result", result), ("failure", failure.map { .string($0.json) } ?? .null), ("ending", .bool(ending)),
+                ("_msg_id", .string(msgId)), ("_unique_id", .string(uniqueId)),
+            ]))
     }
 
     public static func decode(_ body: String) throws(RPCDecodeError) -> RPCReply {
@@ -106,8 +113,9 @@ public struct RPCReply: Equatable, Sendable {
         guard let msgId = payload["_msg_id"]?.string else { throw RPCDecodeError("a reply without _msg_id") }
         var failure: RPCFailure?
         if case .string(let text)? = payload["failure"] { failure = try RPCFailure.decode(text) }
-        return RPCReply(result: payload["result"] ?? .null, failure: failure, ending: payload["ending"]?.bool ?? false,
-                        msgId: msgId, uniqueId: payload["_unique_id"]?.string ?? "")
+        return RPCReply(
+            result: payload["result"] ?? .null, failure: failure, ending: payload["ending"]?.bool ?? false,
+            msgId: msgId, uniqueId: payload["_unique_id"]?.string ?? "")
     }
 }
 
@@ -121,8 +129,10 @@ public struct RPCFailure: Error, Equatable, Sendable, CustomStringConvertible {
     public var args: [JSONValue]
     public var kwargs: [String: JSONValue]
 
-    public init(className: String, module: String, message: String, traceback: [String] = [],
-                args: [JSONValue]? = nil, kwargs: [String: JSONValue] = [:]) {
+    public init(
+        className: String, module: String, message: String, traceback: [String] = [],
+        args: [JSONValue]? = nil, kwargs: [String: JSONValue] = [:]
+    ) {
         self.className = className
         self.module = module
         self.message = message
@@ -143,19 +153,27 @@ public struct RPCFailure: Error, Equatable, Sendable, CustomStringConvertible {
     public static func decode(_ text: String) throws(RPCDecodeError) -> RPCFailure {
         let value: JSONValue
         do { value = try JSONValue.parse(text) } catch { throw RPCDecodeError("failure is not JSON: \(error)") }
-        return RPCFailure(className: value["class"]?.string ?? "Exception", module: value["module"]?.string ?? "builtins",
-                          message: value["message"]?.string ?? "", traceback: value["tb"]?.array?.compactMap(\.string) ?? [],
-                          args: value["args"]?.array ?? [], kwargs: { if case .object(let o)? = value["kwargs"] { return o }; return [:] }())
+        return RPCFailure(
+            className: value["class"]?.string ?? "Exception", module: value["module"]?.string ?? "builtins",
+            message: value["message"]?.string ?? "", traceback: value["tb"]?.array?.compactMap(\.string) ?? [],
+            args: value["args"]?.array ?? [],
+            kwargs: {
+                if case .object(let o)? = value["kwargs"] { return o }
+                return [:]
+            }())
     }
 
     // The dispatcher's own errors, with oslo's names.
     public static func noSuchMethod(_ method: String) -> RPCFailure {
-        RPCFailure(className: "NoSuchMethod", module: "oslo_messaging.rpc.dispatcher", message: "Endpoint does not support RPC method \(method)")
+        RPCFailure(
+            className: "NoSuchMethod", module: "oslo_messaging.rpc.dispatcher",
+            message: "Endpoint does not support RPC method \(method)")
     }
 
     public static func unsupportedVersion(_ version: String, method: String) -> RPCFailure {
-        RPCFailure(className: "UnsupportedVersion", module: "oslo_messaging.rpc.dispatcher",
-                   message: "Endpoint does not support RPC version \(version). Attempted method: \(method)")
+        RPCFailure(
+            className: "UnsupportedVersion", module: "oslo_messaging.rpc.dispatcher",
+            message: "Endpoint does not support RPC version \(version). Attempted method: \(method)")
     }
 }
 
@@ -174,7 +192,8 @@ enum RPCEnvelope {
         guard case .object(let fields) = outer else { throw RPCDecodeError("not a JSON object") }
         guard let versionValue = fields["oslo.version"], let message = fields["oslo.message"] else { return outer }
         guard let version = versionValue.string, RPCVersion.isCompatible(current: version, requested: version),
-              RPCVersion.isCompatible(current: Self.version, requested: version) else {
+            RPCVersion.isCompatible(current: Self.version, requested: version)
+        else {
             throw RPCDecodeError("unsupported envelope version \(versionValue)")
         }
         guard case .string(let inner) = message else { throw RPCDecodeError("oslo.message is not a string") }
@@ -222,8 +241,13 @@ extension JSONValue {
         case .null: out += "null"
         case .bool(let flag): out += flag ? "true" : "false"
         case .number(let number):
-            if number.isFinite, number == number.rounded(), abs(number) < 9.0e15 { out += String(Int64(number)) }
-            else if number.isFinite { out += "\(number)" } else { out += "null" }
+            if number.isFinite, number == number.rounded(), abs(number) < 9.0e15 {
+                out += String(Int64(number))
+            } else if number.isFinite {
+                out += "\(number)"
+            } else {
+                out += "null"
+            }
         case .string(let text): out += JSONObject.quote(text)
         case .array(let items):
             out += "["

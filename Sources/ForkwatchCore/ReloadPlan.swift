@@ -63,9 +63,11 @@ public struct ReloadPlan: Sendable, Hashable {
             if service.spec.program != spec.program { changes.append("\(spec.name): program changed") }
             let countChanged = service.configuredWorkers != spec.workers
             if countChanged { changes.append("\(spec.name): workers \(service.configuredWorkers) → \(spec.workers)") }
-            updates.append(Update(service: spec.name, program: spec.program,
-                                  configuredWorkers: countChanged ? spec.workers : nil,
-                                  scaleTo: countChanged && spec.workers != service.spec.workers ? spec.workers : nil))
+            updates.append(
+                Update(
+                    service: spec.name, program: spec.program,
+                    configuredWorkers: countChanged ? spec.workers : nil,
+                    scaleTo: countChanged && spec.workers != service.spec.workers ? spec.workers : nil))
         }
         for service in running where !new.services.contains(where: { $0.name == service.spec.name }) {
             changes.append("\(service.spec.name): no longer in the configuration, kept running until the master stops")

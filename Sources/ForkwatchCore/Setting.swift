@@ -117,7 +117,9 @@ public struct SettingRange<Value: SettingValue>: Sendable {
 
 extension SettingRange where Value == Double {
     /// Finite and at least `bound`.
-    public static func atLeast(_ bound: Double) -> Self { Self(">= \(bound.settingText)") { $0.isFinite && $0 >= bound } }
+    public static func atLeast(_ bound: Double) -> Self {
+        Self(">= \(bound.settingText)") { $0.isFinite && $0 >= bound }
+    }
     /// Finite and more than `bound`.
     public static func above(_ bound: Double) -> Self { Self("> \(bound.settingText)") { $0.isFinite && $0 > bound } }
 }
@@ -190,9 +192,11 @@ public struct Setting<Root, Value: SettingValue>: Sendable {
     private let read: @Sendable (Root) -> Value?
     private let write: @Sendable (inout Root, Value) -> Void
 
-    private init(key: String, scope: SettingScope, flag: String?, defaultValue: Value?, defaultText: String,
-                 range: SettingRange<Value>, help: String,
-                 read: @escaping @Sendable (Root) -> Value?, write: @escaping @Sendable (inout Root, Value) -> Void) {
+    private init(
+        key: String, scope: SettingScope, flag: String?, defaultValue: Value?, defaultText: String,
+        range: SettingRange<Value>, help: String,
+        read: @escaping @Sendable (Root) -> Value?, write: @escaping @Sendable (inout Root, Value) -> Void
+    ) {
         self.key = key
         self.scope = scope
         self.flagName = flag
@@ -205,27 +209,36 @@ public struct Setting<Root, Value: SettingValue>: Sendable {
     }
 
     /// An option with a default value; `defaultText` only where the README says it better.
-    public init(_ key: String, _ scope: SettingScope = .launcher, flag: String? = nil, default defaultValue: Value,
-                defaultText: String? = nil, range: SettingRange<Value>, help: String,
-                at keyPath: WritableKeyPath<Root, Value> & Sendable) {
-        self.init(key: key, scope: scope, flag: flag, defaultValue: defaultValue,
-                  defaultText: defaultText ?? defaultValue.settingText.readmeText, range: range, help: help,
-                  read: { $0[keyPath: keyPath] }, write: { $0[keyPath: keyPath] = $1 })
+    public init(
+        _ key: String, _ scope: SettingScope = .launcher, flag: String? = nil, default defaultValue: Value,
+        defaultText: String? = nil, range: SettingRange<Value>, help: String,
+        at keyPath: WritableKeyPath<Root, Value> & Sendable
+    ) {
+        self.init(
+            key: key, scope: scope, flag: flag, defaultValue: defaultValue,
+            defaultText: defaultText ?? defaultValue.settingText.readmeText, range: range, help: help,
+            read: { $0[keyPath: keyPath] }, write: { $0[keyPath: keyPath] = $1 })
     }
 
     /// An option that is unset (nil) by default: `defaultText` says what happens then.
-    public init(_ key: String, _ scope: SettingScope = .launcher, flag: String? = nil, defaultText: String,
-                range: SettingRange<Value>, help: String, at keyPath: WritableKeyPath<Root, Value?> & Sendable) {
-        self.init(key: key, scope: scope, flag: flag, defaultValue: nil, defaultText: defaultText, range: range, help: help,
-                  read: { $0[keyPath: keyPath] }, write: { $0[keyPath: keyPath] = $1 })
+    public init(
+        _ key: String, _ scope: SettingScope = .launcher, flag: String? = nil, defaultText: String,
+        range: SettingRange<Value>, help: String, at keyPath: WritableKeyPath<Root, Value?> & Sendable
+    ) {
+        self.init(
+            key: key, scope: scope, flag: flag, defaultValue: nil, defaultText: defaultText, range: range, help: help,
+            read: { $0[keyPath: keyPath] }, write: { $0[keyPath: keyPath] = $1 })
     }
 
     /// An option without a default whose value is stored unwrapped (a listen spec's `port`: no
     /// port, no spec).
-    public init(_ key: String, _ scope: SettingScope = .launcher, flag: String? = nil, defaultText: String,
-                range: SettingRange<Value>, help: String, at keyPath: WritableKeyPath<Root, Value> & Sendable) {
-        self.init(key: key, scope: scope, flag: flag, defaultValue: nil, defaultText: defaultText, range: range, help: help,
-                  read: { $0[keyPath: keyPath] }, write: { $0[keyPath: keyPath] = $1 })
+    public init(
+        _ key: String, _ scope: SettingScope = .launcher, flag: String? = nil, defaultText: String,
+        range: SettingRange<Value>, help: String, at keyPath: WritableKeyPath<Root, Value> & Sendable
+    ) {
+        self.init(
+            key: key, scope: scope, flag: flag, defaultValue: nil, defaultText: defaultText, range: range, help: help,
+            read: { $0[keyPath: keyPath] }, write: { $0[keyPath: keyPath] = $1 })
     }
 
     /// `--report-interval`, or nil.
@@ -269,16 +282,19 @@ public struct Setting<Root, Value: SettingValue>: Sendable {
 
     /// Without its value type, for lists of options of one root.
     public var erased: AnySetting<Root> {
-        AnySetting(summary: summary,
-                   assign: { input, root, name in
-                       switch parse(input, as: name) {
-                       case .success(let value): write(&root, value); return nil
-                       case .failure(let problem): return problem
-                       }
-                   },
-                   validate: { root, name in read(root).flatMap { check($0, as: name) } },
-                   defaultProblem: defaultValue.flatMap { check($0) },
-                   isDefault: { read($0) == defaultValue })
+        AnySetting(
+            summary: summary,
+            assign: { input, root, name in
+                switch parse(input, as: name) {
+                case .success(let value):
+                    write(&root, value)
+                    return nil
+                case .failure(let problem): return problem
+                }
+            },
+            validate: { root, name in read(root).flatMap { check($0, as: name) } },
+            defaultProblem: defaultValue.flatMap { check($0) },
+            isDefault: { read($0) == defaultValue })
     }
 }
 
@@ -299,9 +315,11 @@ public struct AnySetting<Root>: Sendable {
     public let defaultProblem: String?
     private let isDefault: @Sendable (Root) -> Bool
 
-    init(summary: SettingSummary, assign: @escaping @Sendable (SettingInput, inout Root, String?) -> SettingProblem?,
-         validate: @escaping @Sendable (Root, String?) -> String?, defaultProblem: String?,
-         isDefault: @escaping @Sendable (Root) -> Bool) {
+    init(
+        summary: SettingSummary, assign: @escaping @Sendable (SettingInput, inout Root, String?) -> SettingProblem?,
+        validate: @escaping @Sendable (Root, String?) -> String?, defaultProblem: String?,
+        isDefault: @escaping @Sendable (Root) -> Bool
+    ) {
         self.summary = summary
         self.assign = assign
         self.validate = validate
@@ -323,9 +341,9 @@ public struct AnySetting<Root>: Sendable {
     public func check(_ root: Root, as name: String? = nil) -> String? { validate(root, name) }
 }
 
-private extension String {
+extension String {
     /// `'rolling'` → `` `rolling` `` for the README.
-    var readmeText: String {
+    fileprivate var readmeText: String {
         hasPrefix("'") && hasSuffix("'") && count >= 2 ? "`\(dropFirst().dropLast())`" : self
     }
 }

@@ -57,13 +57,16 @@ public enum Settings {
         at: \.serviceDownTime)
     public static let database = Setting<LauncherConfiguration, String>(
         "database", flag: "db", defaultText: "`$XDG_STATE_HOME/forkwatch/forkwatch.sqlite`", range: .nonEmpty("a path"),
-        help: "the services table: an SQLite path or `sqlite:///path` (checked before any fork; other schemes refused)", at: \.database)
+        help: "the services table: an SQLite path or `sqlite:///path` (checked before any fork; other schemes refused)",
+        at: \.database)
     public static let host = Setting<LauncherConfiguration, String>(
         "host", defaultText: "hostname", range: .nonEmpty("a name"),
         help: "this host's name in the services table", at: \.host)
     public static let transportURL = Setting<LauncherConfiguration, String>(
         "transport_url", defaultText: "`sqlite:`",
-        range: SettingRange("sqlite: or rabbit://user:pass@host:5672/vhost") { $0.hasPrefix("sqlite:") || $0.hasPrefix("rabbit://") },
+        range: SettingRange("sqlite: or rabbit://user:pass@host:5672/vhost") {
+            $0.hasPrefix("sqlite:") || $0.hasPrefix("rabbit://")
+        },
         help: "RPC: `sqlite:` is the embedded transport in the services database; `rabbit://user:pass@host:5672/vhost` "
             + "RabbitMQ (oslo.messaging's rabbit wire protocol)",
         at: \.transportURL)
@@ -112,7 +115,8 @@ public enum Settings {
         help: "seconds a connection may sit idle before it is closed; 0 = forever", at: \.clientSocketTimeout)
     public static let clientHeaderTimeout = Setting<HTTPOptions, Double>(
         "client_header_timeout", .http, default: 60, range: .atLeast(0),
-        help: "seconds a client has to send a whole request head (nginx's, 60) before a 408 and the close; 0 = no limit",
+        help:
+            "seconds a client has to send a whole request head (nginx's, 60) before a 408 and the close; 0 = no limit",
         at: \.clientHeaderTimeout)
     public static let maxHeaderLine = Setting<HTTPOptions, Int>(
         "max_header_line", .http, default: 16384, range: .atLeast(64),
@@ -134,14 +138,18 @@ public enum Settings {
 
     public static let launcher: [AnySetting<LauncherConfiguration>] = [
         gracefulShutdownTimeout.erased, restartMethod.erased, bootWindow.erased, crashLoopThreshold.erased,
-        forkThrottleInterval.erased, logFile.erased, maxWorkers.erased, workersCgroup.erased, reportInterval.erased, periodicEnable.erased,
+        forkThrottleInterval.erased, logFile.erased, maxWorkers.erased, workersCgroup.erased, reportInterval.erased,
+        periodicEnable.erased,
         periodicFuzzyDelay.erased, periodicIntervalMax.erased, runExternalPeriodicTasks.erased, serviceDownTime.erased,
         database.erased, host.erased, transportURL.erased, controlExchange.erased,
     ]
     public static let service: [AnySetting<ServiceSpec>] = [workers.erased]
-    public static let listenSocket: [AnySetting<ListenSpec>] = [listen.erased, port.erased, backlog.erased, tcpKeepidle.erased]
+    public static let listenSocket: [AnySetting<ListenSpec>] = [
+        listen.erased, port.erased, backlog.erased, tcpKeepidle.erased,
+    ]
     public static let http: [AnySetting<HTTPOptions>] = [
-        enabledAPIs.erased, poolSize.erased, keepAlive.erased, clientSocketTimeout.erased, clientHeaderTimeout.erased, maxHeaderLine.erased,
+        enabledAPIs.erased, poolSize.erased, keepAlive.erased, clientSocketTimeout.erased, clientHeaderTimeout.erased,
+        maxHeaderLine.erased,
         certFile.erased, keyFile.erased, caFile.erased, accessLog.erased,
     ]
 
@@ -165,12 +173,17 @@ public enum Settings {
         func row(_ summary: SettingSummary) -> String {
             let flag = summary.flag.map { "`\($0)`" } ?? ""
             // The HTTP service's options have no flags: it reads them from its entry in the file.
-            let meaning = summary.scope == .http ? "HTTP services (`api`, [docs/http.md](docs/http.md)): \(summary.help)" : summary.help
-            return "| `\(summary.documentedKey)` | \(flag) | \(cell(summary.defaultText)) | \(cell(summary.rangeText)) | \(cell(meaning)) |"
+            let meaning =
+                summary.scope == .http
+                ? "HTTP services (`api`, [docs/http.md](docs/http.md)): \(summary.help)" : summary.help
+            return
+                "| `\(summary.documentedKey)` | \(flag) | \(cell(summary.defaultText)) | \(cell(summary.rangeText)) | \(cell(meaning)) |"
         }
         let summaries = all
         lines += summaries.filter { $0.scope == .launcher }.map(row)
-        lines.append("| `services.NAME.service` / `.command` | SERVICE / `-- COMMAND…` | the name | | a built-in Swift service, or any program |")
+        lines.append(
+            "| `services.NAME.service` / `.command` | SERVICE / `-- COMMAND…` | the name | | a built-in Swift service, or any program |"
+        )
         lines += summaries.filter { $0.scope == .service }.map(row)
         lines += summaries.filter { $0.scope == .http }.map(row)
         lines += [

@@ -31,7 +31,8 @@ public struct Signal: Hashable, Sendable, CustomStringConvertible {
         (SIGABRT, "ABRT"), (SIGBUS, "BUS"), (SIGFPE, "FPE"), (SIGKILL, "KILL"), (SIGUSR1, "USR1"),
         (SIGSEGV, "SEGV"), (SIGUSR2, "USR2"), (SIGPIPE, "PIPE"), (SIGALRM, "ALRM"), (SIGTERM, "TERM"),
         (SIGCHLD, "CHLD"), (SIGCONT, "CONT"), (SIGSTOP, "STOP"), (SIGTSTP, "TSTP"), (SIGTTIN, "TTIN"),
-        (SIGTTOU, "TTOU"), (SIGURG, "URG"), (SIGSTKFLT, "STKFLT"), (SIGPWR, "PWR"), (SIGXCPU, "XCPU"), (SIGXFSZ, "XFSZ"),
+        (SIGTTOU, "TTOU"), (SIGURG, "URG"), (SIGSTKFLT, "STKFLT"), (SIGPWR, "PWR"), (SIGXCPU, "XCPU"),
+        (SIGXFSZ, "XFSZ"),
         (SIGVTALRM, "VTALRM"), (SIGPROF, "PROF"), (SIGWINCH, "WINCH"), (SIGIO, "IO"), (SIGSYS, "SYS"),
     ]
 

@@ -32,8 +32,10 @@ public struct Snapshot: Hashable, Sendable {
         public var throttleInterval: Double
         public var quickDeaths: Int
 
-        public init(name: String, program: String, workers: Int, state: ServiceState, restarts: Int, generation: Int,
-                    forkTimes: [Double], pendingForkAt: Double?, throttleInterval: Double, quickDeaths: Int) {
+        public init(
+            name: String, program: String, workers: Int, state: ServiceState, restarts: Int, generation: Int,
+            forkTimes: [Double], pendingForkAt: Double?, throttleInterval: Double, quickDeaths: Int
+        ) {
             self.name = name
             self.program = program
             self.workers = workers
@@ -56,7 +58,10 @@ public struct Snapshot: Hashable, Sendable {
         public var restarts: Int
         public var retiring: Bool
 
-        public init(pid: Int32, service: String, generation: Int, forkedAt: Double, readyAt: Double?, restarts: Int, retiring: Bool) {
+        public init(
+            pid: Int32, service: String, generation: Int, forkedAt: Double, readyAt: Double?, restarts: Int,
+            retiring: Bool
+        ) {
             self.pid = pid
             self.service = service
             self.generation = generation
@@ -89,8 +94,10 @@ public struct Snapshot: Hashable, Sendable {
     public var workers: [WorkerInfo]
     public var tasks: [TaskInfo]
 
-    public init(masterPid: Int32, startedAt: Double, phase: String, configuration: String, services: [ServiceInfo],
-                workers: [WorkerInfo], tasks: [TaskInfo] = []) {
+    public init(
+        masterPid: Int32, startedAt: Double, phase: String, configuration: String, services: [ServiceInfo],
+        workers: [WorkerInfo], tasks: [TaskInfo] = []
+    ) {
         self.tasks = tasks
         self.masterPid = masterPid
         self.startedAt = startedAt
@@ -104,22 +111,25 @@ public struct Snapshot: Hashable, Sendable {
 extension WorkerTable {
     /// The table as a snapshot, for a subscriber.
     public func snapshot(masterPid: Int32, startedAt: Double, configuration summary: String) -> Snapshot {
-        let phaseName: String = switch phase {
-        case .running: "running"
-        case .stopping: "stopping"
-        case .exited: "exited"
-        }
+        let phaseName: String =
+            switch phase {
+            case .running: "running"
+            case .stopping: "stopping"
+            case .exited: "exited"
+            }
         return Snapshot(
             masterPid: masterPid, startedAt: startedAt, phase: phaseName, configuration: summary,
             services: services.map {
-                Snapshot.ServiceInfo(name: $0.spec.name, program: $0.spec.program.summary, workers: $0.spec.workers,
-                                     state: $0.state, restarts: $0.restarts, generation: $0.generation,
-                                     forkTimes: $0.throttle.forkTimes, pendingForkAt: $0.pendingForkAt,
-                                     throttleInterval: $0.throttle.interval, quickDeaths: $0.quickDeaths)
+                Snapshot.ServiceInfo(
+                    name: $0.spec.name, program: $0.spec.program.summary, workers: $0.spec.workers,
+                    state: $0.state, restarts: $0.restarts, generation: $0.generation,
+                    forkTimes: $0.throttle.forkTimes, pendingForkAt: $0.pendingForkAt,
+                    throttleInterval: $0.throttle.interval, quickDeaths: $0.quickDeaths)
             },
             workers: workers.values.sorted { $0.pid < $1.pid }.map {
-                Snapshot.WorkerInfo(pid: $0.pid, service: $0.service, generation: $0.generation, forkedAt: $0.forkedAt,
-                                    readyAt: $0.readyAt, restarts: $0.restarts, retiring: $0.retiring)
+                Snapshot.WorkerInfo(
+                    pid: $0.pid, service: $0.service, generation: $0.generation, forkedAt: $0.forkedAt,
+                    readyAt: $0.readyAt, restarts: $0.restarts, retiring: $0.retiring)
             },
             tasks: taskTimings.keys.sorted { ($0.service, $0.task) < ($1.service, $1.task) }.map {
                 Snapshot.TaskInfo(service: $0.service, task: $0.task, timings: taskTimings[$0]!)
@@ -151,7 +161,8 @@ public enum ProcStat {
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // After ')': [0]=state [1]=ppid … [11]=utime [12]=stime … [17]=num_threads
         guard fields.count > 17, let utime = Int(fields[11]), let stime = Int(fields[12]),
-              let threads = Int(fields[17]) else { return nil }
+            let threads = Int(fields[17])
+        else { return nil }
         let statmFields = statm.split(separator: " ")
         guard statmFields.count > 1, let resident = Int(statmFields[1]) else { return nil }
         return Reading(state: String(fields[0]), cpuTicks: utime + stime, threads: threads, rssPages: resident)
@@ -161,11 +172,13 @@ public enum ProcStat {
     /// second, and with a thousand workers Strings and splits would cost more than the reads.
     public static func parse(stat: UnsafeBufferPointer<UInt8>, statm: UnsafeBufferPointer<UInt8>) -> Reading? {
         guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        var field = -1          // index of the field after ')': 0 = state
+        var field = -1  // index of the field after ')': 0 = state
         var value = 0
         var inField = false
         var state: UInt8 = 0
-        var utime = 0, stime = 0, threads = 0
+        var utime = 0
+        var stime = 0
+        var threads = 0
         var index = close + 1
         func finish(_ field: Int, _ value: Int) {
             switch field {
@@ -202,12 +215,16 @@ public enum ProcStat {
                 number = number * 10 + Int(byte - 48)
             } else {
                 seen += 1
-                if seen == 2 { resident = number; break }
+                if seen == 2 {
+                    resident = number
+                    break
+                }
                 number = 0
             }
         }
         guard resident >= 0 else { return nil }
-        return Reading(state: String(UnicodeScalar(state)), cpuTicks: utime + stime, threads: threads, rssPages: resident)
+        return Reading(
+            state: String(UnicodeScalar(state)), cpuTicks: utime + stime, threads: threads, rssPages: resident)
     }
 
     /// CPU percent of one core between two readings `seconds` apart.

@@ -28,9 +28,12 @@ public enum TerminationStatus: Hashable, Sendable, CustomStringConvertible {
         let hex = "0x" + String(UInt32(bitPattern: rawStatus), radix: 16)
         switch self {
         case .exited(let code):
-            var text = "waitpid status \(hex): low 7 bits are 0, so WIFEXITED is true; "
+            var text =
+                "waitpid status \(hex): low 7 bits are 0, so WIFEXITED is true; "
                 + "WEXITSTATUS = bits 8-15 = \(code)."
-            if code == ExitCode.bootError { text += " Exit code 3 means 'boot error': forkwatch stops respawning this service." }
+            if code == ExitCode.bootError {
+                text += " Exit code 3 means 'boot error': forkwatch stops respawning this service."
+            }
             return text
         case .signaled(let signal, let core):
             return "waitpid status \(hex): low 7 bits = \(signal.rawValue), so WIFSIGNALED is true and "

@@ -88,7 +88,9 @@ public struct WorkerTable: Sendable {
         options = configuration
         options.services = []
         self.services = configuration.services.map {
-            Service(spec: $0, throttle: ForkThrottle(interval: configuration.forkThrottleInterval), configuredWorkers: $0.workers)
+            Service(
+                spec: $0, throttle: ForkThrottle(interval: configuration.forkThrottleInterval),
+                configuredWorkers: $0.workers)
         }
     }
 
@@ -97,7 +99,9 @@ public struct WorkerTable: Sendable {
     public func service(named name: String) -> Service? { services.first { $0.spec.name == name } }
 
     public func workers(of service: String) -> [Worker] {
-        workers.values.filter { $0.service == service }.sorted { $0.forkedAt < $1.forkedAt || ($0.forkedAt == $1.forkedAt && $0.pid < $1.pid) }
+        workers.values.filter { $0.service == service }.sorted {
+            $0.forkedAt < $1.forkedAt || ($0.forkedAt == $1.forkedAt && $0.pid < $1.pid)
+        }
     }
 
     /// The earliest time at which `tick(now:)` has something to do.
@@ -129,8 +133,9 @@ public struct WorkerTable: Sendable {
         guard let index = index(of: name) else { return [] }
         services[index].forksInFlight = max(0, services[index].forksInFlight - 1)
         let slot = freeSlot(of: name)
-        workers[pid] = Worker(pid: pid, service: name, generation: services[index].generation, forkedAt: now,
-                              restarts: services[index].restarts)
+        workers[pid] = Worker(
+            pid: pid, service: name, generation: services[index].generation, forkedAt: now,
+            restarts: services[index].restarts)
         workers[pid]!.slot = slot
         services[index].rolling?.forked(pid: pid)
         return [.emit(.fork(pid: pid, service: name, reason: reason, generation: services[index].generation))]
@@ -164,12 +169,19 @@ public struct WorkerTable: Sendable {
         workers[pid] = worker
         var actions: [Action] = [.emit(.ready(pid: pid, service: worker.service, after: now - worker.forkedAt))]
         if let index = index(of: worker.service), var rolling = services[index].rolling,
-           let step = rolling.ready(pid: pid, isServing: { workers[$0].map { !$0.retiring } ?? false }) {
+            let step = rolling.ready(pid: pid, isServing: { workers[$0].map { !$0.retiring } ?? false })
+        {
             if let old = step.retire {
                 workers[old]?.retiring = true
                 workers[old]?.stopRequested = true
-                actions.append(.emit(.rollingStep(service: worker.service, newPid: pid, oldPid: old, remaining: rolling.remaining.count)))
-                actions.append(.signal(pid: old, signal: .term, reason: "rolling restart: replacement \(pid) is ready", origin: "master"))
+                actions.append(
+                    .emit(
+                        .rollingStep(
+                            service: worker.service, newPid: pid, oldPid: old, remaining: rolling.remaining.count)))
+                actions.append(
+                    .signal(
+                        pid: old, signal: .term, reason: "rolling restart: replacement \(pid) is ready",
+                        origin: "master"))
             }
             services[index].rolling = step.isDone ? nil : rolling
             if step.isDone { actions.append(.emit(.rollingDone(service: worker.service))) }
@@ -187,13 +199,20 @@ public struct WorkerTable: Sendable {
     }
 
     /// A worker reported one run of a periodic task.
-    public mutating func taskRan(pid: Int32, task: String, started: Double, duration: Double, ok: Bool, error: String?,
-                                 nextDue: Double?, spacing: Double) -> [Action] {
+    public mutating func taskRan(
+        pid: Int32, task: String, started: Double, duration: Double, ok: Bool, error: String?,
+        nextDue: Double?, spacing: Double
+    ) -> [Action] {
         guard let worker = workers[pid] else { return [] }
         let key = TaskKey(service: worker.service, task: task)
-        taskTimings[key, default: TaskTimings()].record(duration: duration, ok: ok, error: error, nextDue: nextDue, spacing: spacing)
-        return [.emit(.taskRun(pid: pid, service: worker.service, task: task, started: started, duration: duration,
-                               ok: ok, error: error, nextDue: nextDue, timings: taskTimings[key]!))]
+        taskTimings[key, default: TaskTimings()].record(
+            duration: duration, ok: ok, error: error, nextDue: nextDue, spacing: spacing)
+        return [
+            .emit(
+                .taskRun(
+                    pid: pid, service: worker.service, task: task, started: started, duration: duration,
+                    ok: ok, error: error, nextDue: nextDue, timings: taskTimings[key]!))
+        ]
     }
 
     /// A worker reported a heartbeat into the services table.
@@ -218,12 +237,19 @@ public struct WorkerTable: Sendable {
     public mutating func childExited(pid: Int32, rawStatus: Int32, now: Double) -> [Action] {
         let status = TerminationStatus(waitStatus: rawStatus)
         guard let worker = workers.removeValue(forKey: pid) else {
-            return [.emit(.exit(pid: pid, service: nil, status: status, rawStatus: rawStatus, uptime: nil, expected: false)),
-                    .emit(.notice(message: "reaped pid \(pid), which is not a worker of this master"))]
+            return [
+                .emit(
+                    .exit(pid: pid, service: nil, status: status, rawStatus: rawStatus, uptime: nil, expected: false)),
+                .emit(.notice(message: "reaped pid \(pid), which is not a worker of this master")),
+            ]
         }
         let uptime = now - worker.forkedAt
-        var actions: [Action] = [.emit(.exit(pid: pid, service: worker.service, status: status, rawStatus: rawStatus,
-                                             uptime: uptime, expected: worker.stopRequested))]
+        var actions: [Action] = [
+            .emit(
+                .exit(
+                    pid: pid, service: worker.service, status: status, rawStatus: rawStatus,
+                    uptime: uptime, expected: worker.stopRequested))
+        ]
         guard let index = index(of: worker.service) else { return actions }
 
         services[index].rolling?.exited(pid: pid)
@@ -260,11 +286,18 @@ public struct WorkerTable: Sendable {
         case (.ttin, .running) where senderPid == 0, (.ttou, .running) where senderPid == 0:
             // The kernel's job-control signal (a process in the group touched the terminal from
             // the background), not a person's kill -TTIN: scaling on it would fork without end.
-            actions.append(.emit(.notice(message: "\(signal.name) from the kernel (terminal job control) ignored; scale with kill -\(signal.name == "SIGTTIN" ? "TTIN" : "TTOU") from a shell")))
+            actions.append(
+                .emit(
+                    .notice(
+                        message:
+                            "\(signal.name) from the kernel (terminal job control) ignored; scale with kill -\(signal.name == "SIGTTIN" ? "TTIN" : "TTOU") from a shell"
+                    )))
         case (.ttin, .running), (.ttou, .running):
             if let first = services.first {
                 let target = first.spec.workers + (signal == .ttin ? 1 : -1)
-                actions += scale(service: first.spec.name, to: max(1, target), reason: "\(signal.name) from pid \(senderPid)", now: now)
+                actions += scale(
+                    service: first.spec.name, to: max(1, target), reason: "\(signal.name) from pid \(senderPid)",
+                    now: now)
             }
         case (.usr1, _):
             actions.append(.reopenLog)
@@ -273,7 +306,8 @@ public struct WorkerTable: Sendable {
             if options.logFile != nil {
                 for worker in workers.values.sorted(by: { $0.pid < $1.pid }) {
                     guard case .builtin = service(named: worker.service)?.spec.program else { continue }
-                    actions.append(.signal(pid: worker.pid, signal: .usr1, reason: "reopen the log file", origin: "master"))
+                    actions.append(
+                        .signal(pid: worker.pid, signal: .usr1, reason: "reopen the log file", origin: "master"))
                 }
             }
         case (_, .stopping):
@@ -289,7 +323,8 @@ public struct WorkerTable: Sendable {
         var actions: [Action] = []
         if case .stopping(let mode, let killAt?, let code) = phase, now >= killAt {
             phase = .stopping(mode: mode, killAt: nil, exitCode: code)
-            let reason = mode == .graceful
+            let reason =
+                mode == .graceful
                 ? "graceful_shutdown_timeout (\(JSONObject.number(options.gracefulShutdownTimeout, decimals: 1)) s) expired"
                 : "fast stop: workers still alive 1 s after SIGINT"
             actions += killAll(reason: reason)
@@ -306,12 +341,19 @@ public struct WorkerTable: Sendable {
             }
             if services[index].state == .crashLooping, let since = services[index].crashLoopSince {
                 let name = services[index].spec.name
-                if workers.values.contains(where: { $0.service == name && $0.forkedAt >= since && now - $0.forkedAt >= options.bootWindow }) {
+                if workers.values.contains(where: {
+                    $0.service == name && $0.forkedAt >= since && now - $0.forkedAt >= options.bootWindow
+                }) {
                     services[index].state = .running
                     services[index].crashLoopSince = nil
                     services[index].quickDeaths = 0
-                    actions.append(.emit(.serviceState(service: name, state: .running,
-                        reason: "a worker has stayed up longer than boot_window (\(JSONObject.number(options.bootWindow, decimals: 1)) s)")))
+                    actions.append(
+                        .emit(
+                            .serviceState(
+                                service: name, state: .running,
+                                reason:
+                                    "a worker has stayed up longer than boot_window (\(JSONObject.number(options.bootWindow, decimals: 1)) s)"
+                            )))
                 }
             }
         }
@@ -344,7 +386,8 @@ public struct WorkerTable: Sendable {
         for worker in workers(of: name) where excess > 0 && !worker.retiring {
             workers[worker.pid]?.retiring = true
             workers[worker.pid]?.stopRequested = true
-            actions.append(.signal(pid: worker.pid, signal: .term, reason: "scale \(name) \(from) → \(count)", origin: "master"))
+            actions.append(
+                .signal(pid: worker.pid, signal: .term, reason: "scale \(name) \(from) → \(count)", origin: "master"))
             excess -= 1
         }
         actions += reconcile(index, now: now, reason: .scale)
@@ -353,13 +396,16 @@ public struct WorkerTable: Sendable {
 
     /// The configuration was re-read after SIGHUP (nil: the file could not be read, keep the old
     /// one and restart nothing). Restarts workers by `restart_method`.
-    public mutating func applyReload(_ newConfiguration: LauncherConfiguration?, error: String?, now: Double) -> [Action] {
+    public mutating func applyReload(
+        _ newConfiguration: LauncherConfiguration?, error: String?, now: Double
+    ) -> [Action] {
         guard phase == .running else { return [] }
         if let error {
             return [.emit(.configError(message: "reload refused, keeping the running configuration: \(error)"))]
         }
-        let plan = ReloadPlan(running: services.map { ReloadPlan.RunningService(spec: $0.spec, configuredWorkers: $0.configuredWorkers) },
-                              current: configuration, new: newConfiguration)
+        let plan = ReloadPlan(
+            running: services.map { ReloadPlan.RunningService(spec: $0.spec, configuredWorkers: $0.configuredWorkers) },
+            current: configuration, new: newConfiguration)
         // Everything else (nova's options for managed services) reaches the workers forked
         // from now on; the running services' counts stay the table's (see ReloadPlan).
         if let newConfiguration {
@@ -373,8 +419,10 @@ public struct WorkerTable: Sendable {
             if let count = update.configuredWorkers { services[index].configuredWorkers = count }
         }
         for spec in plan.added {
-            services.append(Service(spec: spec, throttle: ForkThrottle(interval: options.forkThrottleInterval),
-                                    configuredWorkers: spec.workers))
+            services.append(
+                Service(
+                    spec: spec, throttle: ForkThrottle(interval: options.forkThrottleInterval),
+                    configuredWorkers: spec.workers))
         }
         let method = options.restartMethod
         var actions: [Action] = [.emit(.reload(method: method, changes: plan.summary))]
@@ -389,7 +437,8 @@ public struct WorkerTable: Sendable {
             services[index].generation += 1
             actions += restart(index, by: method)
             if let count = plan.updates.first(where: { $0.service == name })?.scaleTo {
-                actions += scale(service: name, to: count, reason: "reload: workers changed in the configuration", now: now)
+                actions += scale(
+                    service: name, to: count, reason: "reload: workers changed in the configuration", now: now)
             }
             actions += reconcile(index, now: now, reason: method == .rolling ? .rolling : .reload)
         }
@@ -401,13 +450,17 @@ public struct WorkerTable: Sendable {
         let current = workers(of: services[index].spec.name).filter { !$0.retiring }
         switch method {
         case .mutate:
-            return current.map { .signal(pid: $0.pid, signal: .hup, reason: "reload (mutate): reset in place", origin: "master") }
+            return current.map {
+                .signal(pid: $0.pid, signal: .hup, reason: "reload (mutate): reset in place", origin: "master")
+            }
         case .reload:
             for worker in current {
                 workers[worker.pid]?.stopRequested = true
                 workers[worker.pid]?.replacedFor = .reload
             }
-            return current.map { .signal(pid: $0.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master") }
+            return current.map {
+                .signal(pid: $0.pid, signal: .term, reason: "reload: replaced when it exits", origin: "master")
+            }
         default:
             services[index].rolling = RollingRestart(replacing: current.map(\.pid))
             return []
@@ -439,7 +492,9 @@ public struct WorkerTable: Sendable {
     /// Forks until the service has its workers, each fork through the throttle. A delayed fork
     /// becomes `pendingForkAt`, and the rest wait for it, as oslo's sequential sleeps would.
     private mutating func reconcile(_ index: Int, now: Double, reason: ForkReason) -> [Action] {
-        guard phase == .running, services[index].state != .failed, services[index].pendingForkAt == nil else { return [] }
+        guard phase == .running, services[index].state != .failed, services[index].pendingForkAt == nil else {
+            return []
+        }
         var actions: [Action] = []
         while deficit(index) > 0 {
             switch services[index].throttle.admit(now: now, workers: services[index].spec.workers) {
@@ -448,33 +503,53 @@ public struct WorkerTable: Sendable {
             case .delay(let until, let forks, let span, let window):
                 services[index].pendingForkAt = until
                 services[index].pendingForkReason = reason
-                actions.append(.emit(.throttle(service: services[index].spec.name, forks: forks, span: span,
-                                               window: window, delay: until - now)))
+                actions.append(
+                    .emit(
+                        .throttle(
+                            service: services[index].spec.name, forks: forks, span: span,
+                            window: window, delay: until - now)))
                 return actions
             }
         }
         return actions
     }
 
-    private mutating func judgeExit(_ index: Int, worker: Worker, status: TerminationStatus, uptime: Double) -> [Action] {
+    private mutating func judgeExit(_ index: Int, worker: Worker, status: TerminationStatus, uptime: Double) -> [Action]
+    {
         let name = worker.service
         if worker.stopRequested { return [] }
         if services[index].state == .failed { return [] }  // said once
         if let errno = worker.execErrno {
             services[index].state = .failed
-            return [.emit(.serviceState(service: name, state: .failed, reason: "execve failed (errno \(errno)): boot error, not respawning"))]
+            return [
+                .emit(
+                    .serviceState(
+                        service: name, state: .failed,
+                        reason: "execve failed (errno \(errno)): boot error, not respawning"))
+            ]
         }
         if status == .exited(code: ExitCode.bootError) {
             services[index].state = .failed
-            return [.emit(.serviceState(service: name, state: .failed, reason: "worker \(worker.pid) exited with 3 (boot error): not respawning until a reload"))]
+            return [
+                .emit(
+                    .serviceState(
+                        service: name, state: .failed,
+                        reason: "worker \(worker.pid) exited with 3 (boot error): not respawning until a reload"))
+            ]
         }
         if uptime < options.bootWindow {
             services[index].quickDeaths += 1
             if services[index].quickDeaths >= options.crashLoopThreshold, services[index].state == .running {
                 services[index].state = .crashLooping
                 services[index].crashLoopSince = worker.forkedAt + uptime
-                return [.emit(.serviceState(service: name, state: .crashLooping,
-                    reason: "\(services[index].quickDeaths) workers in a row died within boot_window (\(JSONObject.number(options.bootWindow, decimals: 1)) s) of their fork"))]
+                return [
+                    .emit(
+                        .serviceState(
+                            service: name, state: .crashLooping,
+                            reason:
+                                "\(services[index].quickDeaths) workers in a row died within boot_window (\(JSONObject.number(options.bootWindow, decimals: 1)) s) of their fork"
+                        ))
+                ]
             }
         } else if worker.forkedAt >= services[index].crashLoopSince ?? -.infinity {
             // Only a worker forked since the crash loop began proves the service boots again.
@@ -482,7 +557,12 @@ public struct WorkerTable: Sendable {
             if services[index].state == .crashLooping {
                 services[index].state = .running
                 services[index].crashLoopSince = nil
-                return [.emit(.serviceState(service: name, state: .running, reason: "worker \(worker.pid) lived \(JSONObject.number(uptime, decimals: 1)) s"))]
+                return [
+                    .emit(
+                        .serviceState(
+                            service: name, state: .running,
+                            reason: "worker \(worker.pid) lived \(JSONObject.number(uptime, decimals: 1)) s"))
+                ]
             }
         }
         return []
@@ -499,21 +579,24 @@ public struct WorkerTable: Sendable {
             services[index].pendingForkAt = nil
             services[index].rolling = nil
         }
-        let timeout: Double? = switch mode {
-        case .graceful: options.gracefulShutdownTimeout > 0 ? options.gracefulShutdownTimeout : nil
-        case .fast: 1
-        case .immediate: nil
-        }
+        let timeout: Double? =
+            switch mode {
+            case .graceful: options.gracefulShutdownTimeout > 0 ? options.gracefulShutdownTimeout : nil
+            case .fast: 1
+            case .immediate: nil
+            }
         phase = .stopping(mode: mode, killAt: timeout.map { now + $0 }, exitCode: code)
         var actions: [Action] = [.emit(.stopping(mode: mode, timeout: timeout, workers: workers.count))]
         if mode == .immediate {
-            actions += killAll(reason: wasStopping ? "second stop signal during a stop: escalating" : "immediate stop asked for")
+            actions += killAll(
+                reason: wasStopping ? "second stop signal during a stop: escalating" : "immediate stop asked for")
         } else {
             let signal: Signal = mode == .graceful ? .term : .int
             for worker in workers.values.sorted(by: { $0.pid < $1.pid }) {
                 workers[worker.pid]?.retiring = true
                 workers[worker.pid]?.stopRequested = true
-                actions.append(.signal(pid: worker.pid, signal: signal, reason: "\(mode.rawValue) stop", origin: "master"))
+                actions.append(
+                    .signal(pid: worker.pid, signal: signal, reason: "\(mode.rawValue) stop", origin: "master"))
             }
         }
         if workers.isEmpty {
@@ -534,7 +617,9 @@ public struct WorkerTable: Sendable {
 
     /// Nothing left to supervise: every service failed and its workers are gone.
     private mutating func exitIfAllFailed() -> [Action] {
-        guard phase == .running, workers.isEmpty, !services.isEmpty, services.allSatisfy({ $0.state == .failed }) else { return [] }
+        guard phase == .running, workers.isEmpty, !services.isEmpty, services.allSatisfy({ $0.state == .failed }) else {
+            return []
+        }
         phase = .exited
         return [.emit(.stopped(exitCode: ExitCode.bootError)), .exit(code: ExitCode.bootError)]
     }

@@ -1,8 +1,8 @@
 import Forkwatch
-import ForkwatchHTTP
-import ForkwatchServices
 import ForkwatchCore
+import ForkwatchHTTP
 import ForkwatchRPC
+import ForkwatchServices
 import NIOConcurrencyHelpers
 
 /// The apps `enabled_apis` may name, and the URL map a worker serves: every enabled app at its
@@ -23,8 +23,9 @@ public enum APICatalogue {
     @Sendable public static func apps(enabledAPIs: [String], context: WorkerContext) throws -> URLMap {
         if let unknown = unknown(in: enabledAPIs) { throw UnknownAppError(name: unknown) }
         let configuration = context.configuration
-        let database = SharedDatabase(path: configuration.database ?? ServicesStore.defaultPath,
-                                      transportURL: configuration.transportURL, controlExchange: configuration.controlExchange)
+        let database = SharedDatabase(
+            path: configuration.database ?? ServicesStore.defaultPath,
+            transportURL: configuration.transportURL, controlExchange: configuration.controlExchange)
         return urlMap(enabled: enabledAPIs, database: database, host: configuration.host ?? ManagedService.hostname())
     }
 
@@ -63,8 +64,9 @@ final class SharedDatabase: @unchecked Sendable {
         try lock.withLock {
             if let client = schedulerClient { return client }
             let transport = try RPCTransports.make(url: transportURL, database: path, controlExchange: controlExchange)
-            let client = RPCClient(transport: transport, target: RPCTarget(topic: "scheduler", version: "4.0"),
-                                   timeout: schedulingTimeout)
+            let client = RPCClient(
+                transport: transport, target: RPCTarget(topic: "scheduler", version: "4.0"),
+                timeout: schedulingTimeout)
             schedulerClient = client
             return client
         }
@@ -73,7 +75,9 @@ final class SharedDatabase: @unchecked Sendable {
     private let transportURL: String?
     private let controlExchange: String
 
-    init(path: String, transportURL: String? = nil, controlExchange: String = "openstack", schedulingTimeout: Double = 10) {
+    init(
+        path: String, transportURL: String? = nil, controlExchange: String = "openstack", schedulingTimeout: Double = 10
+    ) {
         self.path = path
         self.transportURL = transportURL
         self.controlExchange = controlExchange

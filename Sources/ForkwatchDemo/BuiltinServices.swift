@@ -21,7 +21,7 @@ final class CrashyService: Service {
     private let log: Logger
     init(logger: Logger) { log = logger }
     private static let exitCodes: [Int32] = [0, 1, 2, 70, 139]
-    private static let signals: [Signal] = [.segv, .abrt, .kill, .term, .int, Signal(rawValue: 7) /* BUS */]
+    private static let signals: [Signal] = [.segv, .abrt, .kill, .term, .int, Signal(rawValue: 7)]  // 7: SIGBUS
 
     func start() throws {
         // No core files in the working directory from deliberate crashes.

@@ -1,7 +1,7 @@
 import Forkwatch
 import ForkwatchHTTP
-import ForkwatchServices
 import ForkwatchRPC
+import ForkwatchServices
 import Foundation
 
 /// A small compute-style API at `/v2.1`, shaped like nova's: the version document, servers
@@ -18,7 +18,10 @@ struct ComputeAPI: APIApp {
         ("4", "m1.large", 8192, 4, 80),
     ]
 
-    struct Link: Encodable { let rel: String; let href: String }
+    struct Link: Encodable {
+        let rel: String
+        let href: String
+    }
 
     func handle(_ request: APIRequest) -> APIResult {
         let parts = request.path.split(separator: "/").map(String.init)
@@ -29,11 +32,24 @@ struct ComputeAPI: APIApp {
         case (_, 0, _):
             return .now(.methodNotAllowed(["GET", "HEAD"]))
         case ("GET", 1, "flavors"):
-            struct Flavor: Encodable { let id: String; let name: String; let ram: Int; let vcpus: Int; let disk: Int; let links: [Link] }
-            return .now(.json(200, ["flavors": Self.flavors.map {
-                Flavor(id: $0.id, name: $0.name, ram: $0.ram, vcpus: $0.vcpus, disk: $0.disk,
-                       links: [Link(rel: "self", href: "\(base)/flavors/\($0.id)")])
-            }]))
+            struct Flavor: Encodable {
+                let id: String
+                let name: String
+                let ram: Int
+                let vcpus: Int
+                let disk: Int
+                let links: [Link]
+            }
+            return .now(
+                .json(
+                    200,
+                    [
+                        "flavors": Self.flavors.map {
+                            Flavor(
+                                id: $0.id, name: $0.name, ram: $0.ram, vcpus: $0.vcpus, disk: $0.disk,
+                                links: [Link(rel: "self", href: "\(base)/flavors/\($0.id)")])
+                        }
+                    ]))
         case (_, 1, "flavors"):
             return .now(.methodNotAllowed(["GET"]))
         case ("GET", _, "servers") where parts.count == 1 || (parts.count == 2 && parts[1] == "detail"):
@@ -42,8 +58,20 @@ struct ComputeAPI: APIApp {
                 database.use { store in
                     let rows = try store.instances()
                     if detail { return .json(200, ["servers": rows.map { Self.server($0, base: base) }]) }
-                    struct Brief: Encodable { let id: String; let name: String; let links: [Link] }
-                    return .json(200, ["servers": rows.map { Brief(id: $0.uuid, name: $0.display_name, links: [Link(rel: "self", href: "\(base)/servers/\($0.uuid)")]) }])
+                    struct Brief: Encodable {
+                        let id: String
+                        let name: String
+                        let links: [Link]
+                    }
+                    return .json(
+                        200,
+                        [
+                            "servers": rows.map {
+                                Brief(
+                                    id: $0.uuid, name: $0.display_name,
+                                    links: [Link(rel: "self", href: "\(base)/servers/\($0.uuid)")])
+                            }
+                        ])
                 }
             }
         case ("POST", 1, "servers"):
@@ -54,7 +82,9 @@ struct ComputeAPI: APIApp {
             let id = parts[1]
             return .blocking { [database] in
                 database.use { store in
-                    guard let row = try store.instance(uuid: id) else { return .notFound("Instance \(id) could not be found.") }
+                    guard let row = try store.instance(uuid: id) else {
+                        return .notFound("Instance \(id) could not be found.")
+                    }
                     return .json(200, ["server": Self.server(row, base: base)])
                 }
             }
@@ -62,7 +92,8 @@ struct ComputeAPI: APIApp {
             let id = parts[1]
             return .blocking { [database] in
                 database.use { store in
-                    try store.deleteInstance(uuid: id) ? APIResponse(status: 204) : .notFound("Instance \(id) could not be found.")
+                    try store.deleteInstance(uuid: id)
+                        ? APIResponse(status: 204) : .notFound("Instance \(id) could not be found.")
                 }
             }
         case (_, 2, "servers"):
@@ -83,14 +114,20 @@ struct ComputeAPI: APIApp {
     /// `POST /servers {"server": {"name": …, "flavorRef": …}}`: 400 for a body nova would refuse.
     private func create(_ request: APIRequest, base: String) -> APIResult {
         struct Body: Decodable {
-            struct Server: Decodable { let name: String; let flavorRef: String? }
+            struct Server: Decodable {
+                let name: String
+                let flavorRef: String?
+            }
             let server: Server
         }
         let body: Body
         do {
             body = try JSONDecoder().decode(Body.self, from: Data(request.body))
         } catch {
-            return .now(.fault(400, "badRequest", "Invalid request body: expected {\"server\": {\"name\": ..., \"flavorRef\": ...}}"))
+            return .now(
+                .fault(
+                    400, "badRequest",
+                    "Invalid request body: expected {\"server\": {\"name\": ..., \"flavorRef\": ...}}"))
         }
         let name = body.server.name
         guard !name.isEmpty, name.count <= 255 else {
@@ -110,17 +147,21 @@ struct ComputeAPI: APIApp {
                 var schedulerPid: Int?
                 var fault: String?
                 do {
-                    let result = try database.scheduler().call("select_destinations", context: ["request_id": .string(requestId)],
-                                                               args: ["instance_name": .string(name), "flavor": .string(flavor.name)])
+                    let result = try database.scheduler().call(
+                        "select_destinations", context: ["request_id": .string(requestId)],
+                        args: ["instance_name": .string(name), "flavor": .string(flavor.name)])
                     let chosen = result.array?.first
                     schedulerPid = chosen?["scheduler_pid"]?.int
-                    row = try store.setInstanceState(uuid: row.uuid, vmState: "active", host: chosen?["host"]?.string) ?? row
+                    row =
+                        try store.setInstanceState(uuid: row.uuid, vmState: "active", host: chosen?["host"]?.string)
+                        ?? row
                 } catch {
                     fault = "No valid host was found: \(error)"
                     row = try store.setInstanceState(uuid: row.uuid, vmState: "error", host: nil) ?? row
                 }
-                return .json(202, ["server": Self.server(row, base: base, schedulerPid: schedulerPid, fault: fault)],
-                             headers: [("Location", "\(base)/servers/\(row.uuid)"), ("X-Openstack-Request-Id", requestId)])
+                return .json(
+                    202, ["server": Self.server(row, base: base, schedulerPid: schedulerPid, fault: fault)],
+                    headers: [("Location", "\(base)/servers/\(row.uuid)"), ("X-Openstack-Request-Id", requestId)])
             }
         }
     }
@@ -143,10 +184,13 @@ struct ComputeAPI: APIApp {
         }
     }
 
-    static func server(_ row: ServicesStore.Instance, base: String, schedulerPid: Int? = nil, fault: String? = nil) -> Server {
-        Server(id: row.uuid, name: row.display_name, status: row.vm_state.uppercased(),
-               flavor: ["original_name": row.flavor], created: ISO8601DateFormatter().string(from: row.created_at),
-               links: [Link(rel: "self", href: "\(base)/servers/\(row.uuid)")], host: row.host, schedulerPid: schedulerPid,
-               fault: fault.map { ["message": $0, "code": "500"] })
+    static func server(
+        _ row: ServicesStore.Instance, base: String, schedulerPid: Int? = nil, fault: String? = nil
+    ) -> Server {
+        Server(
+            id: row.uuid, name: row.display_name, status: row.vm_state.uppercased(),
+            flavor: ["original_name": row.flavor], created: ISO8601DateFormatter().string(from: row.created_at),
+            links: [Link(rel: "self", href: "\(base)/servers/\(row.uuid)")], host: row.host, schedulerPid: schedulerPid,
+            fault: fault.map { ["message": $0, "code": "500"] })
     }
 }

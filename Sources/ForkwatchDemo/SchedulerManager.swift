@@ -34,40 +34,55 @@ final class SchedulerManager: Manager, @unchecked Sendable {
     /// for trying RPC by hand, in tests and from Python.
     override var rpcEndpoints: [RPCEndpoint] {
         let host = self.host
-        return [RPCEndpoint(version: "4.5", methods: [
-            RPCMethod("select_destinations") { call in
-                try call.only(["instance_name", "flavor", "num_instances"])
-                let name = try call.optionalString("instance_name") ?? "instance"
-                let count = try call.args["num_instances"].map { (value: JSONValue) throws(RPCArgumentError) -> Int in
-                    guard let n = value.int, n >= 1 else { throw RPCArgumentError("select_destinations(): num_instances must be >= 1") }
-                    return n
-                } ?? 1
-                // A little work, as a real filter/weigher pass would do.
-                Posix.sleep(seconds: 0.001)
-                let pid = Int(Posix.getpid())
-                return .array((0..<count).map { index in
-                    .object(["host": .string(host), "nodename": .string(host), "instance": .string(count == 1 ? name : "\(name)-\(index + 1)"),
-                             "scheduler_pid": .number(Double(pid))])
-                })
-            },
-            RPCMethod("update_instance_info") { call in
-                _ = try call.string("host_name")
-                return .null
-            },
-            RPCMethod("sync_instance_info") { call in
-                _ = try call.string("host_name")
-                return .null
-            },
-        ]),
-        // No target version, as an oslo endpoint without `target`: reachable by any client that
-        // names no version (a Python oslo.messaging client's default, 1.0).
-        RPCEndpoint(methods: [
-            RPCMethod("echo") { call in
-                .object(["args": .object(call.args), "ctxt": .object(call.context), "pid": .number(Double(Posix.getpid()))])
-            },
-            RPCMethod("fail") { call in
-                throw RPCFailure(className: "ValueError", module: "builtins", message: (try? call.string("msg")) ?? "boom")
-            },
-        ])]
+        return [
+            RPCEndpoint(
+                version: "4.5",
+                methods: [
+                    RPCMethod("select_destinations") { call in
+                        try call.only(["instance_name", "flavor", "num_instances"])
+                        let name = try call.optionalString("instance_name") ?? "instance"
+                        let count =
+                            try call.args["num_instances"].map { (value: JSONValue) throws(RPCArgumentError) -> Int in
+                                guard let n = value.int, n >= 1 else {
+                                    throw RPCArgumentError("select_destinations(): num_instances must be >= 1")
+                                }
+                                return n
+                            } ?? 1
+                        // A little work, as a real filter/weigher pass would do.
+                        Posix.sleep(seconds: 0.001)
+                        let pid = Int(Posix.getpid())
+                        return .array(
+                            (0..<count).map { index in
+                                .object([
+                                    "host": .string(host), "nodename": .string(host),
+                                    "instance": .string(count == 1 ? name : "\(name)-\(index + 1)"),
+                                    "scheduler_pid": .number(Double(pid)),
+                                ])
+                            })
+                    },
+                    RPCMethod("update_instance_info") { call in
+                        _ = try call.string("host_name")
+                        return .null
+                    },
+                    RPCMethod("sync_instance_info") { call in
+                        _ = try call.string("host_name")
+                        return .null
+                    },
+                ]),
+            // No target version, as an oslo endpoint without `target`: reachable by any client that
+            // names no version (a Python oslo.messaging client's default, 1.0).
+            RPCEndpoint(methods: [
+                RPCMethod("echo") { call in
+                    .object([
+                        "args": .object(call.args), "ctxt": .object(call.context),
+                        "pid": .number(Double(Posix.getpid())),
+                    ])
+                },
+                RPCMethod("fail") { call in
+                    throw RPCFailure(
+                        className: "ValueError", module: "builtins", message: (try? call.string("msg")) ?? "boom")
+                },
+            ]),
+        ]
     }
 }

@@ -7,7 +7,9 @@ import Glibc
 /// when another thread runs it.)
 func startStrayThread() {
     var thread = pthread_t()
-    pthread_create(&thread, nil, { _ in
-        while true { sleep(1000) }
-    }, nil)
+    pthread_create(
+        &thread, nil,
+        { _ in
+            while true { sleep(1000) }
+        }, nil)
 }

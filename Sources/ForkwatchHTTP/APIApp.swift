@@ -11,8 +11,10 @@ public struct APIRequest: Sendable {
     public var headers: HTTPHeaders
     public var body: [UInt8]
 
-    public init(method: String, scriptName: String = "", path: String, query: String = "",
-                headers: HTTPHeaders = [:], body: [UInt8] = []) {
+    public init(
+        method: String, scriptName: String = "", path: String, query: String = "",
+        headers: HTTPHeaders = [:], body: [UInt8] = []
+    ) {
         self.method = method
         self.scriptName = scriptName
         self.path = path
@@ -36,7 +38,10 @@ public struct APIResponse: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
-    public init(status: Int, contentType: String = "text/plain; charset=UTF-8", headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    public init(
+        status: Int, contentType: String = "text/plain; charset=UTF-8", headers: [(name: String, value: String)] = [],
+        body: [UInt8] = []
+    ) {
         self.status = status
         self.contentType = contentType
         self.headers = headers
@@ -50,7 +55,9 @@ public struct APIResponse: Sendable {
         APIResponse(status: status, body: Array(text.utf8))
     }
 
-    public static func json<T: Encodable>(_ status: Int, _ value: T, headers: [(name: String, value: String)] = []) -> APIResponse {
+    public static func json<T: Encodable>(
+        _ status: Int, _ value: T, headers: [(name: String, value: String)] = []
+    ) -> APIResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let body = (try? encoder.encode(value)).map { Array($0) } ?? Array("{}".utf8)
@@ -59,7 +66,10 @@ public struct APIResponse: Sendable {
 
     /// nova's fault body: `{"itemNotFound": {"code": 404, "message": "…"}}`.
     public static func fault(_ status: Int, _ kind: String, _ message: String) -> APIResponse {
-        struct Fault: Encodable { let code: Int; let message: String }
+        struct Fault: Encodable {
+            let code: Int
+            let message: String
+        }
         return json(status, [kind: Fault(code: status, message: message)])
     }
 
@@ -68,7 +78,9 @@ public struct APIResponse: Sendable {
     }
 
     public static func methodNotAllowed(_ allowed: [String]) -> APIResponse {
-        var response = fault(405, "methodNotAllowed", "The method is not allowed for this resource (allowed: \(allowed.joined(separator: ", "))).")
+        var response = fault(
+            405, "methodNotAllowed",
+            "The method is not allowed for this resource (allowed: \(allowed.joined(separator: ", "))).")
         response.headers.append(("Allow", allowed.joined(separator: ", ")))
         return response
     }
@@ -125,7 +137,9 @@ public struct URLMap: Sendable {
     public func respond(to method: String, uri: String, headers: HTTPHeaders, body: [UInt8]) -> APIResult {
         let (path, query) = Self.split(uri)
         guard let (app, scriptName, pathInfo) = route(path) else { return .now(.notFound()) }
-        return app.handle(APIRequest(method: method, scriptName: scriptName, path: pathInfo, query: query, headers: headers, body: body))
+        return app.handle(
+            APIRequest(
+                method: method, scriptName: scriptName, path: pathInfo, query: query, headers: headers, body: body))
     }
 
     /// Path and query of a request target; an absolute-form target (`http://h/p`) keeps its path.

@@ -1,6 +1,7 @@
 import Forkwatch
 import Logging
 import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,9 @@ final class AcceptGate: @unchecked Sendable {
     static let backoff = 0.1
     /// The accept errors that mean "no resource now", worth a back-off (NIO keeps the listening
     /// channel open on each: `ServerSocketChannel.shouldCloseOnReadError`).
-    static let resourceErrors: [Int32: String] = [EMFILE: "EMFILE", ENFILE: "ENFILE", ENOBUFS: "ENOBUFS", ENOMEM: "ENOMEM"]
+    static let resourceErrors: [Int32: String] = [
+        EMFILE: "EMFILE", ENFILE: "ENFILE", ENOBUFS: "ENOBUFS", ENOMEM: "ENOMEM",
+    ]
     /// The worker count at fork, for when the memfd holds none.
     private let workersAtFork: Int
     private var mutex = pthread_mutex_t()
@@ -103,12 +106,16 @@ final class AcceptGate: @unchecked Sendable {
                 return (gate.failedAccept, gate.accepts > acceptsBefore, gate.open, gate.closes)
             }
             if let failure {
-                if let line = backOff.failed(errno: failure, now: Posix.monotonicNow(), open: open, fdLimit: Self.fdLimit()) {
+                if let line = backOff.failed(
+                    errno: failure, now: Posix.monotonicNow(), open: open, fdLimit: Self.fdLimit())
+                {
                     log.warning("\(line)")
                 }
                 wait(while: { !$0.stopping && $0.closes == closes }, atMost: Self.backoff)
             } else {
-                if accepted, backOff.isOn, let line = backOff.accepted(now: Posix.monotonicNow()) { log.notice("\(line)") }
+                if accepted, backOff.isOn, let line = backOff.accepted(now: Posix.monotonicNow()) {
+                    log.notice("\(line)")
+                }
                 if lockFD.map({ (Posix.readNumber($0).map(Int.init) ?? workersAtFork) > 1 }) ?? false {
                     Posix.sleep(seconds: Self.handoff)
                 }
@@ -128,8 +135,18 @@ final class AcceptGate: @unchecked Sendable {
 
     func acceptDone() { update { $0.reading = false } }
     func acceptFailed(errno: Int32) { update { $0.failedAccept = errno } }
-    func opened() { update { $0.open += 1; $0.accepts += 1 } }
-    func closed() { update { $0.open -= 1; $0.closes += 1 } }
+    func opened() {
+        update {
+            $0.open += 1
+            $0.accepts += 1
+        }
+    }
+    func closed() {
+        update {
+            $0.open -= 1
+            $0.closes += 1
+        }
+    }
 
     @discardableResult
     private func update<T>(_ body: (AcceptGate) -> T) -> T {
@@ -189,7 +206,8 @@ struct AcceptBackOff {
         }
         let name = AcceptGate.resourceErrors[errno] ?? "errno \(errno)"
         let more = unreported > 1 ? "; \(unreported - 1) more failed accepts since the last line" : ""
-        return "cannot accept: \(Posix.describe(errno: errno)) (\(name); \(open) connections open, fd limit \(fdLimit)): "
+        return
+            "cannot accept: \(Posix.describe(errno: errno)) (\(name); \(open) connections open, fd limit \(fdLimit)): "
             + "backing off, next try in \(Int(AcceptGate.backoff * 1000)) ms or when a connection closes\(more)"
     }
 

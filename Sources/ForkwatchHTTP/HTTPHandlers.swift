@@ -115,7 +115,8 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         headerTimer = context.eventLoop.scheduleTask(in: delay) {
             let (handler, context) = loopBound.value
-            guard context.channel.isActive, !handler.closing, let timeout = handler.server.options.clientHeaderTimeout else { return }
+            guard context.channel.isActive, !handler.closing, let timeout = handler.server.options.clientHeaderTimeout
+            else { return }
             guard let since = handler.headSince else {
                 handler.armHeaderTimer(context: context, in: timeout)
                 return
@@ -124,8 +125,9 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             if waited < timeout {
                 handler.armHeaderTimer(context: context, in: timeout - waited)
             } else if handler.headStarted {
-                handler.respond(context: context, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"),
-                                .text(408, "Request Timeout"), keepAlive: false)
+                handler.respond(
+                    context: context, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"),
+                    .text(408, "Request Timeout"), keepAlive: false)
             } else {
                 context.close(promise: nil)
             }
@@ -208,7 +210,9 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func respond(context: ChannelHandlerContext, head request: HTTPRequestHead, _ response: APIResponse, keepAlive: Bool) {
+    private func respond(
+        context: ChannelHandlerContext, head request: HTTPRequestHead, _ response: APIResponse, keepAlive: Bool
+    ) {
         busy = false
         guard context.channel.isActive, !closing else { return }
         let omitBody = request.method == .HEAD || response.status == 204 || response.status == 304
@@ -243,7 +247,9 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             // oslo's wsgi_log_format: client "request line" status: N  len: N time: S
             let peer = context.channel.remoteAddress?.ipAddress ?? "-"
             let seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
-            log("\(peer) \"\(request.method.rawValue) \(request.uri) HTTP/\(request.version.major).\(request.version.minor)\" status: \(response.status)  len: \(response.body.count) time: \(String(format: "%.7f", seconds))")
+            log(
+                "\(peer) \"\(request.method.rawValue) \(request.uri) HTTP/\(request.version.major).\(request.version.minor)\" status: \(response.status)  len: \(response.body.count) time: \(String(format: "%.7f", seconds))"
+            )
         }
     }
 
@@ -270,10 +276,13 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        let response: APIResponse = parserError == .headerOverflow
+        let response: APIResponse =
+            parserError == .headerOverflow
             ? .text(431, "Request Header Fields Too Large")
             : .text(400, "Bad Request: \(parserError)")
-        respond(context: context, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), response, keepAlive: false)
+        respond(
+            context: context, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), response,
+            keepAlive: false)
     }
 
     /// The quiescing helper's `ChannelShouldQuiesceEvent` (graceful stop): a request under way is

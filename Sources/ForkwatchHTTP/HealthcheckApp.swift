@@ -27,10 +27,20 @@ struct RootApp: APIApp {
 
     func handle(_ request: APIRequest) -> APIResult {
         guard request.path.isEmpty || request.path == "/" else { return .now(.notFound()) }
-        guard request.method == "GET" || request.method == "HEAD" else { return .now(.methodNotAllowed(["GET", "HEAD"])) }
-        struct Link: Encodable { let rel: String; let href: String }
-        struct Mounted: Encodable { let id: String; let links: [Link] }
-        let apps = mounted.map { Mounted(id: $0.name, links: [Link(rel: "self", href: request.origin + $0.prefix + "/")]) }
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return .now(.methodNotAllowed(["GET", "HEAD"]))
+        }
+        struct Link: Encodable {
+            let rel: String
+            let href: String
+        }
+        struct Mounted: Encodable {
+            let id: String
+            let links: [Link]
+        }
+        let apps = mounted.map {
+            Mounted(id: $0.name, links: [Link(rel: "self", href: request.origin + $0.prefix + "/")])
+        }
         return .now(.json(200, ["apis": apps]))
     }
 }

@@ -24,17 +24,22 @@ public enum TLSSetup {
             do { _ = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
                 throw SetupError(description: "ca_file \(caFile): \(reason(error))")
             }
-            configuration = .makeServerConfigurationWithMTLS(certificateChain: chain.map { .certificate($0) },
-                                                            privateKey: .privateKey(key), trustRoots: .file(caFile))
+            configuration = .makeServerConfigurationWithMTLS(
+                certificateChain: chain.map { .certificate($0) },
+                privateKey: .privateKey(key), trustRoots: .file(caFile))
             configuration.certificateVerification = .noHostnameVerification
         } else {
-            configuration = .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            configuration = .makeServerConfiguration(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         }
         do {
             // BoringSSL checks here that the key belongs to the certificate.
             return try NIOSSLContext(configuration: configuration)
         } catch {
-            throw SetupError(description: "cert_file \(certFile) with key_file \(keyFile): \(reason(error)) (does the key match the certificate?)")
+            throw SetupError(
+                description:
+                    "cert_file \(certFile) with key_file \(keyFile): \(reason(error)) (does the key match the certificate?)"
+            )
         }
     }
 

@@ -6,6 +6,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -77,13 +78,16 @@ public final class WSGIService: Service, @unchecked Sendable {
         func timeAmount(_ seconds: Double) -> TimeAmount? { seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil }
         let server = ServerContext(
             urlMap: urlMap, threadPool: threadPool,
-            options: ResolvedHTTPOptions(keepAlive: options.keepAlive, maxHeaderLine: options.maxHeaderLine, maxBody: 1 << 20,
-                                         clientSocketTimeout: timeAmount(options.clientSocketTimeout),
-                                         clientHeaderTimeout: timeAmount(options.clientHeaderTimeout)),
+            options: ResolvedHTTPOptions(
+                keepAlive: options.keepAlive, maxHeaderLine: options.maxHeaderLine, maxBody: 1 << 20,
+                clientSocketTimeout: timeAmount(options.clientSocketTimeout),
+                clientHeaderTimeout: timeAmount(options.clientHeaderTimeout)),
             workerPid: String(getpid()), accessLog: accessLog, drainGrace: .milliseconds(500))
         let poolSize = options.poolSize
         let gate: AcceptGate
-        do { gate = try AcceptGate(sharedLock: context.acceptLockFD, poolSize: poolSize, workers: spec.workers, log: log) } catch {
+        do {
+            gate = try AcceptGate(sharedLock: context.acceptLockFD, poolSize: poolSize, workers: spec.workers, log: log)
+        } catch {
             throw BootError("accept lock: \(error)")
         }
         self.gate = gate
@@ -110,9 +114,12 @@ public final class WSGIService: Service, @unchecked Sendable {
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
                     // NIO's request decoder (llhttp, with max_header_line as its field limit);
                     // responses are written by APIRequestHandler itself.
-                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
-                                                                                    informationalResponseStrategy: .drop,
-                                                                                    limitConfiguration: decoderLimits)))
+                    try pipeline.addHandler(
+                        ByteToMessageHandler(
+                            HTTPRequestDecoder(
+                                leftOverBytesStrategy: .dropBytes,
+                                informationalResponseStrategy: .drop,
+                                limitConfiguration: decoderLimits)))
                     try pipeline.addHandler(APIRequestHandler(server: server))
                 }
             }
@@ -123,10 +130,16 @@ public final class WSGIService: Service, @unchecked Sendable {
         }
         let address = Posix.localAddress(socket) ?? spec.listen.map { "\($0.host):\($0.port)" } ?? "?"
         let scheme = tls == nil ? "http" : "https"
-        let mounts = options.enabledAPIs.map { api in "\(api) \(urlMap.entries.first { $0.app.name == api }?.prefix ?? "?")" }
-        log.info("listening on \(scheme)://\(address)/ (\(mounts.joined(separator: ", ")), healthcheck /healthcheck; pool_size \(poolSize), keep_alive \(options.keepAlive ? "on" : "off"), client_socket_timeout \(options.clientSocketTimeout == 0 ? "none" : "\(options.clientSocketTimeout) s"), client_header_timeout \(options.clientHeaderTimeout == 0 ? "none" : "\(options.clientHeaderTimeout) s"))")
+        let mounts = options.enabledAPIs.map { api in
+            "\(api) \(urlMap.entries.first { $0.app.name == api }?.prefix ?? "?")"
+        }
+        log.info(
+            "listening on \(scheme)://\(address)/ (\(mounts.joined(separator: ", ")), healthcheck /healthcheck; pool_size \(poolSize), keep_alive \(options.keepAlive ? "on" : "off"), client_socket_timeout \(options.clientSocketTimeout == 0 ? "none" : "\(options.clientSocketTimeout) s"), client_header_timeout \(options.clientHeaderTimeout == 0 ? "none" : "\(options.clientHeaderTimeout) s"))"
+        )
         // Once per service start, not once per worker: the first worker (slot 0) says it.
-        if context.slot == 0, let warning = Self.exposureWarning(address: address, options: options) { log.warning("\(warning)") }
+        if context.slot == 0, let warning = Self.exposureWarning(address: address, options: options) {
+            log.warning("\(warning)")
+        }
     }
 
     /// A warning for an API any host can reach and no one has to authenticate to (forkwatch
@@ -137,9 +150,12 @@ public final class WSGIService: Service, @unchecked Sendable {
         // "127.0.0.1:8774", "[::1]:8774"
         var host = address.split(separator: ":", omittingEmptySubsequences: false).dropLast().joined(separator: ":")
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host.hasPrefix("127.") || host == "::1" || host.hasPrefix("::ffff:127.") || host == "localhost" { return nil }
+        if host.hasPrefix("127.") || host == "::1" || host.hasPrefix("::ffff:127.") || host == "localhost" {
+            return nil
+        }
         let reach = host == "0.0.0.0" || host == "::" ? "every address of this host" : host
-        return "the API listens on \(address) (\(reach)) with no authentication: anyone who can reach it can create and delete servers; "
+        return
+            "the API listens on \(address) (\(reach)) with no authentication: anyone who can reach it can create and delete servers; "
             + "listen on 127.0.0.1, or require client certificates (ca_file), or put an authenticating proxy in front"
     }
 

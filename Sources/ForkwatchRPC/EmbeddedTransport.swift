@@ -39,7 +39,8 @@ public final class EmbeddedTransport: @unchecked Sendable {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.read { db in
                 guard try db.tableExists("rpc_messages") else {
-                    throw RPCTransportError(description: "\(path): no RPC tables (run 'forkwatch services migrate --db \(path)')")
+                    throw RPCTransportError(
+                        description: "\(path): no RPC tables (run 'forkwatch services migrate --db \(path)')")
                 }
             }
         } catch let error as RPCTransportError {
@@ -53,15 +54,17 @@ public final class EmbeddedTransport: @unchecked Sendable {
 
     public func publish(to queueName: String, body: String, ttl: Double? = nil) throws {
         try queue.write { db in
-            try db.execute(sql: "INSERT INTO rpc_messages (queue, body, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                           arguments: [queueName, body, Self.now, ttl.map { Self.now + $0 }])
+            try db.execute(
+                sql: "INSERT INTO rpc_messages (queue, body, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [queueName, body, Self.now, ttl.map { Self.now + $0 }])
         }
     }
 
     /// Many messages to one queue in one transaction (a burst of casts).
     public func publish(to queueName: String, bodies: [String]) throws {
         try queue.write { db in
-            let statement = try db.makeStatement(sql: "INSERT INTO rpc_messages (queue, body, created_at) VALUES (?, ?, ?)")
+            let statement = try db.makeStatement(
+                sql: "INSERT INTO rpc_messages (queue, body, created_at) VALUES (?, ?, ?)")
             let now = Self.now
             for body in bodies { try statement.execute(arguments: [queueName, body, now]) }
         }
@@ -72,7 +75,8 @@ public final class EmbeddedTransport: @unchecked Sendable {
     @discardableResult
     public func publishFanout(topic: String, body: String) throws -> Int {
         try queue.write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT name, pid FROM rpc_fanout_queues WHERE topic = ?", arguments: [topic])
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT name, pid FROM rpc_fanout_queues WHERE topic = ?", arguments: [topic])
             var delivered = 0
             for row in rows {
                 let name: String = row["name"]
@@ -82,8 +86,9 @@ public final class EmbeddedTransport: @unchecked Sendable {
                     try db.execute(sql: "DELETE FROM rpc_messages WHERE queue = ?", arguments: [name])
                     continue
                 }
-                try db.execute(sql: "INSERT INTO rpc_messages (queue, body, created_at) VALUES (?, ?, ?)",
-                               arguments: [name, body, Self.now])
+                try db.execute(
+                    sql: "INSERT INTO rpc_messages (queue, body, created_at) VALUES (?, ?, ?)",
+                    arguments: [name, body, Self.now])
                 delivered += 1
             }
             return delivered
@@ -94,8 +99,9 @@ public final class EmbeddedTransport: @unchecked Sendable {
     public func declareFanoutQueue(topic: String) throws -> String {
         let name = "\(topic)_fanout_\(RPCIds.hex())"
         try queue.write { db in
-            try db.execute(sql: "INSERT INTO rpc_fanout_queues (name, topic, pid, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [name, topic, pid, Self.now])
+            try db.execute(
+                sql: "INSERT INTO rpc_fanout_queues (name, topic, pid, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [name, topic, pid, Self.now])
         }
         return name
     }
@@ -114,13 +120,16 @@ public final class EmbeddedTransport: @unchecked Sendable {
             if let previous { try db.execute(sql: "DELETE FROM rpc_messages WHERE id = ?", arguments: [previous]) }
             let marks = Array(repeating: "?", count: queues.count).joined(separator: ",")
             let now = Self.now
-            let row = try Row.fetchOne(db, sql: """
-                UPDATE rpc_messages SET claimed_by = ?, claimed_at = ?
-                WHERE id = (SELECT id FROM rpc_messages
-                            WHERE queue IN (\(marks)) AND claimed_by IS NULL AND (expires_at IS NULL OR expires_at > ?)
-                            ORDER BY id LIMIT 1)
-                RETURNING id, queue, body
-                """, arguments: StatementArguments([pid, now] + queues.map { $0 as DatabaseValueConvertible } + [now]))
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    UPDATE rpc_messages SET claimed_by = ?, claimed_at = ?
+                    WHERE id = (SELECT id FROM rpc_messages
+                                WHERE queue IN (\(marks)) AND claimed_by IS NULL AND (expires_at IS NULL OR expires_at > ?)
+                                ORDER BY id LIMIT 1)
+                    RETURNING id, queue, body
+                    """,
+                arguments: StatementArguments([pid, now] + queues.map { $0 as DatabaseValueConvertible } + [now]))
             return row.map { RPCDelivery(tag: $0["id"], queue: $0["queue"], body: $0["body"]) }
         }
     }
@@ -130,10 +139,13 @@ public final class EmbeddedTransport: @unchecked Sendable {
     public func hasMessage(in queues: [String]) throws -> Bool {
         let marks = Array(repeating: "?", count: queues.count).joined(separator: ",")
         return try queue.read { db in
-            try Bool.fetchOne(db, sql: """
-                SELECT EXISTS (SELECT 1 FROM rpc_messages WHERE queue IN (\(marks)) AND claimed_by IS NULL
-                               AND (expires_at IS NULL OR expires_at > ?))
-                """, arguments: StatementArguments(queues.map { $0 as DatabaseValueConvertible } + [Self.now])) ?? false
+            try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM rpc_messages WHERE queue IN (\(marks)) AND claimed_by IS NULL
+                                   AND (expires_at IS NULL OR expires_at > ?))
+                    """, arguments: StatementArguments(queues.map { $0 as DatabaseValueConvertible } + [Self.now]))
+                ?? false
         }
     }
 
@@ -141,10 +153,13 @@ public final class EmbeddedTransport: @unchecked Sendable {
     /// redeliver once the caller has it).
     public func take(from queueName: String) throws -> RPCDelivery? {
         try queue.write { db in
-            try Row.fetchOne(db, sql: """
-                DELETE FROM rpc_messages WHERE id = (SELECT id FROM rpc_messages WHERE queue = ? ORDER BY id LIMIT 1)
-                RETURNING id, queue, body
-                """, arguments: [queueName]).map { RPCDelivery(tag: $0["id"], queue: $0["queue"], body: $0["body"]) }
+            try Row.fetchOne(
+                db,
+                sql: """
+                    DELETE FROM rpc_messages WHERE id = (SELECT id FROM rpc_messages WHERE queue = ? ORDER BY id LIMIT 1)
+                    RETURNING id, queue, body
+                    """, arguments: [queueName]
+            ).map { RPCDelivery(tag: $0["id"], queue: $0["queue"], body: $0["body"]) }
         }
     }
 
@@ -157,11 +172,15 @@ public final class EmbeddedTransport: @unchecked Sendable {
     @discardableResult
     public func recoverAbandoned() throws -> Int {
         try queue.write { db in
-            try db.execute(sql: "DELETE FROM rpc_messages WHERE expires_at IS NOT NULL AND expires_at <= ?", arguments: [Self.now])
-            let owners = try Int64.fetchAll(db, sql: "SELECT DISTINCT claimed_by FROM rpc_messages WHERE claimed_by IS NOT NULL")
+            try db.execute(
+                sql: "DELETE FROM rpc_messages WHERE expires_at IS NOT NULL AND expires_at <= ?", arguments: [Self.now])
+            let owners = try Int64.fetchAll(
+                db, sql: "SELECT DISTINCT claimed_by FROM rpc_messages WHERE claimed_by IS NOT NULL")
             var released = 0
             for owner in owners where !Self.isAlive(owner) {
-                try db.execute(sql: "UPDATE rpc_messages SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?", arguments: [owner])
+                try db.execute(
+                    sql: "UPDATE rpc_messages SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?",
+                    arguments: [owner])
                 released += db.changesCount
             }
             return released
@@ -231,7 +250,10 @@ public final class Doorbell: @unchecked Sendable {
     /// Waits until the WAL is written, `ring()` is called, or `timeout` passes.
     @discardableResult
     public func wait(timeout: Double) -> Wakeup {
-        var entries = [pollfd(fd: watch, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+        var entries = [
+            pollfd(fd: watch, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0),
+        ]
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let left = deadline.timeIntervalSinceNow
@@ -287,8 +309,9 @@ extension EmbeddedTransport: RPCTransport {
 
     public func serverConsumer(topic: String, server: String, fanout: Bool) throws -> RPCConsumer {
         let fanoutQueue = fanout ? try declareFanoutQueue(topic: topic) : nil
-        return try EmbeddedConsumer(transport: self, queues: [topic, "\(topic).\(server)"] + (fanoutQueue.map { [$0] } ?? []),
-                                    ownQueue: fanoutQueue, isReply: false)
+        return try EmbeddedConsumer(
+            transport: self, queues: [topic, "\(topic).\(server)"] + (fanoutQueue.map { [$0] } ?? []),
+            ownQueue: fanoutQueue, isReply: false)
     }
 
     public func replyConsumer() throws -> RPCConsumer {
@@ -326,7 +349,9 @@ final class EmbeddedConsumer: RPCConsumer {
             }
             doorbell.reset()
             if let replyQueue {
-                if try transport.hasMessage(in: [replyQueue]), let delivery = try transport.take(from: replyQueue) { return delivery }
+                if try transport.hasMessage(in: [replyQueue]), let delivery = try transport.take(from: replyQueue) {
+                    return delivery
+                }
             } else if try transport.hasMessage(in: queues) {
                 let acknowledging = pendingAck
                 pendingAck = nil

@@ -12,7 +12,9 @@ public struct RPCTarget: Sendable, Equatable {
     public var namespace: String?
     public var version: String?
 
-    public init(topic: String, server: String? = nil, fanout: Bool = false, namespace: String? = nil, version: String? = nil) {
+    public init(
+        topic: String, server: String? = nil, fanout: Bool = false, namespace: String? = nil, version: String? = nil
+    ) {
         self.topic = topic
         self.server = server
         self.fanout = fanout
@@ -68,8 +70,10 @@ public struct RPCClient: Sendable {
         self.timeout = timeout
     }
 
-    public func prepare(server: String? = nil, fanout: Bool? = nil, timeout: Double? = nil, version: String? = nil,
-                        namespace: String? = nil) -> RPCClient {
+    public func prepare(
+        server: String? = nil, fanout: Bool? = nil, timeout: Double? = nil, version: String? = nil,
+        namespace: String? = nil
+    ) -> RPCClient {
         var copy = self
         if let server { copy.target.server = server }
         if let fanout { copy.target.fanout = fanout }
@@ -80,11 +84,14 @@ public struct RPCClient: Sendable {
     }
 
     private func request(_ method: String, context: [String: JSONValue], args: [String: JSONValue]) -> RPCRequest {
-        RPCRequest(method: method, args: args, namespace: target.namespace, version: target.version,
-                   uniqueId: RPCIds.hex(), context: context)
+        RPCRequest(
+            method: method, args: args, namespace: target.namespace, version: target.version,
+            uniqueId: RPCIds.hex(), context: context)
     }
 
-    public func cast(_ method: String, context: [String: JSONValue] = [:], args: [String: JSONValue] = [:]) throws(RPCError) {
+    public func cast(
+        _ method: String, context: [String: JSONValue] = [:], args: [String: JSONValue] = [:]
+    ) throws(RPCError) {
         do {
             try transport.send(request(method, context: context, args: args).body, to: target.destination, ttl: nil)
         } catch {
@@ -93,7 +100,9 @@ public struct RPCClient: Sendable {
     }
 
     /// Many casts of one method in one transaction.
-    public func castMany(_ method: String, context: [String: JSONValue] = [:], args: [[String: JSONValue]]) throws(RPCError) {
+    public func castMany(
+        _ method: String, context: [String: JSONValue] = [:], args: [[String: JSONValue]]
+    ) throws(RPCError) {
         guard !target.fanout else { throw .invalidTarget("castMany does not fan out") }
         do {
             try transport.send(args.map { request(method, context: context, args: $0).body }, to: target.destination)
@@ -102,7 +111,9 @@ public struct RPCClient: Sendable {
         }
     }
 
-    public func call(_ method: String, context: [String: JSONValue] = [:], args: [String: JSONValue] = [:]) throws(RPCError) -> JSONValue {
+    public func call(
+        _ method: String, context: [String: JSONValue] = [:], args: [String: JSONValue] = [:]
+    ) throws(RPCError) -> JSONValue {
         guard !target.fanout else { throw .invalidTarget("A call cannot be used with fanout (target \(target.topic))") }
         var message = request(method, context: context, args: args)
         let msgId = RPCIds.hex()

@@ -1,6 +1,6 @@
 import Forkwatch
-import ForkwatchServices
 import ForkwatchCore
+import ForkwatchServices
 import Foundation
 import Logging
 
@@ -34,8 +34,10 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
     /// Where the per-method counters and faults go (the master's status pipe).
     private let status: StatusChannel
 
-    public init(transport: RPCTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int? = nil,
-                status: StatusChannel = .none) {
+    public init(
+        transport: RPCTransport, topic: String, host: String, endpoints: [RPCEndpoint], threads: Int? = nil,
+        status: StatusChannel = .none
+    ) {
         self.transport = transport
         self.status = status
         self.topic = topic
@@ -114,7 +116,10 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             log.info("ignoring duplicate message \(request.uniqueId)")
             return
         }
-        lock.withLock { stats.began(request.method); statsChanged = true }
+        lock.withLock {
+            stats.began(request.method)
+            statsChanged = true
+        }
         let started = Date()
         let outcome = RPCDispatcher.dispatch(request, to: endpoints)
         let seconds = Date().timeIntervalSince(started)
@@ -124,7 +129,9 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             if request.isCall {
                 log.info("\(request.method) raised \(failure.className): \(failure.message)")
             } else {
-                log.error("Exception during message handling (cast \(request.method)): \(failure.className): \(failure.message)")
+                log.error(
+                    "Exception during message handling (cast \(request.method)): \(failure.className): \(failure.message)"
+                )
                 notice("RPC: cast \(request.method) failed: \(failure.className): \(failure.message)")
             }
         }
@@ -138,7 +145,10 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
                 log.error("could not send the reply to \(replyQueue): \(error)")
             }
         }
-        lock.withLock { stats.ended(request.method, seconds: seconds, failed: failed); statsChanged = true }
+        lock.withLock {
+            stats.ended(request.method, seconds: seconds, failed: failed)
+            statsChanged = true
+        }
     }
 
     private var lastNotice = Date.distantPast
@@ -186,10 +196,12 @@ public enum RPCServices {
         { service in
             let endpoints = service.manager.rpcEndpoints
             guard !endpoints.isEmpty else { return nil }
-            let transport = try RPCTransports.make(url: configuration.transportURL, database: service.database,
-                                                   controlExchange: configuration.controlExchange, status: service.status)
-            let server = RPCServer(transport: transport, topic: service.topic, host: service.host, endpoints: endpoints,
-                                   status: service.status)
+            let transport = try RPCTransports.make(
+                url: configuration.transportURL, database: service.database,
+                controlExchange: configuration.controlExchange, status: service.status)
+            let server = RPCServer(
+                transport: transport, topic: service.topic, host: service.host, endpoints: endpoints,
+                status: service.status)
             try server.start()
             return server
         }

@@ -72,18 +72,26 @@ public enum RPCTransports {
     /// scheme → (url, services database, control exchange, status channel) → transport.
     static let factories: [String: @Sendable (String, String, String, StatusChannel) throws -> RPCTransport] = [
         "sqlite": { _, database, _, _ in try EmbeddedTransport(path: database) },
-        "rabbit": { url, _, exchange, status in try RabbitTransport(url: url, controlExchange: exchange, status: status) },
+        "rabbit": { url, _, exchange, status in try RabbitTransport(url: url, controlExchange: exchange, status: status)
+        },
     ]
 
     /// `controlExchange`: oslo's `control_exchange` (`openstack`), for a broker. `status`: where
     /// a worker's transport reports a lost broker.
-    public static func make(url: String?, database: String, controlExchange: String = "openstack",
-                            status: StatusChannel = .none) throws -> RPCTransport {
+    public static func make(
+        url: String?, database: String, controlExchange: String = "openstack",
+        status: StatusChannel = .none
+    ) throws -> RPCTransport {
         let url = url ?? "sqlite:"
-        guard let colon = url.firstIndex(of: ":") else { throw RPCTransportError(description: "transport_url '\(url)' has no scheme") }
+        guard let colon = url.firstIndex(of: ":") else {
+            throw RPCTransportError(description: "transport_url '\(url)' has no scheme")
+        }
         let scheme = String(url[..<colon])
         guard let factory = factories[scheme] else {
-            throw RPCTransportError(description: "transport_url: no '\(scheme)' transport (known: \(factories.keys.sorted().joined(separator: ", ")))")
+            throw RPCTransportError(
+                description:
+                    "transport_url: no '\(scheme)' transport (known: \(factories.keys.sorted().joined(separator: ", ")))"
+            )
         }
         return try factory(url, database, controlExchange, status)
     }

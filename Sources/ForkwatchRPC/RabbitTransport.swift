@@ -53,9 +53,13 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
 
     public var consumerThreads: Int { 4 }
 
-    public var name: String { "rabbit://\(address.user)@\(address.host):\(address.port)/\(address.virtualHost == "/" ? "" : address.virtualHost)" }
+    public var name: String {
+        "rabbit://\(address.user)@\(address.host):\(address.port)/\(address.virtualHost == "/" ? "" : address.virtualHost)"
+    }
 
-    public init(url: String, controlExchange: String = "openstack", heartbeat: Int = 60, status: StatusChannel = .none) throws {
+    public init(
+        url: String, controlExchange: String = "openstack", heartbeat: Int = 60, status: StatusChannel = .none
+    ) throws {
         address = try Self.parse(url)
         self.status = status
         self.controlExchange = controlExchange
@@ -65,7 +69,9 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     /// oslo's `TransportURL.parse` for one broker: `rabbit://user:pass@host:port/vhost`,
     /// percent-encoded user and password, port 5672, `/` or empty for the default vhost.
     public static func parse(_ url: String) throws -> Address {
-        guard url.hasPrefix("rabbit://") else { throw RabbitError("transport_url must start with rabbit://, got '\(url)'") }
+        guard url.hasPrefix("rabbit://") else {
+            throw RabbitError("transport_url must start with rabbit://, got '\(url)'")
+        }
         var rest = Substring(url.dropFirst("rabbit://".count))
         if let query = rest.firstIndex(of: "?") { rest = rest[..<query] }
         var virtualHost = "/"
@@ -75,7 +81,8 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
             rest = rest[..<slash]
         }
         if rest.contains(",") { throw RabbitError("transport_url: several brokers are not supported; give one host") }
-        var user = "guest", password = "guest"
+        var user = "guest"
+        var password = "guest"
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]
@@ -83,7 +90,8 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
             user = String(parts[0]).removingPercentEncoding ?? String(parts[0])
             if parts.count > 1 { password = String(parts[1]).removingPercentEncoding ?? String(parts[1]) }
         }
-        var host = String(rest), port = 5672
+        var host = String(rest)
+        var port = 5672
         if let colon = rest.lastIndex(of: ":"), !rest.hasPrefix("[") || rest[..<colon].hasSuffix("]") {
             guard let number = Int(rest[rest.index(after: colon)...]), (1...65535).contains(number) else {
                 throw RabbitError("transport_url: bad port in '\(url)'")
@@ -97,8 +105,9 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     }
 
     func connect(purpose: String) throws -> AMQPConnection {
-        try AMQPConnection(address: address, heartbeat: heartbeat,
-                           name: "\(ProcessInfo.processInfo.processName):\(getpid()):\(purpose):\(RPCIds.hex().prefix(8))")
+        try AMQPConnection(
+            address: address, heartbeat: heartbeat,
+            name: "\(ProcessInfo.processInfo.processName):\(getpid()):\(purpose):\(RPCIds.hex().prefix(8))")
     }
 
     // MARK: Sending
@@ -112,7 +121,9 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     }
 
     private func send(_ bodies: [String], to destination: RPCDestination, ttl: Double?) throws {
-        let exchange: String, key: String, mandatory: Bool
+        let exchange: String
+        let key: String
+        let mandatory: Bool
         switch destination {
         case .topic(let topic): (exchange, key, mandatory) = (controlExchange, topic, false)
         case .server(let topic, let server): (exchange, key, mandatory) = (controlExchange, "\(topic).\(server)", false)
@@ -127,12 +138,16 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
                     let connection = try publisherConnection()
                     if !exchange.isEmpty && !declaredExchanges.contains(exchange) {
                         let fanout = exchange.hasSuffix("_fanout") && exchange != controlExchange
-                        try connection.declareExchange(exchange, type: fanout ? "fanout" : "topic", durable: false, autoDelete: fanout)
+                        try connection.declareExchange(
+                            exchange, type: fanout ? "fanout" : "topic", durable: false, autoDelete: fanout)
                         declaredExchanges.insert(exchange)
                     }
                     for body in bodies {
-                        if try connection.publish(exchange: exchange, key: key, body: body, expiration: expiration, mandatory: mandatory) {
-                            log.warning("The reply to \(key) could not be delivered: no such queue (the caller is gone)")
+                        if try connection.publish(
+                            exchange: exchange, key: key, body: body, expiration: expiration, mandatory: mandatory)
+                        {
+                            log.warning(
+                                "The reply to \(key) could not be delivered: no such queue (the caller is gone)")
                         }
                     }
                     return
@@ -197,9 +212,14 @@ final class AMQPConnection {
 
     init(address: RabbitTransport.Address, heartbeat: Int, name: String) throws {
         var error = [CChar](repeating: 0, count: 512)
-        guard let handle = fw_amqp_connect(address.host, Int32(address.port), address.virtualHost, address.user, address.password,
-                                           Int32(heartbeat), name, &error, error.count) else {
-            throw RabbitError("AMQP server on \(address.host):\(address.port) is unreachable: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        guard
+            let handle = fw_amqp_connect(
+                address.host, Int32(address.port), address.virtualHost, address.user, address.password,
+                Int32(heartbeat), name, &error, error.count)
+        else {
+            throw RabbitError(
+                "AMQP server on \(address.host):\(address.port) is unreachable: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+            )
         }
         self.handle = handle
     }
@@ -218,7 +238,9 @@ final class AMQPConnection {
         try check(fw_amqp_declare_queue(handle, name, durable ? 1 : 0, autoDelete ? 1 : 0, expiresMs))
     }
 
-    func bind(_ queue: String, to exchange: String, key: String) throws { try check(fw_amqp_bind(handle, queue, exchange, key)) }
+    func bind(_ queue: String, to exchange: String, key: String) throws {
+        try check(fw_amqp_bind(handle, queue, exchange, key))
+    }
     func deleteQueue(_ name: String) throws { try check(fw_amqp_delete_queue(handle, name)) }
     func depth(of queue: String) throws -> Int {
         let count = fw_amqp_queue_depth(handle, queue)
@@ -234,8 +256,9 @@ final class AMQPConnection {
     func publish(exchange: String, key: String, body: String, expiration: String?, mandatory: Bool) throws -> Bool {
         var bytes = Array(body.utf8)
         let rc = bytes.withUnsafeMutableBytes { raw in
-            fw_amqp_publish(handle, exchange, key, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count, expiration,
-                            mandatory ? 1 : 0)
+            fw_amqp_publish(
+                handle, exchange, key, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count, expiration,
+                mandatory ? 1 : 0)
         }
         try check(rc)
         return rc == 1
@@ -332,7 +355,11 @@ final class RabbitConsumer: RPCConsumer {
             generation += 1
             if backoff > 1 {
                 log.info("Reconnected to AMQP server on \(transport.address.host):\(transport.address.port)")
-                if reports { transport.status.send(.notice("RPC: reconnected to AMQP server on \(transport.address.host):\(transport.address.port)")) }
+                if reports {
+                    transport.status.send(
+                        .notice(
+                            "RPC: reconnected to AMQP server on \(transport.address.host):\(transport.address.port)"))
+                }
             }
             backoff = 1
         } catch {
@@ -360,8 +387,9 @@ final class RabbitConsumer: RPCConsumer {
             do {
                 guard let message = try connection.next(timeout: min(left, 0.5)) else { continue }
                 // The tag carries the connection generation so a stale ack is recognised.
-                return RPCDelivery(tag: Int64(bitPattern: message.tag) | Int64(generation & 0x7fff) << 48,
-                                   queue: message.key, body: message.body)
+                return RPCDelivery(
+                    tag: Int64(bitPattern: message.tag) | Int64(generation & 0x7fff) << 48,
+                    queue: message.key, body: message.body)
             } catch {
                 log.error("AMQP connection lost: \(error); messages not acknowledged are delivered again")
                 if reports { transport.status.send(.notice("RPC: AMQP connection lost (\(error)); reconnecting")) }

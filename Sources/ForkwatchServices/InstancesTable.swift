@@ -19,10 +19,13 @@ extension ServicesStore {
         public var deleted: Int64
     }
 
-    public func createInstance(name: String, flavor: String, host: String?, vmState: String = "building") throws -> Instance {
+    public func createInstance(
+        name: String, flavor: String, host: String?, vmState: String = "building"
+    ) throws -> Instance {
         try queue.write { db in
-            var row = Instance(id: nil, uuid: UUID().uuidString.lowercased(), display_name: name, flavor: flavor,
-                               vm_state: vmState, host: host, created_at: Date(), updated_at: nil, deleted_at: nil, deleted: 0)
+            var row = Instance(
+                id: nil, uuid: UUID().uuidString.lowercased(), display_name: name, flavor: flavor,
+                vm_state: vmState, host: host, created_at: Date(), updated_at: nil, deleted_at: nil, deleted: 0)
             try row.insert(db)
             row.id = db.lastInsertedRowID
             return row
@@ -32,8 +35,9 @@ extension ServicesStore {
     /// After scheduling: `active` on a host, or `error`.
     public func setInstanceState(uuid: String, vmState: String, host: String?) throws -> Instance? {
         try queue.write { db in
-            try db.execute(sql: "UPDATE instances SET vm_state = ?, host = ?, updated_at = ? WHERE uuid = ? AND deleted = 0",
-                           arguments: [vmState, host, Date(), uuid])
+            try db.execute(
+                sql: "UPDATE instances SET vm_state = ?, host = ?, updated_at = ? WHERE uuid = ? AND deleted = 0",
+                arguments: [vmState, host, Date(), uuid])
             return try Instance.filter(Column("uuid") == uuid && Column("deleted") == 0).fetchOne(db)
         }
     }
@@ -54,8 +58,9 @@ extension ServicesStore {
     public func deleteInstance(uuid: String) throws -> Bool {
         try queue.write { db in
             let now = Date()
-            try db.execute(sql: "UPDATE instances SET deleted = id, deleted_at = ?, updated_at = ? WHERE uuid = ? AND deleted = 0",
-                           arguments: [now, now, uuid])
+            try db.execute(
+                sql: "UPDATE instances SET deleted = id, deleted_at = ?, updated_at = ? WHERE uuid = ? AND deleted = 0",
+                arguments: [now, now, uuid])
             return db.changesCount > 0
         }
     }

@@ -1,6 +1,7 @@
 import Forkwatch
 import ForkwatchCore
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,11 +40,13 @@ public final class ManagedService: Service, @unchecked Sendable {
     /// nova's `Service.create` with its defaults: host = this machine's name, binary = this
     /// program's name, topic = binary without its `nova-`/`forkwatch-` prefix, report_interval
     /// 10 s, periodic_enable true, periodic_fuzzy_delay 60 s.
-    public static func create(host: String? = nil, binary: String? = nil, topic: String? = nil, manager: Manager,
-                              reportInterval: Double? = nil, periodicEnable: Bool? = nil, periodicFuzzyDelay: Int? = nil,
-                              periodicIntervalMax: Double? = nil, database: String? = nil,
-                              runExternalPeriodicTasks: Bool = true, status: StatusChannel = .none,
-                              rpcServer: RPCServerStarter? = nil) throws -> ManagedService {
+    public static func create(
+        host: String? = nil, binary: String? = nil, topic: String? = nil, manager: Manager,
+        reportInterval: Double? = nil, periodicEnable: Bool? = nil, periodicFuzzyDelay: Int? = nil,
+        periodicIntervalMax: Double? = nil, database: String? = nil,
+        runExternalPeriodicTasks: Bool = true, status: StatusChannel = .none,
+        rpcServer: RPCServerStarter? = nil
+    ) throws -> ManagedService {
         let binary = binary ?? String(CommandLine.arguments[0].split(separator: "/").last ?? "forkwatch")
         let topic = topic ?? Self.topic(of: binary)
         let reportInterval = reportInterval ?? 10
@@ -56,17 +59,22 @@ public final class ManagedService: Service, @unchecked Sendable {
         }
         let fuzzy = periodicFuzzyDelay ?? 60
         if let problem = Settings.periodicFuzzyDelay.check(fuzzy) { throw CreateError(description: problem) }
-        if let max = periodicIntervalMax, let problem = Settings.periodicIntervalMax.check(max) { throw CreateError(description: problem) }
+        if let max = periodicIntervalMax, let problem = Settings.periodicIntervalMax.check(max) {
+            throw CreateError(description: problem)
+        }
         if let host, let problem = Settings.host.check(host) { throw CreateError(description: problem) }
-        return ManagedService(host: host ?? Self.hostname(), binary: binary, topic: topic, manager: manager,
-                              reportInterval: reportInterval, periodicEnable: periodicEnable ?? true, periodicFuzzyDelay: fuzzy,
-                              periodicIntervalMax: periodicIntervalMax, database: databasePath,
-                              runExternalPeriodicTasks: runExternalPeriodicTasks, status: status, rpcServerStarter: rpcServer)
+        return ManagedService(
+            host: host ?? Self.hostname(), binary: binary, topic: topic, manager: manager,
+            reportInterval: reportInterval, periodicEnable: periodicEnable ?? true, periodicFuzzyDelay: fuzzy,
+            periodicIntervalMax: periodicIntervalMax, database: databasePath,
+            runExternalPeriodicTasks: runExternalPeriodicTasks, status: status, rpcServerStarter: rpcServer)
     }
 
-    init(host: String, binary: String, topic: String, manager: Manager, reportInterval: Double, periodicEnable: Bool,
-         periodicFuzzyDelay: Int, periodicIntervalMax: Double?, database: String, runExternalPeriodicTasks: Bool,
-         status: StatusChannel, rpcServerStarter: RPCServerStarter?) {
+    init(
+        host: String, binary: String, topic: String, manager: Manager, reportInterval: Double, periodicEnable: Bool,
+        periodicFuzzyDelay: Int, periodicIntervalMax: Double?, database: String, runExternalPeriodicTasks: Bool,
+        status: StatusChannel, rpcServerStarter: RPCServerStarter?
+    ) {
         self.status = status
         self.rpcServerStarter = rpcServerStarter
         self.host = host
@@ -86,16 +94,19 @@ public final class ManagedService: Service, @unchecked Sendable {
     /// In a worker: a service built from the launcher's options (nova's) that its context
     /// carries. Values were validated before the fork; should creation still fail, the worker
     /// boots into an error.
-    public static func create(in context: WorkerContext, binary: String, manager: Manager,
-                              rpcServer: RPCServerStarter? = nil) -> any Service {
+    public static func create(
+        in context: WorkerContext, binary: String, manager: Manager,
+        rpcServer: RPCServerStarter? = nil
+    ) -> any Service {
         let configuration = context.configuration
         do {
-            return try create(host: configuration.host, binary: binary, manager: manager,
-                              reportInterval: configuration.reportInterval, periodicEnable: configuration.periodicEnable,
-                              periodicFuzzyDelay: configuration.periodicFuzzyDelay,
-                              periodicIntervalMax: configuration.periodicIntervalMax, database: configuration.database,
-                              runExternalPeriodicTasks: configuration.runExternalPeriodicTasks, status: context.status,
-                              rpcServer: rpcServer)
+            return try create(
+                host: configuration.host, binary: binary, manager: manager,
+                reportInterval: configuration.reportInterval, periodicEnable: configuration.periodicEnable,
+                periodicFuzzyDelay: configuration.periodicFuzzyDelay,
+                periodicIntervalMax: configuration.periodicIntervalMax, database: configuration.database,
+                runExternalPeriodicTasks: configuration.runExternalPeriodicTasks, status: context.status,
+                rpcServer: rpcServer)
         } catch {
             return UnbootableService(reason: "\(error)")
         }
@@ -103,7 +114,9 @@ public final class ManagedService: Service, @unchecked Sendable {
 
     /// `nova-scheduler` → `scheduler`, `forkwatch-api` → `api`.
     public static func topic(of binary: String) -> String {
-        for prefix in ["nova-", "forkwatch-"] where binary.hasPrefix(prefix) { return String(binary.dropFirst(prefix.count)) }
+        for prefix in ["nova-", "forkwatch-"] where binary.hasPrefix(prefix) {
+            return String(binary.dropFirst(prefix.count))
+        }
         return binary
     }
 
@@ -207,8 +220,9 @@ public final class ManagedService: Service, @unchecked Sendable {
     /// delay), then each pass idles what the schedule returns.
     private func runPeriodicTasks() {
         let tasks = manager.periodicTasks
-        var schedule = PeriodicSchedule(tasks: tasks.map(\.spec), now: Posix.monotonicNow(),
-                                        runExternalPeriodicTasks: runExternalPeriodicTasks, intervalMax: periodicIntervalMax)
+        var schedule = PeriodicSchedule(
+            tasks: tasks.map(\.spec), now: Posix.monotonicNow(),
+            runExternalPeriodicTasks: runExternalPeriodicTasks, intervalMax: periodicIntervalMax)
         for (name, reason) in schedule.skipped { log.info("Skipping periodic task \(name) because \(reason)") }
         let delay = PeriodicSchedule.initialDelay(fuzzyDelay: periodicFuzzyDelay) { Double.random(in: 0..<1) }
         if stopLatch.wait(timeout: delay) { return }
@@ -224,10 +238,12 @@ public final class ManagedService: Service, @unchecked Sendable {
                     log.error("Error during \(String(describing: type(of: manager))).\(name): \(error)")
                 }
                 let duration = Posix.monotonicNow() - started
-                status.send(.taskRan(ChildMessage.TaskReport(
-                    task: name, started: startedWall, duration: duration, ok: failure == nil,
-                    error: failure.map { String($0.prefix(300)) }, nextDue: schedule.nextDue(name),
-                    spacing: schedule.entries.first { $0.spec.name == name }?.spacing ?? 0)))
+                status.send(
+                    .taskRan(
+                        ChildMessage.TaskReport(
+                            task: name, started: startedWall, duration: duration, ok: failure == nil,
+                            error: failure.map { String($0.prefix(300)) }, nextDue: schedule.nextDue(name),
+                            spacing: schedule.entries.first { $0.spec.name == name }?.spacing ?? 0)))
                 if stopLatch.wait(timeout: 0) { return }
             }
             if stopLatch.wait(timeout: idleFor) { return }

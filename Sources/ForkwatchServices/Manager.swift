@@ -35,10 +35,13 @@ public struct PeriodicTask: @unchecked Sendable {
     public let spec: PeriodicTaskSpec
     public let run: () throws -> Void
 
-    public init(_ name: String, spacing: Double = 0, runImmediately: Bool = false, enabled: Bool = true,
-                externalProcessOk: Bool = false, _ run: @escaping () throws -> Void) {
-        spec = PeriodicTaskSpec(name: name, spacing: spacing, runImmediately: runImmediately, enabled: enabled,
-                                externalProcessOk: externalProcessOk)
+    public init(
+        _ name: String, spacing: Double = 0, runImmediately: Bool = false, enabled: Bool = true,
+        externalProcessOk: Bool = false, _ run: @escaping () throws -> Void
+    ) {
+        spec = PeriodicTaskSpec(
+            name: name, spacing: spacing, runImmediately: runImmediately, enabled: enabled,
+            externalProcessOk: externalProcessOk)
         self.run = run
     }
 }

@@ -1,4 +1,5 @@
 import Forkwatch
+import ForkwatchCore
 import Foundation
 import GRDB
 
@@ -33,9 +34,10 @@ public final class ServicesStore {
 
         /// nova's servicegroup rule, with this row's times.
         public func isUp(now: Date = Date(), serviceDownTime: Double = 60, reportInterval: Double = 10) -> Bool {
-            ServiceLiveness.isUp(lastSeenUp: last_seen_up?.timeIntervalSince1970,
-                                 createdAt: created_at?.timeIntervalSince1970 ?? 0, forcedDown: forced_down,
-                                 now: now.timeIntervalSince1970, serviceDownTime: serviceDownTime, reportInterval: reportInterval)
+            ServiceLiveness.isUp(
+                lastSeenUp: last_seen_up?.timeIntervalSince1970,
+                createdAt: created_at?.timeIntervalSince1970 ?? 0, forcedDown: forced_down,
+                now: now.timeIntervalSince1970, serviceDownTime: serviceDownTime, reportInterval: reportInterval)
         }
     }
 
@@ -66,39 +68,56 @@ public final class ServicesStore {
     /// `scheme://`, or a `scheme:` prefix — is an error naming what is supported, so a typo or
     /// another database's URL never becomes a file of that name.
     public static func filePath(of location: String) throws(StoreError) -> String {
-        guard !location.isEmpty else { throw StoreError(description: "the database must be \(supportedLocations), got an empty string") }
+        guard !location.isEmpty else {
+            throw StoreError(description: "the database must be \(supportedLocations), got an empty string")
+        }
         let colon = location.firstIndex(of: ":")
         let candidate = colon.map { String(location[..<$0]) } ?? ""
-        let isScheme = !candidate.isEmpty && candidate.first!.isLetter && candidate.allSatisfy {
-            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == ".")
-        }
+        let isScheme =
+            !candidate.isEmpty && candidate.first!.isLetter
+            && candidate.allSatisfy {
+                $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == ".")
+            }
         guard isScheme, let colon else {
             guard !location.contains("://") else {
-                throw StoreError(description: "database '\(location)' is neither a path nor a URL this forkwatch supports (\(supportedLocations))")
+                throw StoreError(
+                    description:
+                        "database '\(location)' is neither a path nor a URL this forkwatch supports (\(supportedLocations))"
+                )
             }
             return location
         }
         let scheme = candidate.lowercased()
         if scheme.hasPrefix("postgres") {
-            throw StoreError(description: "database '\(location)': postgresql:// is not supported yet; supported: \(supportedLocations)")
+            throw StoreError(
+                description:
+                    "database '\(location)': postgresql:// is not supported yet; supported: \(supportedLocations)")
         }
         guard scheme == "sqlite" || scheme.hasPrefix("sqlite+") else {
-            throw StoreError(description: "database '\(location)': unknown URL scheme '\(candidate):'; supported: \(supportedLocations) (a file name with a colon: write it as ./\(location))")
+            throw StoreError(
+                description:
+                    "database '\(location)': unknown URL scheme '\(candidate):'; supported: \(supportedLocations) (a file name with a colon: write it as ./\(location))"
+            )
         }
         let rest = location[location.index(after: colon)...]
         guard rest.hasPrefix("//") else {
-            throw StoreError(description: "database '\(location)': an SQLite URL is sqlite:///path (three slashes, then the file)")
+            throw StoreError(
+                description: "database '\(location)': an SQLite URL is sqlite:///path (three slashes, then the file)")
         }
         let afterAuthority = rest.dropFirst(2)
         guard afterAuthority.hasPrefix("/") else {
             throw StoreError(description: "database '\(location)': an SQLite URL names no host: sqlite:///path")
         }
         guard !afterAuthority.contains("?") else {
-            throw StoreError(description: "database '\(location)': URL parameters are not supported; give sqlite:///path")
+            throw StoreError(
+                description: "database '\(location)': URL parameters are not supported; give sqlite:///path")
         }
         let file = "/" + afterAuthority.drop { $0 == "/" }
         guard file != "/" else {
-            throw StoreError(description: "database '\(location)': no file in it (an in-memory database would keep no beat); give sqlite:///path")
+            throw StoreError(
+                description:
+                    "database '\(location)': no file in it (an in-memory database would keep no beat); give sqlite:///path"
+            )
         }
         return file
     }
@@ -109,66 +128,69 @@ public final class ServicesStore {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-services") { db in
-            try db.execute(sql: """
-                CREATE TABLE services (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    uuid VARCHAR(36),
-                    host VARCHAR(255) NOT NULL,
-                    binary VARCHAR(255) NOT NULL,
-                    topic VARCHAR(255) NOT NULL,
-                    report_count INTEGER NOT NULL DEFAULT 0,
-                    disabled BOOLEAN NOT NULL DEFAULT 0,
-                    disabled_reason VARCHAR(255),
-                    last_seen_up DATETIME,
-                    forced_down BOOLEAN NOT NULL DEFAULT 0,
-                    version INTEGER NOT NULL DEFAULT 0,
-                    created_at DATETIME,
-                    updated_at DATETIME,
-                    deleted_at DATETIME,
-                    deleted INTEGER NOT NULL DEFAULT 0,
-                    CONSTRAINT uniq_services0host0topic0deleted UNIQUE (host, topic, deleted),
-                    CONSTRAINT uniq_services0host0binary0deleted UNIQUE (host, binary, deleted)
-                );
-                CREATE UNIQUE INDEX services_uuid_idx ON services (uuid);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE services (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        uuid VARCHAR(36),
+                        host VARCHAR(255) NOT NULL,
+                        binary VARCHAR(255) NOT NULL,
+                        topic VARCHAR(255) NOT NULL,
+                        report_count INTEGER NOT NULL DEFAULT 0,
+                        disabled BOOLEAN NOT NULL DEFAULT 0,
+                        disabled_reason VARCHAR(255),
+                        last_seen_up DATETIME,
+                        forced_down BOOLEAN NOT NULL DEFAULT 0,
+                        version INTEGER NOT NULL DEFAULT 0,
+                        created_at DATETIME,
+                        updated_at DATETIME,
+                        deleted_at DATETIME,
+                        deleted INTEGER NOT NULL DEFAULT 0,
+                        CONSTRAINT uniq_services0host0topic0deleted UNIQUE (host, topic, deleted),
+                        CONSTRAINT uniq_services0host0binary0deleted UNIQUE (host, binary, deleted)
+                    );
+                    CREATE UNIQUE INDEX services_uuid_idx ON services (uuid);
+                    """)
         }
         // The demo compute API's servers (nova's `instances`, the columns it shows).
         migrator.registerMigration("v2-instances") { db in
-            try db.execute(sql: """
-                CREATE TABLE instances (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    uuid VARCHAR(36) NOT NULL UNIQUE,
-                    display_name VARCHAR(255) NOT NULL,
-                    flavor VARCHAR(255) NOT NULL,
-                    vm_state VARCHAR(255) NOT NULL,
-                    host VARCHAR(255),
-                    created_at DATETIME NOT NULL,
-                    updated_at DATETIME,
-                    deleted_at DATETIME,
-                    deleted INTEGER NOT NULL DEFAULT 0
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE instances (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        uuid VARCHAR(36) NOT NULL UNIQUE,
+                        display_name VARCHAR(255) NOT NULL,
+                        flavor VARCHAR(255) NOT NULL,
+                        vm_state VARCHAR(255) NOT NULL,
+                        host VARCHAR(255),
+                        created_at DATETIME NOT NULL,
+                        updated_at DATETIME,
+                        deleted_at DATETIME,
+                        deleted INTEGER NOT NULL DEFAULT 0
+                    );
+                    """)
         }
         // The embedded RPC transport's queues (ForkwatchRPC, docs/rpc.md).
         migrator.registerMigration("v3-rpc") { db in
-            try db.execute(sql: """
-                CREATE TABLE rpc_messages (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    queue TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    created_at REAL NOT NULL,
-                    expires_at REAL,
-                    claimed_by INTEGER,
-                    claimed_at REAL
-                );
-                CREATE INDEX rpc_messages_by_queue ON rpc_messages (queue, claimed_by, id);
-                CREATE TABLE rpc_fanout_queues (
-                    name TEXT PRIMARY KEY,
-                    topic TEXT NOT NULL,
-                    pid INTEGER NOT NULL,
-                    created_at REAL NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE rpc_messages (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        queue TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        expires_at REAL,
+                        claimed_by INTEGER,
+                        claimed_at REAL
+                    );
+                    CREATE INDEX rpc_messages_by_queue ON rpc_messages (queue, claimed_by, id);
+                    CREATE TABLE rpc_fanout_queues (
+                        name TEXT PRIMARY KEY,
+                        topic TEXT NOT NULL,
+                        pid INTEGER NOT NULL,
+                        created_at REAL NOT NULL
+                    );
+                    """)
         }
         return migrator
     }
@@ -195,12 +217,20 @@ public final class ServicesStore {
             if mode == .create {
                 let directory = (path as NSString).deletingLastPathComponent
                 if !directory.isEmpty {
-                    do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-                        throw StoreError(description: "\(path): cannot create the directory \(directory) (a file is in the way, or no permission)")
+                    do {
+                        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    } catch {
+                        throw StoreError(
+                            description:
+                                "\(path): cannot create the directory \(directory) (a file is in the way, or no permission)"
+                        )
                     }
                 }
             } else if FileIdentity.of(path) == nil {
-                throw StoreError(description: "\(path): no such database (\(String(cString: strerror(errno)))); 'forkwatch services migrate --db \(path)' creates one", isMissing: true)
+                throw StoreError(
+                    description:
+                        "\(path): no such database (\(String(cString: strerror(errno)))); 'forkwatch services migrate --db \(path)' creates one",
+                    isMissing: true)
             }
             queue = try DatabaseQueue(path: path, configuration: configuration)
             if mode != .readOnly {
@@ -224,10 +254,16 @@ public final class ServicesStore {
     public func checkFileIsStillAtPath() throws(StoreError) {
         guard let identity else { return }
         guard let now = FileIdentity.of(path) else {
-            throw StoreError(description: "\(path): the database file was deleted (unlinked) while in use; beats are not recorded until a database is back at that path", isMissing: true)
+            throw StoreError(
+                description:
+                    "\(path): the database file was deleted (unlinked) while in use; beats are not recorded until a database is back at that path",
+                isMissing: true)
         }
         guard now == identity else {
-            throw StoreError(description: "\(path): the database file was replaced by another file (inode \(identity.inode) → \(now.inode)) while in use")
+            throw StoreError(
+                description:
+                    "\(path): the database file was replaced by another file (inode \(identity.inode) → \(now.inode)) while in use"
+            )
         }
     }
 
@@ -238,7 +274,9 @@ public final class ServicesStore {
                 try db.tableExists("grdb_migrations") ? try Self.migrator.hasBeenSuperseded(db) : false
             }
             if superseded {
-                throw StoreError(description: "\(path): the schema is from a newer forkwatch (unknown migrations); refusing to use it")
+                throw StoreError(
+                    description:
+                        "\(path): the schema is from a newer forkwatch (unknown migrations); refusing to use it")
             }
             try Self.migrator.migrate(queue)
         } catch let error as StoreError {
@@ -252,7 +290,9 @@ public final class ServicesStore {
     /// workers race to create it; the loser reads the winner's row.
     public func register(host: String, binary: String, topic: String) throws -> Row {
         try queue.write { db in
-            if var row = try Row.filter(Column("host") == host && Column("binary") == binary && Column("deleted") == 0).fetchOne(db) {
+            if var row = try Row.filter(Column("host") == host && Column("binary") == binary && Column("deleted") == 0)
+                .fetchOne(db)
+            {
                 if row.version != Self.serviceVersion {
                     row.version = Self.serviceVersion
                     row.updated_at = Date()
@@ -261,9 +301,10 @@ public final class ServicesStore {
                 return row
             }
             let now = Date()
-            var row = Row(id: nil, uuid: UUID().uuidString.lowercased(), host: host, binary: binary, topic: topic,
-                          report_count: 0, disabled: false, disabled_reason: nil, last_seen_up: nil, forced_down: false,
-                          version: Self.serviceVersion, created_at: now, updated_at: now, deleted_at: nil, deleted: 0)
+            var row = Row(
+                id: nil, uuid: UUID().uuidString.lowercased(), host: host, binary: binary, topic: topic,
+                report_count: 0, disabled: false, disabled_reason: nil, last_seen_up: nil, forced_down: false,
+                version: Self.serviceVersion, created_at: now, updated_at: now, deleted_at: nil, deleted: 0)
             try row.insert(db)
             row.id = db.lastInsertedRowID
             return row
@@ -276,13 +317,16 @@ public final class ServicesStore {
         // One statement in autocommit: atomic on its own, and RETURNING saves a second read.
         let count = try queue.writeWithoutTransaction { db in
             let now = Date()
-            return try Int.fetchOne(db, sql: """
-                UPDATE services SET report_count = report_count + 1, last_seen_up = ?, updated_at = ?
-                WHERE id = ? AND deleted = 0 RETURNING report_count
-                """, arguments: [now, now, id])
+            return try Int.fetchOne(
+                db,
+                sql: """
+                    UPDATE services SET report_count = report_count + 1, last_seen_up = ?, updated_at = ?
+                    WHERE id = ? AND deleted = 0 RETURNING report_count
+                    """, arguments: [now, now, id])
         }
         guard let count else {
-            throw StoreError(description: "services row \(id) is gone (deleted while the service runs); stop or restart the service")
+            throw StoreError(
+                description: "services row \(id) is gone (deleted while the service runs); stop or restart the service")
         }
         return count
     }
@@ -301,8 +345,10 @@ public final class ServicesStore {
         do {
             return try queue.read { db in
                 guard try db.tableExists(Row.databaseTableName) else {
-                    throw StoreError(description: "\(path): no services table in it (not a forkwatch database, or never migrated: 'forkwatch services migrate --db \(path)')",
-                                     isMissing: true)
+                    throw StoreError(
+                        description:
+                            "\(path): no services table in it (not a forkwatch database, or never migrated: 'forkwatch services migrate --db \(path)')",
+                        isMissing: true)
                 }
                 return try Row.filter(Column("deleted") == 0).order(Column("id")).fetchAll(db)
             }
@@ -336,7 +382,8 @@ public final class ServicesStore {
             switch error.resultCode {
             case .SQLITE_NOTADB: return StoreError(description: "\(path): not an SQLite database")
             case .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_AUTH:
-                return StoreError(description: "\(path): cannot open it for writing (\(error.message ?? "\(error.resultCode)"))")
+                return StoreError(
+                    description: "\(path): cannot open it for writing (\(error.message ?? "\(error.resultCode)"))")
             case .SQLITE_CORRUPT: return StoreError(description: "\(path): the database is corrupt")
             case .SQLITE_FULL: return StoreError(description: "\(path): the disk is full")
             default: return StoreError(description: "\(path): \(error.message ?? "\(error)")")
@@ -357,5 +404,3 @@ public final class ServicesStore {
         return (variable("HOME") ?? "/tmp") + "/.local/state/forkwatch/forkwatch.sqlite"
     }
 }
-
-import ForkwatchCore

@@ -7,15 +7,22 @@ import Testing
     static let messages: [ChildMessage] = [
         .ready,
         .execFailed(errno: 2),
-        .taskRan(.init(task: "_sync_host_capacity", started: 1_764_000_000.25, duration: 0.003125, ok: true, error: nil,
-                       nextDue: 1234.5, spacing: 5)),
-        .taskRan(.init(task: "_expire_reservations", started: 1_764_000_001, duration: 0.01, ok: false,
-                       error: "placement answered 503: \"quoted\"\nand a second line", nextDue: nil, spacing: 3)),
+        .taskRan(
+            .init(
+                task: "_sync_host_capacity", started: 1_764_000_000.25, duration: 0.003125, ok: true, error: nil,
+                nextDue: 1234.5, spacing: 5)),
+        .taskRan(
+            .init(
+                task: "_expire_reservations", started: 1_764_000_001, duration: 0.01, ok: false,
+                error: "placement answered 503: \"quoted\"\nand a second line", nextDue: nil, spacing: 3)),
         .heartbeat(ok: true, reportCount: 42, error: nil),
         .heartbeat(ok: false, reportCount: nil, error: "database is locked"),
-        .rpcStats(topic: "scheduler", methods: [
-            RPCMethodStats(method: "select_destinations", handled: 40, failures: 1, inFlight: 1, p50: 0.002, p95: 0.004),
-        ]),
+        .rpcStats(
+            topic: "scheduler",
+            methods: [
+                RPCMethodStats(
+                    method: "select_destinations", handled: 40, failures: 1, inFlight: 1, p50: 0.002, p95: 0.004)
+            ]),
         .notice("RPC: AMQP connection lost; reconnecting"),
     ]
 

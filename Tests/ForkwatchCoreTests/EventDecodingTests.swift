@@ -1,19 +1,24 @@
-@testable import ForkwatchCore
 import Testing
+
+@testable import ForkwatchCore
 
 /// Reading events back: what the master writes reads back the same, and a number it never
 /// writes is an error naming the field (and, in a file, the line), never a trap.
 @Suite struct EventDecodingTests {
     static let goodEvents: [Event.Kind] = [
-        .masterStarted(pid: 4211, services: [ServiceSpec(name: "idle", program: .builtin("idle"), workers: 2)], config: "x=1"),
+        .masterStarted(
+            pid: 4211, services: [ServiceSpec(name: "idle", program: .builtin("idle"), workers: 2)], config: "x=1"),
         .fork(pid: 4212, service: "idle", reason: .respawn, generation: 3),
         .forkFailed(service: "idle", errno: 11, message: "Resource temporarily unavailable"),
         .forkRefused(service: "idle", threads: -1),
         .ready(pid: 4212, service: "idle", after: 0.000765),
-        .exit(pid: 4212, service: "idle", status: .signaled(.kill, coreDumped: false), rawStatus: 9, uptime: 12.5, expected: false),
+        .exit(
+            pid: 4212, service: "idle", status: .signaled(.kill, coreDumped: false), rawStatus: 9, uptime: 12.5,
+            expected: false),
         .exit(pid: 4213, service: nil, status: .exited(code: 255), rawStatus: 0xFF00, uptime: nil, expected: true),
         .signalReceived(signal: .term, senderPid: 0),
-        .signalSent(pid: 4212, service: "idle", signal: Signal(rawValue: 64), reason: "stop", origin: "you", error: nil),
+        .signalSent(
+            pid: 4212, service: "idle", signal: Signal(rawValue: 64), reason: "stop", origin: "you", error: nil),
         .throttle(service: "idle", forks: 4, span: 2.962171, window: 3, delay: 1),
         .scale(service: "idle", from: 2, to: 100_000, reason: "ttin"),
         .rollingStep(service: "idle", newPid: 5000, oldPid: 4212, remaining: 1),
@@ -33,8 +38,10 @@ import Testing
 
     /// A fork line with one field replaced by raw JSON text.
     static func fork(_ field: String, _ raw: String) -> String {
-        var fields = ["\"v\":1", "\"type\":\"fork\"", "\"wall\":1795680995.3", "\"mono\":4109.3", "\"pid\":24759",
-                      "\"service\":\"idle\"", "\"reason\":\"initial\"", "\"generation\":1"]
+        var fields = [
+            "\"v\":1", "\"type\":\"fork\"", "\"wall\":1795680995.3", "\"mono\":4109.3", "\"pid\":24759",
+            "\"service\":\"idle\"", "\"reason\":\"initial\"", "\"generation\":1",
+        ]
         fields = fields.map { $0.hasPrefix("\"\(field)\":") ? "\"\(field)\":\(raw)" : $0 }
         return "{" + fields.joined(separator: ",") + "}"
     }
@@ -54,18 +61,45 @@ import Testing
         (fork("pid", "9223372036854775808"), "'pid'"),
         (fork("generation", "1e18"), "'generation'"),
         (fork("generation", "-1"), "'generation' is -1"),
-        (#"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"signaled","signo":2147483648,"core_dumped":false,"status":9,"uptime":1,"expected":false}"#, "'signo' is 2147483648"),
-        (#"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"exited","code":300,"status":0,"uptime":1,"expected":false}"#, "'code' is 300"),
-        (#"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"exited","code":1,"status":99999999999,"uptime":1,"expected":false}"#, "'status'"),
-        (#"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"exited","code":1,"status":256,"uptime":1e19,"expected":false}"#, "'uptime' is 1e+19"),
+        (
+            #"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"signaled","signo":2147483648,"core_dumped":false,"status":9,"uptime":1,"expected":false}"#,
+            "'signo' is 2147483648"
+        ),
+        (
+            #"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"exited","code":300,"status":0,"uptime":1,"expected":false}"#,
+            "'code' is 300"
+        ),
+        (
+            #"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"exited","code":1,"status":99999999999,"uptime":1,"expected":false}"#,
+            "'status'"
+        ),
+        (
+            #"{"v":1,"type":"exit","wall":1,"mono":1,"pid":7,"service":"x","how":"exited","code":1,"status":256,"uptime":1e19,"expected":false}"#,
+            "'uptime' is 1e+19"
+        ),
         (#"{"v":1,"type":"fork_failed","wall":1,"mono":1,"service":"x","errno":-1,"message":"m"}"#, "'errno' is -1"),
         (#"{"v":1,"type":"stopped","wall":1,"mono":1,"exit_code":4294967297}"#, "'exit_code'"),
         (#"{"v":1,"type":"scale","wall":1,"mono":1,"service":"x","from":1,"to":-3,"reason":""}"#, "'to' is -3"),
-        (#"{"v":1,"type":"heartbeat","wall":1,"mono":1,"pid":7,"service":"x","ok":true,"report_count":9000000000000000,"error":null}"#, "'report_count'"),
-        (#"{"v":1,"type":"stats","wall":1,"mono":1,"samples":[{"pid":-1,"cpu":0,"rss":0,"state":"S","threads":1}]}"#, "'samples.pid' is -1"),
-        (#"{"v":1,"type":"stats","wall":1,"mono":1,"samples":[{"pid":1,"cpu":1e300,"rss":0,"state":"S","threads":1}]}"#, "'samples.cpu'"),
-        (#"{"v":1,"type":"task_run","wall":1,"mono":1,"pid":7,"service":"x","task":"t","started":1,"duration":1,"ok":true,"error":null,"next_due":null,"timings":{"runs":-2}}"#, "'timings.runs' is -2"),
-        (#"{"v":1,"type":"signal_received","wall":1,"mono":1,"signal":"SIGTERM","signo":15,"sender_pid":-7}"#, "'sender_pid' is -7"),
+        (
+            #"{"v":1,"type":"heartbeat","wall":1,"mono":1,"pid":7,"service":"x","ok":true,"report_count":9000000000000000,"error":null}"#,
+            "'report_count'"
+        ),
+        (
+            #"{"v":1,"type":"stats","wall":1,"mono":1,"samples":[{"pid":-1,"cpu":0,"rss":0,"state":"S","threads":1}]}"#,
+            "'samples.pid' is -1"
+        ),
+        (
+            #"{"v":1,"type":"stats","wall":1,"mono":1,"samples":[{"pid":1,"cpu":1e300,"rss":0,"state":"S","threads":1}]}"#,
+            "'samples.cpu'"
+        ),
+        (
+            #"{"v":1,"type":"task_run","wall":1,"mono":1,"pid":7,"service":"x","task":"t","started":1,"duration":1,"ok":true,"error":null,"next_due":null,"timings":{"runs":-2}}"#,
+            "'timings.runs' is -2"
+        ),
+        (
+            #"{"v":1,"type":"signal_received","wall":1,"mono":1,"signal":"SIGTERM","signo":15,"sender_pid":-7}"#,
+            "'sender_pid' is -7"
+        ),
         ("not json at all", "invalid JSON"),
         (#"{"v":1,"mono":1,"wall":1}"#, "no 'type'"),
     ]
@@ -171,8 +205,10 @@ import Testing
 @Suite struct JSONNumberTests {
     @Test func plainNumbersReadExactlyAsTheStandardConversion() throws {
         var generator = SystemRandomNumberGenerator()
-        var texts = ["0", "-0", "1", "-1", "0.5", "4109.324434", "1795680995.299132", "999999999999999",
-                     "9999999999999999", "123456789012345678", "0.000001", "1e19", "-2.5E-3", "12.", ".5"]
+        var texts = [
+            "0", "-0", "1", "-1", "0.5", "4109.324434", "1795680995.299132", "999999999999999",
+            "9999999999999999", "123456789012345678", "0.000001", "1e19", "-2.5E-3", "12.", ".5",
+        ]
         for _ in 0..<20_000 {
             let whole = UInt64.random(in: 0...2_000_000_000, using: &generator)
             let micros = UInt64.random(in: 0...999_999, using: &generator)

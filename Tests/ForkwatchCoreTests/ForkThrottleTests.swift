@@ -11,7 +11,8 @@ import Testing
         }
         // The sixth fork: 5 recorded (> 4 workers) and the oldest is 0.005 s old (< 4 s).
         guard case .delay(let until, let forks, let span, let window) = throttle.admit(now: 100.005, workers: 4) else {
-            Issue.record("expected a delay"); return
+            Issue.record("expected a delay")
+            return
         }
         #expect(until == 101.005)
         #expect(forks == 5)
@@ -24,11 +25,11 @@ import Testing
 
     @Test(arguments: [
         // (workers, spacing between forks, forks, expected delays)
-        (1, 0.0, 6, 2),     // a crash loop with 1 worker: every other fork waits, about one a second
-        (1, 1.0, 6, 0),     // one fork a second never trips a 1-worker window
-        (4, 0.5, 10, 2),    // 5 forks in 2 s < 4 s: the 6th and 7th wait, then the window has spread out
-        (4, 1.0, 10, 0),    // one fork a second with 4 workers: the window always spans >= 4 s
-        (2, 0.4, 8, 2),     // hand-traced: the 4th and 7th forks wait
+        (1, 0.0, 6, 2),  // a crash loop with 1 worker: every other fork waits, about one a second
+        (1, 1.0, 6, 0),  // one fork a second never trips a 1-worker window
+        (4, 0.5, 10, 2),  // 5 forks in 2 s < 4 s: the 6th and 7th wait, then the window has spread out
+        (4, 1.0, 10, 0),  // one fork a second with 4 workers: the window always spans >= 4 s
+        (2, 0.4, 8, 2),  // hand-traced: the 4th and 7th forks wait
     ])
     func delaysMatchOslo(workers: Int, spacing: Double, forks: Int, delays: Int) {
         var throttle = ForkThrottle()

@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct ProcStatTests {
     /// A /proc/PID/stat line whose comm holds spaces and parentheses, as a process may name itself.
-    static let stat = "4242 (my (odd) worker) S 1 4242 4242 0 -1 4194560 120 0 0 0 731 42 0 0 20 0 7 0 3300 123456 789 18446744073709551615\n"
+    static let stat =
+        "4242 (my (odd) worker) S 1 4242 4242 0 -1 4194560 120 0 0 0 731 42 0 0 20 0 7 0 3300 123456 789 18446744073709551615\n"
     static let statm = "30000 2048 512 100 0 900 0\n"
 
     @Test func theStringAndByteParsersAgree() {

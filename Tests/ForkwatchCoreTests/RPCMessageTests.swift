@@ -1,16 +1,19 @@
-@testable import ForkwatchCore
 import Testing
+
+@testable import ForkwatchCore
 
 /// oslo.messaging's wire format and dispatch rules, as the reference records them.
 @Suite struct RPCMessageTests {
     @Test func aCallIsEnvelopedWithItsContextFlattened() throws {
-        let request = RPCRequest(method: "echo", args: ["value": .array([.number(1), .string("two"), .null])], version: "1.2",
-                                 msgId: "m1", replyQueue: "reply_q", uniqueId: "u1", context: ["user": .string("alice")])
+        let request = RPCRequest(
+            method: "echo", args: ["value": .array([.number(1), .string("two"), .null])], version: "1.2",
+            msgId: "m1", replyQueue: "reply_q", uniqueId: "u1", context: ["user": .string("alice")])
         let outer = try JSONValue.parse(request.body)
         #expect(outer["oslo.version"]?.string == "2.0")
         let inner = try JSONValue.parse(try #require(outer["oslo.message"]?.string))
         #expect(inner["method"]?.string == "echo")
-        #expect(inner["_msg_id"]?.string == "m1" && inner["_reply_q"]?.string == "reply_q" && inner["_timeout"] == .null)
+        #expect(
+            inner["_msg_id"]?.string == "m1" && inner["_reply_q"]?.string == "reply_q" && inner["_timeout"] == .null)
         #expect(inner["_unique_id"]?.string == "u1")
         #expect(inner["_context_user"]?.string == "alice")
         #expect(try RPCRequest.decode(request.body) == request)
@@ -21,14 +24,17 @@ import Testing
 
     @Test func theCapturedPythonBodyDecodes() throws {
         // A body captured from Python oslo.messaging 18.3.1 (reference §2).
-        let body = #"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\", \"args\": {\"value\": [1, \"two\", null]}, \"version\": \"1.2\", \"_msg_id\": \"629d15e0346642138ee4d76752fa3e4b\", \"_reply_q\": \"reply_6f0162e3c83642759c925744a6713d02\", \"_timeout\": null, \"_unique_id\": \"cf16e049ffbc441d80325d55dde84d2a\", \"_context_user\": \"alice\", \"_context_request_id\": \"req-1\"}"}"#
+        let body =
+            #"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\", \"args\": {\"value\": [1, \"two\", null]}, \"version\": \"1.2\", \"_msg_id\": \"629d15e0346642138ee4d76752fa3e4b\", \"_reply_q\": \"reply_6f0162e3c83642759c925744a6713d02\", \"_timeout\": null, \"_unique_id\": \"cf16e049ffbc441d80325d55dde84d2a\", \"_context_user\": \"alice\", \"_context_request_id\": \"req-1\"}"}"#
         let request = try RPCRequest.decode(body)
         #expect(request.method == "echo" && request.version == "1.2")
         #expect(request.replyQueue == "reply_6f0162e3c83642759c925744a6713d02")
         #expect(request.context == ["user": .string("alice"), "request_id": .string("req-1")])
         // The legacy 1.0 format: a bare payload.
         #expect(try RPCRequest.decode(#"{"method": "ping", "args": {}}"#).method == "ping")
-        #expect(throws: RPCDecodeError.self) { try RPCRequest.decode(#"{"oslo.version": "3.0", "oslo.message": "{}"}"#) }
+        #expect(throws: RPCDecodeError.self) {
+            try RPCRequest.decode(#"{"oslo.version": "3.0", "oslo.message": "{}"}"#)
+        }
         #expect(throws: RPCDecodeError.self) { try RPCRequest.decode("not json") }
         #expect(throws: RPCDecodeError.self) { try RPCRequest.decode(#"{"args": {}}"#) }
     }
@@ -36,11 +42,15 @@ import Testing
     @Test func repliesCarryResultOrAnOsloFailure() throws {
         let ok = RPCReply(result: .object(["x": .number(1)]), msgId: "m", uniqueId: "u")
         #expect(try RPCReply.decode(ok.body) == ok)
-        let failure = RPCFailure(className: "ValueError", module: "builtins", message: "kaboom", args: [.string("kaboom"), .number(42)])
+        let failure = RPCFailure(
+            className: "ValueError", module: "builtins", message: "kaboom", args: [.string("kaboom"), .number(42)])
         let failed = try RPCReply.decode(RPCReply(failure: failure, msgId: "m", uniqueId: "u").body)
         #expect(failed.failure == failure && failed.ending)
         // Triple encoding: the failure is a JSON string inside the JSON string payload.
-        let inner = try JSONValue.parse(try #require(try JSONValue.parse(RPCReply(failure: failure, msgId: "m", uniqueId: "u").body)["oslo.message"]?.string))
+        let inner = try JSONValue.parse(
+            try #require(
+                try JSONValue.parse(RPCReply(failure: failure, msgId: "m", uniqueId: "u").body)["oslo.message"]?.string)
+        )
         #expect(inner["failure"]?.string?.contains("\"class\": \"ValueError\"") == true)
     }
 
@@ -56,21 +66,38 @@ import Testing
 
     @Test func theDispatcherPicksTheEndpointAndNamesItsErrorsAsOsloDoes() throws {
         let endpoints = [
-            RPCEndpoint(version: "4.5", methods: [RPCMethod("add") { call in .number(Double(try call.int("a") + call.int("b"))) }]),
+            RPCEndpoint(
+                version: "4.5",
+                methods: [RPCMethod("add") { call in .number(Double(try call.int("a") + call.int("b"))) }]),
             RPCEndpoint(methods: [RPCMethod("echo") { call in .object(call.context) }]),
         ]
-        func run(_ method: String, version: String? = nil, args: [String: JSONValue] = [:]) -> Result<JSONValue, RPCFailure> {
-            RPCDispatcher.dispatch(RPCRequest(method: method, args: args, version: version, uniqueId: "u"), to: endpoints)
+        func run(
+            _ method: String, version: String? = nil, args: [String: JSONValue] = [:]
+        ) -> Result<JSONValue, RPCFailure> {
+            RPCDispatcher.dispatch(
+                RPCRequest(method: method, args: args, version: version, uniqueId: "u"), to: endpoints)
         }
         #expect(try run("add", version: "4.1", args: ["a": .number(2), "b": .number(3)]).get() == .number(5))
         #expect(try run("echo").get()["client_timeout"] == .null)
-        guard case .failure(let missing) = run("add", version: "4.0", args: ["a": .number(1)]) else { Issue.record("no failure"); return }
+        guard case .failure(let missing) = run("add", version: "4.0", args: ["a": .number(1)]) else {
+            Issue.record("no failure")
+            return
+        }
         #expect(missing.className == "TypeError" && missing.module == "builtins")
-        guard case .failure(let unknown) = run("nope") else { Issue.record("no failure"); return }
+        guard case .failure(let unknown) = run("nope") else {
+            Issue.record("no failure")
+            return
+        }
         #expect(unknown.className == "NoSuchMethod" && unknown.module == "oslo_messaging.rpc.dispatcher")
-        guard case .failure(let version) = run("add", version: "5.0") else { Issue.record("no failure"); return }
+        guard case .failure(let version) = run("add", version: "5.0") else {
+            Issue.record("no failure")
+            return
+        }
         #expect(version.className == "UnsupportedVersion")
-        guard case .failure(let hidden) = run("_add", version: "4.0") else { Issue.record("no failure"); return }
+        guard case .failure(let hidden) = run("_add", version: "4.0") else {
+            Issue.record("no failure")
+            return
+        }
         #expect(hidden.className == "NoSuchMethod")
     }
 

@@ -27,14 +27,17 @@ import Testing
         #expect(rolling.claimSurgeFork() == false)
     }
 
-    @Test(arguments: [
-        // (old workers still serving, retired, done, left)
-        ([1, 2, 3], 1, false, [2, 3]),
-        ([2, 3], 2, false, [3]),        // 1 exited or is retiring already: skipped, not stopped twice
-        ([3], 3, true, []),
-        ([], nil, true, []),
-    ] as [(Set<Int32>, Int32?, Bool, [Int32])])
-    func aReadySurgeRetiresTheOldestOldWorkerStillServing(serving: Set<Int32>, retired: Int32?, done: Bool, left: [Int32]) throws {
+    @Test(
+        arguments: [
+            // (old workers still serving, retired, done, left)
+            ([1, 2, 3], 1, false, [2, 3]),
+            ([2, 3], 2, false, [3]),  // 1 exited or is retiring already: skipped, not stopped twice
+            ([3], 3, true, []),
+            ([], nil, true, []),
+        ] as [(Set<Int32>, Int32?, Bool, [Int32])])
+    func aReadySurgeRetiresTheOldestOldWorkerStillServing(
+        serving: Set<Int32>, retired: Int32?, done: Bool, left: [Int32]
+    ) throws {
         var rolling = try #require(RollingRestart(replacing: [1, 2, 3]))
         #expect(rolling.claimSurgeFork() == true)
         rolling.forked(pid: 10)

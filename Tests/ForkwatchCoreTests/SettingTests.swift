@@ -1,5 +1,5 @@
-import Foundation
 import ForkwatchCore
+import Foundation
 import Testing
 
 /// The option declarations (issue #12): each range accepts its default and its edges and refuses
@@ -29,36 +29,85 @@ import Testing
 
     /// Every option: values at the edges of its range, and the error for values just outside.
     static let edges: [(key: String, accepted: [String], refused: [(String, String)])] = [
-        ("graceful_shutdown_timeout", ["0", "60", "1e9"], [("-0.001", "graceful_shutdown_timeout must be >= 0, got -0.001"),
-                                                          ("inf", "graceful_shutdown_timeout must be >= 0, got inf"),
-                                                          ("soon", "graceful_shutdown_timeout must be a number >= 0, got 'soon'")]),
-        ("restart_method", ["reload", "mutate", "rolling"], [("sideways", "restart_method must be one of reload, mutate, rolling, got 'sideways'")]),
+        (
+            "graceful_shutdown_timeout", ["0", "60", "1e9"],
+            [
+                ("-0.001", "graceful_shutdown_timeout must be >= 0, got -0.001"),
+                ("inf", "graceful_shutdown_timeout must be >= 0, got inf"),
+                ("soon", "graceful_shutdown_timeout must be a number >= 0, got 'soon'"),
+            ]
+        ),
+        (
+            "restart_method", ["reload", "mutate", "rolling"],
+            [("sideways", "restart_method must be one of reload, mutate, rolling, got 'sideways'")]
+        ),
         ("boot_window", ["0", "1"], [("-1", "boot_window must be >= 0, got -1")]),
-        ("crash_loop_threshold", ["1", "5"], [("0", "crash_loop_threshold must be >= 1, got 0"),
-                                              ("1.5", "crash_loop_threshold must be a whole number >= 1, got '1.5'")]),
+        (
+            "crash_loop_threshold", ["1", "5"],
+            [
+                ("0", "crash_loop_threshold must be >= 1, got 0"),
+                ("1.5", "crash_loop_threshold must be a whole number >= 1, got '1.5'"),
+            ]
+        ),
         ("fork_throttle_interval", ["0", "1"], [("-1", "fork_throttle_interval must be >= 0, got -1")]),
         ("log_file", ["/tmp/f.log"], [("", "log_file must be a path, got ''")]),
-        ("max_workers", ["1", "4096", "100000"], [("0", "max_workers must be 1-100000, got 0"),
-                                                  ("100001", "max_workers must be 1-100000, got 100001")]),
-        ("workers_cgroup", ["/sys/fs/cgroup/forkwatch.service/workers"], [("", "workers_cgroup must be a path, got ''")]),
-        ("report_interval", ["0.001", "10"], [("0", "report_interval must be > 0, got 0"), ("-1", "report_interval must be > 0, got -1")]),
+        (
+            "max_workers", ["1", "4096", "100000"],
+            [
+                ("0", "max_workers must be 1-100000, got 0"),
+                ("100001", "max_workers must be 1-100000, got 100001"),
+            ]
+        ),
+        (
+            "workers_cgroup", ["/sys/fs/cgroup/forkwatch.service/workers"],
+            [("", "workers_cgroup must be a path, got ''")]
+        ),
+        (
+            "report_interval", ["0.001", "10"],
+            [("0", "report_interval must be > 0, got 0"), ("-1", "report_interval must be > 0, got -1")]
+        ),
         ("periodic_enable", ["true", "no", "ON"], [("maybe", "periodic_enable must be true or false, got 'maybe'")]),
         ("periodic_fuzzy_delay", ["0", "60"], [("-1", "periodic_fuzzy_delay must be >= 0, got -1")]),
         ("periodic_interval_max", ["0.5", "3600"], [("0", "periodic_interval_max must be > 0, got 0")]),
-        ("run_external_periodic_tasks", ["false", "yes"], [("2", "run_external_periodic_tasks must be true or false, got '2'")]),
+        (
+            "run_external_periodic_tasks", ["false", "yes"],
+            [("2", "run_external_periodic_tasks must be true or false, got '2'")]
+        ),
         ("service_down_time", ["0.1", "60"], [("0", "service_down_time must be > 0, got 0")]),
         ("database", ["/tmp/db.sqlite"], [("", "database must be a path, got ''")]),
         ("host", ["compute-1"], [("", "host must be a name, got ''")]),
-        ("transport_url", ["sqlite:", "rabbit://u:p@mq:5672/"], [("kafka://x", "transport_url must be sqlite: or rabbit://user:pass@host:5672/vhost, got 'kafka://x'")]),
+        (
+            "transport_url", ["sqlite:", "rabbit://u:p@mq:5672/"],
+            [("kafka://x", "transport_url must be sqlite: or rabbit://user:pass@host:5672/vhost, got 'kafka://x'")]
+        ),
         ("control_exchange", ["nova"], [("", "control_exchange must be a name, got ''")]),
-        ("workers", ["1", "100000"], [("0", "workers must be 1-100000, got 0"), ("100001", "workers must be 1-100000, got 100001"),
-                                      ("2147483648", "workers must be 1-100000, got 2147483648")]),
+        (
+            "workers", ["1", "100000"],
+            [
+                ("0", "workers must be 1-100000, got 0"), ("100001", "workers must be 1-100000, got 100001"),
+                ("2147483648", "workers must be 1-100000, got 2147483648"),
+            ]
+        ),
         ("listen", ["127.0.0.1", "::"], [("", "listen must be an address, got ''")]),
-        ("port", ["0", "65535"], [("-1", "port must be 0-65535, got -1"), ("65536", "port must be 0-65535, got 65536")]),
-        ("backlog", ["1", "65535"], [("0", "backlog must be 1-65535, got 0"), ("65536", "backlog must be 1-65535, got 65536")]),
-        ("tcp_keepidle", ["1", "32767"], [("0", "tcp_keepidle must be 1-32767, got 0"), ("32768", "tcp_keepidle must be 1-32767, got 32768")]),
-        ("enabled_apis", ["osapi_compute", "osapi_compute, metadata"], [("", "enabled_apis must be one or more app names, got []"),
-                                                                        (" , x", "enabled_apis must be one or more app names, got [, x]")]),
+        (
+            "port", ["0", "65535"],
+            [("-1", "port must be 0-65535, got -1"), ("65536", "port must be 0-65535, got 65536")]
+        ),
+        (
+            "backlog", ["1", "65535"],
+            [("0", "backlog must be 1-65535, got 0"), ("65536", "backlog must be 1-65535, got 65536")]
+        ),
+        (
+            "tcp_keepidle", ["1", "32767"],
+            [("0", "tcp_keepidle must be 1-32767, got 0"), ("32768", "tcp_keepidle must be 1-32767, got 32768")]
+        ),
+        (
+            "enabled_apis", ["osapi_compute", "osapi_compute, metadata"],
+            [
+                ("", "enabled_apis must be one or more app names, got []"),
+                (" , x", "enabled_apis must be one or more app names, got [, x]"),
+            ]
+        ),
         ("pool_size", ["1", "1000"], [("0", "pool_size must be >= 1, got 0")]),
         ("keep_alive", ["true", "off"], [("sometimes", "keep_alive must be true or false, got 'sometimes'")]),
         ("client_socket_timeout", ["0", "900"], [("-1", "client_socket_timeout must be >= 0, got -1")]),
@@ -128,7 +177,9 @@ import Testing
         configuration = LauncherConfiguration()
         configuration.services = [ServiceSpec(name: "web", program: .builtin("idle"), workers: 1 << 31)]
         #expect(configuration.validate() == "service 'web': workers must be 1-100000, got 2147483648")
-        configuration.services = [ServiceSpec(name: "web", program: .builtin("idle"), workers: 1, listen: ListenSpec(port: 80, backlog: 0))]
+        configuration.services = [
+            ServiceSpec(name: "web", program: .builtin("idle"), workers: 1, listen: ListenSpec(port: 80, backlog: 0))
+        ]
         #expect(configuration.validate() == "service 'web': backlog must be 1-65535, got 0")
         #expect(HTTPOptions(maxHeaderLine: 10).validate() == "max_header_line must be >= 64, got 10")
         #expect(HTTPOptions(certFile: "/c.pem").validate() == "cert_file and key_file must be given together")
@@ -140,17 +191,24 @@ import Testing
             return nil
         }
         #expect(error("{\"op\":\"scale\",\"service\":\"a\",\"workers\":100000}") == nil)
-        #expect(error("{\"op\":\"scale\",\"service\":\"a\",\"workers\":100001}") == "scale: workers must be 1-100000, got 100001")
+        #expect(
+            error("{\"op\":\"scale\",\"service\":\"a\",\"workers\":100001}")
+                == "scale: workers must be 1-100000, got 100001")
         #expect(error("{\"op\":\"scale\",\"service\":\"a\",\"workers\":0}") == "scale: workers must be 1-100000, got 0")
-        #expect(error("{\"op\":\"scale\",\"service\":\"a\",\"workers\":2.5}") == "scale needs \"workers\": a whole number 1-100000")
+        #expect(
+            error("{\"op\":\"scale\",\"service\":\"a\",\"workers\":2.5}")
+                == "scale needs \"workers\": a whole number 1-100000")
     }
 
     /// The config file's keys, the flags and the README's table name the same options.
     @Test func theKeysTheFlagsAndTheTableCoverTheSameOptions() throws {
         let topLevel = Set(LauncherConfiguration.options.map(\.name))
         #expect(topLevel == Set(Settings.launcher.map(\.key) + ["services"]))
-        #expect(Set(Settings.serviceKeys) == Set((Settings.service.map(\.key) + Settings.listenSocket.map(\.key)
-            + Settings.http.map(\.key) + Settings.serviceStructureKeys)))
+        #expect(
+            Set(Settings.serviceKeys)
+                == Set(
+                    (Settings.service.map(\.key) + Settings.listenSocket.map(\.key)
+                        + Settings.http.map(\.key) + Settings.serviceStructureKeys)))
         let table = Settings.markdownTable()
         for option in Settings.all {
             #expect(table.contains("| `\(option.documentedKey)` |"), "\(option.key) is not in the table")
@@ -164,12 +222,16 @@ import Testing
     /// README.md's option table is the generated one: regenerate it with
     /// `swift run forkwatch options --markdown` when an option changes.
     @Test func theReadmeTableIsGeneratedFromTheDeclarations() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let lines = readme.split(separator: "\n", omittingEmptySubsequences: false)
-        let start = try #require(lines.firstIndex { $0.hasPrefix("| option | flag | default |") }, "README.md has no option table")
+        let start = try #require(
+            lines.firstIndex { $0.hasPrefix("| option | flag | default |") }, "README.md has no option table")
         let end = lines[start...].firstIndex { !$0.hasPrefix("|") } ?? lines.endIndex
         let table = lines[start..<end].joined(separator: "\n") + "\n"
-        #expect(table == Settings.markdownTable(), "README.md's option table differs: swift run forkwatch options --markdown")
+        #expect(
+            table == Settings.markdownTable(),
+            "README.md's option table differs: swift run forkwatch options --markdown")
     }
 }

@@ -38,8 +38,10 @@ import Testing
 }
 
 @Suite struct SignalTests {
-    @Test(arguments: [("TERM", Signal.term), ("SIGTERM", .term), ("term", .term), ("9", .kill),
-                      ("HUP", .hup), ("SIGTTIN", .ttin), ("usr1", .usr1)])
+    @Test(arguments: [
+        ("TERM", Signal.term), ("SIGTERM", .term), ("term", .term), ("9", .kill),
+        ("HUP", .hup), ("SIGTTIN", .ttin), ("usr1", .usr1),
+    ])
     func parsesNames(text: String, expected: Signal) {
         #expect(Signal(name: text) == expected)
     }

@@ -31,7 +31,11 @@ import Testing
         master.perform(master.table.scale(service: "api", to: 4, reason: "TTIN", now: master.now))
         #expect(master.forks.count == forks)
         #expect(master.table.service(named: "api")?.spec.workers == 2)
-        #expect(master.events.contains { if case .notice(let message) = $0 { return message.contains("over max_workers 4") }; return false })
+        #expect(
+            master.events.contains {
+                if case .notice(let message) = $0 { return message.contains("over max_workers 4") }
+                return false
+            })
         // Within the bound: done.
         master.perform(master.table.scale(service: "api", to: 3, reason: "TTIN", now: master.now))
         #expect(master.table.service(named: "api")?.spec.workers == 3)
@@ -51,8 +55,10 @@ import Testing
     @Test func aConfigurationOverMaxWorkersIsInvalid() {
         var configuration = LauncherConfiguration()
         configuration.maxWorkers = 4
-        configuration.services = [ServiceSpec(name: "a", program: .builtin("idle"), workers: 3),
-                                  ServiceSpec(name: "b", program: .builtin("idle"), workers: 2)]
+        configuration.services = [
+            ServiceSpec(name: "a", program: .builtin("idle"), workers: 3),
+            ServiceSpec(name: "b", program: .builtin("idle"), workers: 2),
+        ]
         #expect(configuration.validate()?.hasPrefix("5 workers in all is over max_workers 4") == true)
         configuration.maxWorkers = 5
         #expect(configuration.validate() == nil)

@@ -3,7 +3,9 @@ import Testing
 
 extension ScriptedMaster {
     /// The table's answer to a request it decides (not status or subscribe).
-    mutating func control(_ request: ControlRequest, sourceLocation: SourceLocation = #_sourceLocation) throws -> ControlOutcome {
+    mutating func control(
+        _ request: ControlRequest, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> ControlOutcome {
         let outcome = table.control(request, now: now)
         return try #require(outcome, sourceLocation: sourceLocation)
     }
@@ -45,17 +47,25 @@ extension ScriptedMaster {
         var master = started()
         let outcome = try master.control(.signal(pid: 101, signal: .kill))
         #expect(outcome.line == "{\"ok\":true,\"op\":\"signal\",\"pid\":101,\"signal\":\"SIGKILL\"}\n")
-        #expect(outcome.actions == [.signal(pid: 101, signal: .kill, reason: "asked over the control socket", origin: "you")])
+        #expect(
+            outcome.actions == [
+                .signal(pid: 101, signal: .kill, reason: "asked over the control socket", origin: "you")
+            ])
         master.exit(101, status: 9)
         let late = try master.control(.signal(pid: 101, signal: .kill))
-        #expect(late.reply == .failure(ControlError("pid 101 is not a live worker of this master")), "reaped: the pid may be reused")
+        #expect(
+            late.reply == .failure(ControlError("pid 101 is not a live worker of this master")),
+            "reaped: the pid may be reused")
         #expect(late.actions.isEmpty)
     }
 
     @Test func aStoppingMasterStillSignalsItsWorkers() throws {
         var master = started(stopping: true)
         let outcome = try master.control(.signal(pid: 102, signal: .kill))
-        #expect(outcome.actions == [.signal(pid: 102, signal: .kill, reason: "asked over the control socket", origin: "you")])
+        #expect(
+            outcome.actions == [
+                .signal(pid: 102, signal: .kill, reason: "asked over the control socket", origin: "you")
+            ])
     }
 
     @Test func scaleForksAndRetiresThroughTheTable() throws {

@@ -41,7 +41,9 @@ struct ScriptedMaster {
     }
 
     mutating func start() { perform(table.start(now: now)) }
-    mutating func exit(_ pid: Int32, status: Int32 = 0) { perform(table.childExited(pid: pid, rawStatus: status, now: now)) }
+    mutating func exit(_ pid: Int32, status: Int32 = 0) {
+        perform(table.childExited(pid: pid, rawStatus: status, now: now))
+    }
     mutating func ready(_ pid: Int32) { perform(table.childReady(pid: pid, now: now)) }
     mutating func signal(_ signal: Signal) { perform(table.signalReceived(signal, senderPid: 1, now: now)) }
     mutating func advance(_ seconds: Double) {
@@ -51,7 +53,12 @@ struct ScriptedMaster {
 
     var livePids: [Int32] { table.workers.keys.sorted() }
     func pids(of service: String) -> [Int32] { table.workers(of: service).map(\.pid) }
-    var throttleEvents: Int { events.filter { if case .throttle = $0 { return true }; return false }.count }
+    var throttleEvents: Int {
+        events.filter {
+            if case .throttle = $0 { return true }
+            return false
+        }.count
+    }
     func state(_ service: String) -> ServiceState? { table.service(named: service)?.state }
 }
 
@@ -84,9 +91,9 @@ struct ScriptedMaster {
 
     @Test func theThrottleSchedulesTheForkInsteadOfSleeping() {
         var master = ScriptedMaster([("api", 1)])
-        master.start()                 // fork 1 at t
-        master.exit(100)               // fork 2 at t (window: 2 entries, not > 1)
-        master.exit(101)               // third fork: the oldest is 0 s old < 1 s: delay
+        master.start()  // fork 1 at t
+        master.exit(100)  // fork 2 at t (window: 2 entries, not > 1)
+        master.exit(101)  // third fork: the oldest is 0 s old < 1 s: delay
         #expect(master.forks.count == 2)
         #expect(master.throttleEvents == 1)
         #expect(master.table.nextDeadline == master.now + 1)
@@ -112,7 +119,10 @@ struct ScriptedMaster {
     }
 
     @Test func quickDeathsInARowMarkACrashLoopAndALongLifeClearsIt() {
-        var master = ScriptedMaster([("api", 1)]) { $0.crashLoopThreshold = 3; $0.forkThrottleInterval = 0 }
+        var master = ScriptedMaster([("api", 1)]) {
+            $0.crashLoopThreshold = 3
+            $0.forkThrottleInterval = 0
+        }
         master.start()
         for pid: Int32 in 100...102 {
             master.advance(0.1)
@@ -140,7 +150,8 @@ struct ScriptedMaster {
     @Test func anExecFailureIsABootErrorAndTheMasterExits3WhenNothingIsLeft() {
         var master = ScriptedMaster([("cmd", 1)])
         master.start()
-        master.perform(master.table.execFailed(pid: 100, errno: 2, message: "No such file or directory", now: master.now))
+        master.perform(
+            master.table.execFailed(pid: 100, errno: 2, message: "No such file or directory", now: master.now))
         master.exit(100, status: 127 << 8)
         #expect(master.state("cmd") == .failed)
         #expect(master.exitCode == 3)
@@ -280,7 +291,8 @@ struct ScriptedMaster {
     @Test func rollingStartsEachNewWorkerBeforeStoppingAnOldOne() {
         var master = ScriptedMaster([("api", 2)]) { $0.restartMethod = .rolling }
         master.start()
-        master.ready(100); master.ready(101)
+        master.ready(100)
+        master.ready(101)
         master.advance(10)
         master.perform(master.table.applyReload(nil, error: nil, now: master.now))
         // Step 1: one new worker, no old one stopped yet.
@@ -297,7 +309,11 @@ struct ScriptedMaster {
         #expect(master.signals.map(\.pid) == [100, 101])
         master.exit(101)
         #expect(master.livePids == [102, 103])
-        #expect(master.events.contains { if case .rollingDone = $0 { return true }; return false })
+        #expect(
+            master.events.contains {
+                if case .rollingDone = $0 { return true }
+                return false
+            })
         master.advance(10)
         #expect(master.forks.count == 4)
     }
@@ -320,7 +336,11 @@ struct ScriptedMaster {
         master.start()
         master.perform(master.table.applyReload(nil, error: "x.yaml:3: bad", now: master.now))
         #expect(master.signals.isEmpty)
-        #expect(master.events.contains { if case .configError = $0 { return true }; return false })
+        #expect(
+            master.events.contains {
+                if case .configError = $0 { return true }
+                return false
+            })
     }
 
     @Test func aMasterWhoseEveryServiceFailedExits3() {

@@ -1,7 +1,8 @@
 import ForkwatchCore
-@testable import ForkwatchHTTP
 import Glibc
 import Testing
+
+@testable import ForkwatchHTTP
 
 /// The pure parts of the HTTP bounds: what the accept back-off says and when, and which
 /// addresses get the no-authentication warning.
@@ -27,11 +28,12 @@ import Testing
         #expect(backOff.failed(errno: ENFILE, now: 103.05, open: 1, fdLimit: 96)?.contains("ENFILE") == true)
     }
 
-    @Test(arguments: [
-        ("0.0.0.0:8774", nil, true), ("[::]:8774", nil, true), ("10.1.2.3:80", nil, true),
-        ("127.0.0.1:8774", nil, false), ("127.0.1.1:8774", nil, false), ("[::1]:8774", nil, false),
-        ("0.0.0.0:8774", "/etc/ca.pem", false),
-    ] as [(String, String?, Bool)])
+    @Test(
+        arguments: [
+            ("0.0.0.0:8774", nil, true), ("[::]:8774", nil, true), ("10.1.2.3:80", nil, true),
+            ("127.0.0.1:8774", nil, false), ("127.0.1.1:8774", nil, false), ("[::1]:8774", nil, false),
+            ("0.0.0.0:8774", "/etc/ca.pem", false),
+        ] as [(String, String?, Bool)])
     func bindingBeyondLoopbackWithoutAuthenticationIsWarnedAbout(address: String, caFile: String?, warned: Bool) {
         var options = HTTPOptions()
         if caFile != nil { (options.certFile, options.keyFile, options.caFile) = ("/c.pem", "/k.pem", caFile) }

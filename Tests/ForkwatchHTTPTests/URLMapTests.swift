@@ -1,11 +1,12 @@
 import Forkwatch
 import ForkwatchCore
-@testable import ForkwatchDemo
-@testable import ForkwatchHTTP
 import ForkwatchServices
 import Foundation
 import NIOHTTP1
 import Testing
+
+@testable import ForkwatchDemo
+@testable import ForkwatchHTTP
 
 /// paste's URLMap and the apps behind it, without a socket.
 @Suite struct URLMapTests {

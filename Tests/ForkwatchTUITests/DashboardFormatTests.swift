@@ -1,6 +1,7 @@
 import ForkwatchCore
-@testable import ForkwatchTUI
 import Testing
+
+@testable import ForkwatchTUI
 
 /// The small formats that must fit their columns.
 @Suite struct DashboardFormatTests {
@@ -12,8 +13,10 @@ import Testing
         #expect(DashboardFormat.uptime(seconds, width: width) == expected)
     }
 
-    @Test(arguments: [(900 << 10, "900K"), (1_250_000, "1.2M"), (9 << 20, "9M"), (12 << 20, "12M"),
-                      (120 << 20, "120M"), (3 << 30, "3.0G")])
+    @Test(arguments: [
+        (900 << 10, "900K"), (1_250_000, "1.2M"), (9 << 20, "9M"), (12 << 20, "12M"),
+        (120 << 20, "120M"), (3 << 30, "3.0G"),
+    ])
     func rss(bytes: Int, expected: String) {
         #expect(DashboardFormat.bytes(bytes) == expected)
         #expect(expected.count <= 4)
@@ -33,7 +36,8 @@ import Testing
     @Test func sparklineScalesAndFallsBackToASCII() {
         #expect(DashboardFormat.sparkline([0, 1, 2, 4, 8], width: 5, unicode: true) == "▁▂▃▅█")
         #expect(DashboardFormat.sparkline([0, 1, 2, 4, 8], width: 5, unicode: false) == "_..-#")
-        #expect(DashboardFormat.sparkline([1, 2, 3, 4], width: 2, ceiling: 4, unicode: true) == "▇█", "keeps the newest")
+        #expect(
+            DashboardFormat.sparkline([1, 2, 3, 4], width: 2, ceiling: 4, unicode: true) == "▇█", "keeps the newest")
     }
 
     @Test func forksPerSecondBucketsEndAtNow() {
@@ -42,7 +46,8 @@ import Testing
     }
 
     @Test func wrapKeepsWordsAndCutsLongOnes() {
-        #expect(DashboardFormat.wrap("waitpid status 0x9: low bits", width: 12) == ["waitpid", "status 0x9:", "low bits"])
+        #expect(
+            DashboardFormat.wrap("waitpid status 0x9: low bits", width: 12) == ["waitpid", "status 0x9:", "low bits"])
         #expect(DashboardFormat.wrap("abcdefghij", width: 4) == ["abcd", "efgh", "ij"])
     }
 }

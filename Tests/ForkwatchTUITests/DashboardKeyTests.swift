@@ -1,6 +1,7 @@
 import ForkwatchCore
-@testable import ForkwatchTUI
 import Testing
+
+@testable import ForkwatchTUI
 
 /// Keys in, commands out: the selection follows a pid, signals only reach live workers, and
 /// every question takes exactly one key.
@@ -39,7 +40,11 @@ import Testing
     @Test func killIsNotSentToAWorkerThatDiedDuringTheQuestion() {
         var model = demoOn4213()
         model.press(.character("k"))
-        model.apply(Fixture.event(.exit(pid: 4213, service: "scheduler", status: .exited(code: 0), rawStatus: 0, uptime: 192, expected: false), at: Fixture.now + 0.1))
+        model.apply(
+            Fixture.event(
+                .exit(
+                    pid: 4213, service: "scheduler", status: .exited(code: 0), rawStatus: 0, uptime: 192,
+                    expected: false), at: Fixture.now + 0.1))
         #expect(model.press(.character("y")) == [])
         #expect(DashboardRenderer.render(model, width: 80, height: 24).text.contains("4213 scheduler is gone"))
     }
@@ -48,7 +53,9 @@ import Testing
     func signalKeysGoToTheSelectedWorker(key: Character, signal: Signal) {
         var model = demoOn4213()
         #expect(model.press(.character(key)) == [.signal(pid: 4213, signal: signal)])
-        #expect(DashboardRenderer.render(model, width: 80, height: 24).text.contains("sent \(signal.name) to 4213 scheduler"))
+        #expect(
+            DashboardRenderer.render(model, width: 80, height: 24).text.contains(
+                "sent \(signal.name) to 4213 scheduler"))
     }
 
     @Test(arguments: ["t", "h", "i", "k"] as [Character])
@@ -63,7 +70,11 @@ import Testing
 
     @Test func signalsNeverTargetAGoneWorker() {
         var model = demoOn4213()
-        model.apply(Fixture.event(.exit(pid: 4213, service: "scheduler", status: .signaled(.segv, coreDumped: true), rawStatus: 11 | 0x80, uptime: 192, expected: false), at: Fixture.now + 0.1))
+        model.apply(
+            Fixture.event(
+                .exit(
+                    pid: 4213, service: "scheduler", status: .signaled(.segv, coreDumped: true), rawStatus: 11 | 0x80,
+                    uptime: 192, expected: false), at: Fixture.now + 0.1))
         // The row lingers (state "gone") so the selection does not jump under the user's finger.
         #expect(model.selectedPid == 4213)
         #expect(DashboardRenderer.render(model, width: 80, height: 24).selectedWorkerRow?.contains("gone") == true)
@@ -79,17 +90,23 @@ import Testing
         let before = DashboardRenderer.render(model, width: 80, height: 24)
         #expect(before.selectedWorkerRow?.contains("4214") == true)
         // pid numbers wrapped: the respawned worker sorts above the selection.
-        model.apply(Fixture.event(.fork(pid: 300, service: "scheduler", reason: .respawn, generation: 1), at: Fixture.now + 1))
+        model.apply(
+            Fixture.event(.fork(pid: 300, service: "scheduler", reason: .respawn, generation: 1), at: Fixture.now + 1))
         let after = DashboardRenderer.render(model, width: 80, height: 24)
         #expect(model.selectedPid == 4214)
         #expect(after.selectedWorkerRow?.contains("4214") == true)
-        #expect(after.rowIndexOfSelection == before.rowIndexOfSelection.map { $0 + 1 }, "the bar moved down with its row")
+        #expect(
+            after.rowIndexOfSelection == before.rowIndexOfSelection.map { $0 + 1 }, "the bar moved down with its row")
         #expect(model.press(.character("t")) == [.signal(pid: 4214, signal: .term)])
     }
 
     @Test func whenTheSelectedPidLeavesTheNextRowAtItsPlaceIsSelected() {
         var model = demoOn4213()
-        model.apply(Fixture.event(.exit(pid: 4213, service: "scheduler", status: .signaled(.kill, coreDumped: false), rawStatus: 9, uptime: 192, expected: false), at: Fixture.now + 0.1))
+        model.apply(
+            Fixture.event(
+                .exit(
+                    pid: 4213, service: "scheduler", status: .signaled(.kill, coreDumped: false), rawStatus: 9,
+                    uptime: 192, expected: false), at: Fixture.now + 0.1))
         model.setNow(Fixture.now + 5)  // the gone row has left the list
         #expect(model.selectedPid == 4214)
         #expect(DashboardRenderer.render(model, width: 80, height: 24).selectedWorkerRow?.contains("4214") == true)
@@ -99,7 +116,9 @@ import Testing
         var model = DashboardModel(title: "t", mode: .live)
         model.apply(Fixture.snapshot(services: [Fixture.service("scheduler", workers: 1)], workers: []))
         #expect(model.selectedPid == Fixture.masterPid, "only the master so far")
-        model.apply(Fixture.event(.fork(pid: 5000, service: "scheduler", reason: .initial, generation: 1), at: Fixture.startMono + 1))
+        model.apply(
+            Fixture.event(
+                .fork(pid: 5000, service: "scheduler", reason: .initial, generation: 1), at: Fixture.startMono + 1))
         #expect(model.selectedPid == 5000)
     }
 
@@ -117,7 +136,9 @@ import Testing
     @Test func quitAsksWhetherToStopTheServices() {
         var model = Fixture.demo()
         #expect(model.press(.character("q")) == [])
-        #expect(DashboardRenderer.render(model, width: 80, height: 24).text.contains("Stop the services (s) / leave them running (l) / cancel (any other key)"))
+        #expect(
+            DashboardRenderer.render(model, width: 80, height: 24).text.contains(
+                "Stop the services (s) / leave them running (l) / cancel (any other key)"))
         #expect(model.press(.character("s")) == [.quit(stopServices: true)])
         model.press(.character("q"))
         #expect(model.press(.character("l")) == [.quit(stopServices: false)])

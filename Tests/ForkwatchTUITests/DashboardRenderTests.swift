@@ -1,6 +1,7 @@
 import ForkwatchCore
-@testable import ForkwatchTUI
 import Testing
+
+@testable import ForkwatchTUI
 
 /// The dashboard rendered into a character grid, asserted as text a person would read.
 @Suite struct DashboardRenderTests {
@@ -44,7 +45,9 @@ import Testing
         for index in 0..<40 {
             model.apply(Fixture.event(.notice(message: "notice \(index) end"), at: Fixture.now - 60 + Double(index)))
         }
-        for second in 0..<10 { model.apply(Fixture.stats(at: Fixture.now - 10 + Double(second), cpu: Double(second * 10))) }
+        for second in 0..<10 {
+            model.apply(Fixture.stats(at: Fixture.now - 10 + Double(second), cpu: Double(second * 10)))
+        }
         let small = DashboardRenderer.render(model, width: 80, height: 24)
         let large = DashboardRenderer.render(model, width: 160, height: 50)
         let shown: (Frame) -> Int = { frame in (0..<40).filter { frame.text.contains("notice \($0) end") }.count }
@@ -63,8 +66,16 @@ import Testing
     @Test func crashLoopShowsStateAndPendingFork() {
         var model = Fixture.demo()
         let t = Fixture.now
-        model.apply(Fixture.event(.exit(pid: 4216, service: "api", status: .exited(code: 1), rawStatus: 1 << 8, uptime: 0.2, expected: false), at: t - 0.5))
-        model.apply(Fixture.event(.serviceState(service: "api", state: .crashLooping, reason: "5 workers in a row died within boot_window (1.0 s) of their fork"), at: t - 0.5))
+        model.apply(
+            Fixture.event(
+                .exit(
+                    pid: 4216, service: "api", status: .exited(code: 1), rawStatus: 1 << 8, uptime: 0.2, expected: false
+                ), at: t - 0.5))
+        model.apply(
+            Fixture.event(
+                .serviceState(
+                    service: "api", state: .crashLooping,
+                    reason: "5 workers in a row died within boot_window (1.0 s) of their fork"), at: t - 0.5))
         model.apply(Fixture.event(.throttle(service: "api", forks: 3, span: 0.4, window: 2, delay: 1), at: t - 0.2))
         model.setNow(t)
         let frame = DashboardRenderer.render(model, width: 80, height: 24)
@@ -79,9 +90,13 @@ import Testing
         var model = Fixture.demo()
         let t = Fixture.now
         for (index, pid) in [Int32(4300), 4301, 4302, 4303, 4304].enumerated() {
-            model.apply(Fixture.event(.fork(pid: pid, service: "scheduler", reason: .respawn, generation: 1), at: t - 3.2 + Double(index) * 0.1))
+            model.apply(
+                Fixture.event(
+                    .fork(pid: pid, service: "scheduler", reason: .respawn, generation: 1),
+                    at: t - 3.2 + Double(index) * 0.1))
         }
-        model.apply(Fixture.event(.throttle(service: "scheduler", forks: 5, span: 0.4, window: 4, delay: 1), at: t - 2.7))
+        model.apply(
+            Fixture.event(.throttle(service: "scheduler", forks: 5, span: 0.4, window: 4, delay: 1), at: t - 2.7))
         model.setNow(t - 2.5)
         var frame = DashboardRenderer.render(model, width: 80, height: 24)
         #expect(frame.text.contains("5 forks in 0.7 s < 4 s"))
@@ -101,7 +116,11 @@ import Testing
         let t = Fixture.now
         model.apply(Fixture.event(.signalReceived(signal: .term, senderPid: 1), at: t))
         model.apply(Fixture.event(.stopping(mode: .graceful, timeout: 60, workers: 6), at: t))
-        model.apply(Fixture.event(.signalSent(pid: 4212, service: "scheduler", signal: .term, reason: "graceful stop", origin: "master", error: nil), at: t))
+        model.apply(
+            Fixture.event(
+                .signalSent(
+                    pid: 4212, service: "scheduler", signal: .term, reason: "graceful stop", origin: "master",
+                    error: nil), at: t))
         model.setNow(t + 18)
         var frame = DashboardRenderer.render(model, width: 100, height: 30)
         #expect(frame.text(row: 0).contains("STOPPING (graceful) · SIGKILL in 42 s"))
@@ -109,7 +128,8 @@ import Testing
         #expect(frame.row(containing: "4211")?.contains("stop") == true)
         #expect(frame.text.contains("stopping (graceful): 6 workers"))
 
-        model.apply(Fixture.event(.escalate(reason: "graceful_shutdown_timeout (60.0 s) expired", survivors: 5), at: t + 60))
+        model.apply(
+            Fixture.event(.escalate(reason: "graceful_shutdown_timeout (60.0 s) expired", survivors: 5), at: t + 60))
         frame = DashboardRenderer.render(model, width: 100, height: 30)
         #expect(frame.text(row: 0).contains("ESCALATED: SIGKILL to 5 workers"))
         #expect(frame.text.contains("escalating to SIGKILL for 5 workers"))
@@ -122,8 +142,10 @@ import Testing
     @Test func manyWorkersScrollAndKeepTheSelectionVisible() {
         var model = DashboardModel(title: "forkwatch", mode: .live)
         let pids = (0..<200).map { Int32(10_000 + $0) }
-        model.apply(Fixture.snapshot(services: [Fixture.service("scheduler", workers: 200)],
-                                     workers: pids.map { Fixture.worker($0, "scheduler") }))
+        model.apply(
+            Fixture.snapshot(
+                services: [Fixture.service("scheduler", workers: 200)],
+                workers: pids.map { Fixture.worker($0, "scheduler") }))
         model.setTerminalSize(width: 80, height: 24)
         var frame = DashboardRenderer.render(model, width: 80, height: 24)
         #expect(frame.text.contains("1-10 of 201"))
@@ -170,10 +192,12 @@ import Testing
         var model = Fixture.demo()
         model.type("?")
         let frame = DashboardRenderer.render(model, width: 80, height: 24)
-        for (keys, meaning) in [("t", "SIGTERM"), ("h", "SIGHUP"), ("i", "SIGINT"), ("k", "SIGKILL"), ("+ -", "one worker more"),
-                                ("r", "reload"), ("e  Enter", "explain"), ("/", "filter"), ("space", "pause"), ("f", "fast refresh"),
-                                ("?", "this help"), ("q", "quit"), ("[ ]", "older / newer event"), ("Tab", "WORKERS and EVENTS"),
-                                ("↑ ↓ PgUp PgDn", "select a worker"), ("Home End", "first / last")] {
+        for (keys, meaning) in [
+            ("t", "SIGTERM"), ("h", "SIGHUP"), ("i", "SIGINT"), ("k", "SIGKILL"), ("+ -", "one worker more"),
+            ("r", "reload"), ("e  Enter", "explain"), ("/", "filter"), ("space", "pause"), ("f", "fast refresh"),
+            ("?", "this help"), ("q", "quit"), ("[ ]", "older / newer event"), ("Tab", "WORKERS and EVENTS"),
+            ("↑ ↓ PgUp PgDn", "select a worker"), ("Home End", "first / last"),
+        ] {
             let row = frame.row(containing: meaning)
             #expect(row?.contains(" \(keys) ") == true, "help lists \(keys): \(meaning)")
         }
@@ -189,7 +213,10 @@ import Testing
     ])
     func explainPaneShowsTheStatusWord(status: TerminationStatus, raw: Int32, words: [String]) {
         var model = Fixture.demo()
-        model.apply(Fixture.event(.exit(pid: 4214, service: "scheduler", status: status, rawStatus: raw, uptime: 12, expected: false), at: Fixture.now))
+        model.apply(
+            Fixture.event(
+                .exit(pid: 4214, service: "scheduler", status: status, rawStatus: raw, uptime: 12, expected: false),
+                at: Fixture.now))
         #expect(!DashboardRenderer.render(model, width: 80, height: 24).text.contains("EXPLAIN"))
         model.type("e")
         let frame = DashboardRenderer.render(model, width: 80, height: 24)
@@ -202,7 +229,9 @@ import Testing
 
     @Test func eventCursorPicksWhatIsExplained() {
         var model = Fixture.demo()
-        model.apply(Fixture.event(.throttle(service: "scheduler", forks: 5, span: 0.4, window: 4, delay: 1), at: Fixture.now - 0.3))
+        model.apply(
+            Fixture.event(
+                .throttle(service: "scheduler", forks: 5, span: 0.4, window: 4, delay: 1), at: Fixture.now - 0.3))
         model.apply(Fixture.event(.notice(message: "newest"), at: Fixture.now - 0.1))
         model.type("[e")
         let frame = DashboardRenderer.render(model, width: 100, height: 30)
@@ -242,9 +271,13 @@ import Testing
     func asciiFallbackUsesNoUnicode(width: Int, height: Int) {
         var model = Fixture.demo()
         Fixture.killAndRespawn(&model, at: Fixture.now - 1)
-        for second in 0..<5 { model.apply(Fixture.stats(at: Fixture.now - 5 + Double(second), cpu: Double(second) * 20)) }
+        for second in 0..<5 {
+            model.apply(Fixture.stats(at: Fixture.now - 5 + Double(second), cpu: Double(second) * 20))
+        }
         let unicode = DashboardRenderer.render(model, width: width, height: height, unicode: true)
-        #expect(unicode.text.unicodeScalars.contains { (0x2500...0x259F).contains($0.value) }, "the unicode frame does draw boxes")
+        #expect(
+            unicode.text.unicodeScalars.contains { (0x2500...0x259F).contains($0.value) },
+            "the unicode frame does draw boxes")
         let ascii = DashboardRenderer.render(model, width: width, height: height, unicode: false)
         let foreign = ascii.text.unicodeScalars.filter { !$0.isASCII }
         #expect(foreign.isEmpty, "non-ASCII: \(String(String.UnicodeScalarView(foreign)))")
@@ -267,10 +300,11 @@ import Testing
     func footerListsEveryKey(width: Int) {
         let frame = DashboardRenderer.render(Fixture.demo(), width: width, height: 24)
         let footer = width < 120 ? frame.text(row: 22) + " " + frame.text(row: 23) : frame.text(row: 23)
-        for key in ["t TERM", "h HUP", "k KILL", "i INT", "+/- scale", "r restart", "e explain", "/ filter", "space pause",
-                    "f fast", "Tab focus", "[ ] event", "? help", "q quit"] {
+        for key in [
+            "t TERM", "h HUP", "k KILL", "i INT", "+/- scale", "r restart", "e explain", "/ filter", "space pause",
+            "f fast", "Tab focus", "[ ] event", "? help", "q quit",
+        ] {
             #expect(footer.contains(key), "footer has \(key)")
         }
     }
 }
-

@@ -1,6 +1,7 @@
 import ForkwatchCore
-@testable import ForkwatchTUI
 import Testing
+
+@testable import ForkwatchTUI
 
 /// The key table itself: what it marks as acting on the master is refused in a replay and
 /// does its job live; no key means two things at once.
@@ -10,7 +11,9 @@ import Testing
 
     /// Pins the table: a key that changes the master and is not marked would act on a replay.
     @Test func theKeysActingOnTheMasterAreTheSignalScaleAndReloadKeys() {
-        #expect(Self.keysActingOnTheMaster.map(\.0) == ["t", "h", "i", "k", "+", "=", "-", "r"].map { DashboardKey.character($0) })
+        #expect(
+            Self.keysActingOnTheMaster.map(\.0)
+                == ["t", "h", "i", "k", "+", "=", "-", "r"].map { DashboardKey.character($0) })
     }
 
     @Test(arguments: keysActingOnTheMaster)

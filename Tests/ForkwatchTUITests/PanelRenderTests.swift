@@ -1,6 +1,7 @@
 import ForkwatchCore
-@testable import ForkwatchTUI
 import Testing
+
+@testable import ForkwatchTUI
 
 /// The PERIODIC TASKS, ACCEPT QUEUE and RPC panels, fed the events the master sends.
 @Suite struct PanelRenderTests {
@@ -10,13 +11,19 @@ import Testing
         var timings = TaskTimings()
         timings.record(duration: 0.003, ok: true, error: nil, nextDue: at + 2, spacing: 2)
         timings.record(duration: 0.005, ok: false, error: "boom", nextDue: at + 4, spacing: 2)
-        model.apply(Fixture.event(.taskRun(pid: 4212, service: "scheduler", task: "_discover_hosts_in_cells",
-                                                     started: 0, duration: 0.005, ok: false, error: "boom", nextDue: at + 4,
-                                                     timings: timings), at: at))
-        model.apply(Fixture.event(.heartbeat(pid: 4212, service: "scheduler", ok: true, reportCount: 42, error: nil), at: at))
+        model.apply(
+            Fixture.event(
+                .taskRun(
+                    pid: 4212, service: "scheduler", task: "_discover_hosts_in_cells",
+                    started: 0, duration: 0.005, ok: false, error: "boom", nextDue: at + 4,
+                    timings: timings), at: at))
+        model.apply(
+            Fixture.event(.heartbeat(pid: 4212, service: "scheduler", ok: true, reportCount: 42, error: nil), at: at))
         model.apply(Fixture.event(.listening(service: "api", address: "127.0.0.1:8080", backlog: 128), at: at))
         for depth in [0, 1, 3] {
-            model.apply(Fixture.event(.acceptQueue(service: "api", address: "127.0.0.1:8080", depth: depth, limit: 128), at: at))
+            model.apply(
+                Fixture.event(.acceptQueue(service: "api", address: "127.0.0.1:8080", depth: depth, limit: 128), at: at)
+            )
         }
         model.setNow(at + 1)
         return model
@@ -27,12 +34,23 @@ import Testing
         var model = model()
         let at = Fixture.startMono + 101
         #expect(DashboardRenderer.render(model, width: width, height: height).text.contains("no RPC traffic"))
-        model.apply(Fixture.event(.rpcStats(pid: 4212, service: "scheduler", topic: "scheduler", methods: [
-            RPCMethodStats(method: "select_destinations", handled: 40, failures: 1, inFlight: 1, p50: 0.002, p95: 0.004),
-        ]), at: at))
-        model.apply(Fixture.event(.rpcStats(pid: 4213, service: "scheduler", topic: "scheduler", methods: [
-            RPCMethodStats(method: "select_destinations", handled: 2, failures: 0, inFlight: 0, p50: 0.002, p95: 0.009),
-        ]), at: at))
+        model.apply(
+            Fixture.event(
+                .rpcStats(
+                    pid: 4212, service: "scheduler", topic: "scheduler",
+                    methods: [
+                        RPCMethodStats(
+                            method: "select_destinations", handled: 40, failures: 1, inFlight: 1, p50: 0.002, p95: 0.004
+                        )
+                    ]), at: at))
+        model.apply(
+            Fixture.event(
+                .rpcStats(
+                    pid: 4213, service: "scheduler", topic: "scheduler",
+                    methods: [
+                        RPCMethodStats(
+                            method: "select_destinations", handled: 2, failures: 0, inFlight: 0, p50: 0.002, p95: 0.009)
+                    ]), at: at))
         model.setNow(at + 0.5)
         let text = DashboardRenderer.render(model, width: width, height: height).text
         #expect(text.contains("RPC"))

@@ -1,6 +1,7 @@
 import ForkwatchCore
-@testable import ForkwatchTUI
 import Testing
+
+@testable import ForkwatchTUI
 
 /// What a replay feeds the model: the extremes the decoder lets through, and bursts of
 /// thousands of events at once.
@@ -12,7 +13,8 @@ import Testing
         var model = DashboardModel(title: "replay", mode: .replay)
         let big = Int(Int32.max)
         let events: [Event.Kind] = [
-            .masterStarted(pid: Int32.max, services: [ServiceSpec(name: "s", program: .builtin("idle"), workers: big)], config: ""),
+            .masterStarted(
+                pid: Int32.max, services: [ServiceSpec(name: "s", program: .builtin("idle"), workers: big)], config: ""),
             .fork(pid: 7, service: "s", reason: .initial, generation: big),
             .ready(pid: 7, service: "s", after: far),
             .throttle(service: "s", forks: big, span: far, window: far, delay: far),
@@ -41,15 +43,20 @@ import Testing
         var model = DashboardModel(title: "replay", mode: .replay)
         model.apply(Event(mono: 0, wall: 0, kind: .masterStarted(pid: 1, services: [], config: "")))
         let forks = (0..<20_000).map { i in
-            Event(mono: 1 + Double(i) * 1e-6, wall: 0, kind: .fork(pid: Int32(100 + i), service: "s", reason: .initial, generation: 1))
+            Event(
+                mono: 1 + Double(i) * 1e-6, wall: 0,
+                kind: .fork(pid: Int32(100 + i), service: "s", reason: .initial, generation: 1))
         }
         model.apply(forks)
         #expect(model.shown.workers.count == 20_000)
         #expect(model.workerRows.count == 20_001)
         #expect(model.selection != nil)
         let exits = (0..<20_000).map { i in
-            Event(mono: 1.1 + Double(i) * 1e-6, wall: 0,
-                  kind: .exit(pid: Int32(100 + i), service: "s", status: .exited(code: 0), rawStatus: 0, uptime: 0.1, expected: true))
+            Event(
+                mono: 1.1 + Double(i) * 1e-6, wall: 0,
+                kind: .exit(
+                    pid: Int32(100 + i), service: "s", status: .exited(code: 0), rawStatus: 0, uptime: 0.1,
+                    expected: true))
         }
         model.apply(exits)
         #expect(model.shown.workers.values.allSatisfy { $0.state == .gone })
@@ -59,7 +66,11 @@ import Testing
         #expect(model.shown.workers.isEmpty)
         // A pid forked again while its old row lingers keeps its new row.
         model.apply(Event(mono: 10, wall: 0, kind: .fork(pid: 100, service: "s", reason: .respawn, generation: 1)))
-        model.apply(Event(mono: 10.1, wall: 0, kind: .exit(pid: 100, service: "s", status: .exited(code: 1), rawStatus: 256, uptime: 0.1, expected: false)))
+        model.apply(
+            Event(
+                mono: 10.1, wall: 0,
+                kind: .exit(
+                    pid: 100, service: "s", status: .exited(code: 1), rawStatus: 256, uptime: 0.1, expected: false)))
         model.apply(Event(mono: 11, wall: 0, kind: .fork(pid: 100, service: "s", reason: .respawn, generation: 1)))
         model.setNow(13)
         #expect(model.shown.workers[100]?.state == .starting)

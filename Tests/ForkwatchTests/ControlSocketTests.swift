@@ -142,15 +142,18 @@ import Testing
 
     @Test func anExistingFileThatIsNotASocketIsNeverReplacedAndAnExistingDirectoryKeepsItsMode() throws {
         let directory = NSTemporaryDirectory() + "forkwatch-shared-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         FileManager.default.createFile(atPath: directory + "/precious.txt", contents: Data("keep me".utf8))
-        let refused = try LaunchedMaster(["run", "--headless", "--control-socket", directory + "/precious.txt", "idle"], events: false)
+        let refused = try LaunchedMaster(
+            ["run", "--headless", "--control-socket", directory + "/precious.txt", "idle"], events: false)
         #expect(try refused.waitExit() == 2)
         #expect(refused.log.contains("exists and is not a socket"))
         #expect((try? String(contentsOfFile: directory + "/precious.txt", encoding: .utf8)) == "keep me")
-        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", directory + "/ctl.sock", "idle"], events: false)
+        let master = try LaunchedMaster(
+            ["run", "--headless", "--events", "-", "--control-socket", directory + "/ctl.sock", "idle"], events: false)
         try master.waitForReady(1)
         let mode = try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int
         #expect(mode == 0o755)
@@ -178,7 +181,9 @@ import Testing
         let master = try LaunchedMaster(["--workers", "1", "idle"])
         try master.waitForReady(1)
         let socketMode = try FileManager.default.attributesOfItem(atPath: master.socketPath)[.posixPermissions] as? Int
-        let dirMode = try FileManager.default.attributesOfItem(atPath: (master.socketPath as NSString).deletingLastPathComponent)[.posixPermissions] as? Int
+        let dirMode =
+            try FileManager.default.attributesOfItem(atPath: (master.socketPath as NSString).deletingLastPathComponent)[
+                .posixPermissions] as? Int
         #expect(socketMode == 0o600)
         #expect(dirMode == 0o700)
         master.signal(SIGTERM)
@@ -212,11 +217,15 @@ import Testing
     }
 
     @Test func aStalledClientIsDroppedWhileTheMasterKeepsReaping() throws {
-        let master = try LaunchedMaster(["--workers", "4", "--fork-throttle-interval", "0", "--control-buffer-limit", "65536",
-                                         "--", "/bin/sh", "-c", "exit 1"])
+        let master = try LaunchedMaster([
+            "--workers", "4", "--fork-throttle-interval", "0", "--control-buffer-limit", "65536",
+            "--", "/bin/sh", "-c", "exit 1",
+        ])
         let stalled = try connect(master)
         try stalled.send(.subscribe)  // and never read again
-        let drop = try master.waitFor("notice", timeout: 30) { ($0["message"] as? String)?.contains("dropped: not reading") == true }
+        let drop = try master.waitFor("notice", timeout: 30) {
+            ($0["message"] as? String)?.contains("dropped: not reading") == true
+        }
         // The master kept reaping and forking through it and after it.
         let seen = Set(master.all("fork").map(\.pid))
         let later = try master.waitFor("fork") { !seen.contains($0.pid) }
@@ -230,14 +239,19 @@ import Testing
         try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: runtime) }
         let environment = ["XDG_RUNTIME_DIR": runtime]
-        let first = try LaunchedMaster(["run", "--headless", "--workers", "1", "idle"], events: false, environment: environment)
+        let first = try LaunchedMaster(
+            ["run", "--headless", "--workers", "1", "idle"], events: false, environment: environment)
         #expect(Proc.eventually { FileManager.default.fileExists(atPath: runtime + "/forkwatch/forkwatch.sock") })
         // One master: found without --socket.
         let status = try LaunchedMaster(["status"], events: false, stdoutToLog: true, environment: environment)
         #expect(try status.waitExit() == 0)
         #expect(status.log.contains("master \(first.pid)"))
-        let second = try LaunchedMaster(["run", "--headless", "--workers", "1", "idle"], events: false, environment: environment)
-        #expect(Proc.eventually { FileManager.default.fileExists(atPath: runtime + "/forkwatch/forkwatch-\(second.pid).sock") })
+        let second = try LaunchedMaster(
+            ["run", "--headless", "--workers", "1", "idle"], events: false, environment: environment)
+        #expect(
+            Proc.eventually {
+                FileManager.default.fileExists(atPath: runtime + "/forkwatch/forkwatch-\(second.pid).sock")
+            })
         #expect(second.log.contains("another master listens on"))
         // Two: the client asks which.
         let ambiguous = try LaunchedMaster(["status"], events: false, environment: environment)
@@ -252,14 +266,16 @@ import Testing
     @Test func aSecondMasterOnTheSameSocketIsRefusedAndAStaleOneReplaced() throws {
         let first = try LaunchedMaster(["--workers", "1", "idle"])
         try first.waitForReady(1)
-        let second = try LaunchedMaster(["run", "--headless", "--control-socket", first.socketPath, "idle"], events: false)
+        let second = try LaunchedMaster(
+            ["run", "--headless", "--control-socket", first.socketPath, "idle"], events: false)
         // One master per path: the second exits 1, naming the first (issue 18: not bad input).
         #expect(try second.waitExit() == 1)
         #expect(second.log.contains("another master (pid \(first.pid))"), "\(second.log)")
         kill(first.pid, SIGKILL)  // leaves a stale socket file behind
         _ = try first.waitExit()
         #expect(FileManager.default.fileExists(atPath: first.socketPath))
-        let third = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", first.socketPath, "idle"], events: false)
+        let third = try LaunchedMaster(
+            ["run", "--headless", "--events", "-", "--control-socket", first.socketPath, "idle"], events: false)
         try third.waitForReady(1)
         third.signal(SIGTERM)
         #expect(try third.waitExit() == 0)

@@ -1,4 +1,5 @@
 import Forkwatch
+import ForkwatchCore
 import Foundation
 import Glibc
 import Testing
@@ -9,8 +10,12 @@ final class TmuxSession {
 
     init(width: Int = 120, height: Int = 36) throws {
         // This may start the tmux server, which would hold a captured stdout open forever.
-        try tmux(captureOutput: false, ["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)",
-                  "-e", "LANG=C.UTF-8", "-e", "PS1=$ ", "bash", "--norc", "--noprofile"])
+        try tmux(
+            captureOutput: false,
+            [
+                "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)",
+                "-e", "LANG=C.UTF-8", "-e", "PS1=$ ", "bash", "--norc", "--noprofile",
+            ])
     }
 
     deinit { _ = try? tmux(captureOutput: false, ["kill-session", "-t", name]) }
@@ -61,10 +66,15 @@ final class TmuxSession {
         let masterPid = try snapshot(client).masterPid
         #expect(before.count == 3)
         // Whatever happens below, nothing is left behind (the master outlives a dashboard by design).
-        defer { kill(masterPid, SIGKILL); for pid in before { kill(pid, SIGKILL) } }
+        defer {
+            kill(masterPid, SIGKILL)
+            for pid in before { kill(pid, SIGKILL) }
+        }
 
         // Select a worker: the cursor starts on the first one; one ↓ moves it to the next.
-        let first = try session.waitFor("the first worker selected") { selectedPid(in: $0).map(before.contains) ?? false }
+        let first = try session.waitFor("the first worker selected") {
+            selectedPid(in: $0).map(before.contains) ?? false
+        }
         let initial = selectedPid(in: first)!
         try session.press("Down")
         let moved = try session.waitFor("the selection moved") { screen in
@@ -87,8 +97,10 @@ final class TmuxSession {
         try session.waitFor("the quit question") { $0.lowercased().contains("stop the services") }
         try session.type("s")
         try session.waitFor("the shell back") { $0.contains("services stopped") }
-        let shellPid = try #require(Int32(try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let shellPid = try #require(
+            Int32(
+                try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
+                    .trimmingCharacters(in: .whitespacesAndNewlines)))
         // Nothing is left: not the master, not a worker, nothing under the shell.
         #expect(Proc.eventually(timeout: 5) { !Proc.isRunning(masterPid) && after.allSatisfy { !Proc.isRunning($0) } })
         #expect(Proc.children(of: shellPid).isEmpty)
@@ -96,7 +108,9 @@ final class TmuxSession {
         // The terminal is back in cooked mode with echo.
         try session.type("stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo END")
         try session.press("Enter")
-        let stty = try session.waitFor("stty's answer") { $0.contains("icanon echo END") || $0.contains("-icanon") || $0.contains("-echo ") }
+        let stty = try session.waitFor("stty's answer") {
+            $0.contains("icanon echo END") || $0.contains("-icanon") || $0.contains("-echo ")
+        }
         #expect(stty.contains("icanon echo END"), "\(stty)")
     }
 
@@ -109,11 +123,16 @@ final class TmuxSession {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let session = try TmuxSession(width: 130, height: 40)
         try session.waitFor("a shell prompt") { $0.contains("$") }
-        try session.type("\(forkwatchBinary) demo --periodic-fuzzy-delay 0 --control-socket \(directory)/ctl.sock --db \(directory)/services.sqlite")
+        try session.type(
+            "\(forkwatchBinary) demo --periodic-fuzzy-delay 0 --control-socket \(directory)/ctl.sock --db \(directory)/services.sqlite"
+        )
         try session.press("Enter")
         let client = try ControlClient(path: try waitForSocket(directory + "/ctl.sock"))
         let demo = try snapshot(client)
-        defer { kill(demo.masterPid, SIGKILL); for worker in demo.workers { kill(worker.pid, SIGKILL) } }
+        defer {
+            kill(demo.masterPid, SIGKILL)
+            for worker in demo.workers { kill(worker.pid, SIGKILL) }
+        }
         let screen = try session.waitFor("the periodic tasks with their timings", timeout: 30) { screen in
             screen.contains("PERIODIC TASKS") && screen.contains("_discover_hosts") && screen.contains("_sync_host_ca")
                 && (screen.contains("heartbeat: report_count") || screen.contains("heartbeat #"))
@@ -148,17 +167,24 @@ final class TmuxSession {
         try session.waitFor("a shell prompt") { $0.contains("$") }
         try session.type("\(forkwatchBinary) replay --speed 4 \(recording)")
         try session.press("Enter")
-        try session.waitFor("the replayed kill and respawn") { $0.contains("REPLAY") && $0.contains("killed by SIGKILL") }
+        try session.waitFor("the replayed kill and respawn") {
+            $0.contains("REPLAY") && $0.contains("killed by SIGKILL")
+        }
         try session.type(" ")
         try session.waitFor("the pause") { $0.lowercased().contains("paused") }
         // SIGTERM to the dashboard from outside: it must give the terminal back.
-        let replayPid = try #require(Int32(try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { Proc.children(of: $0).first })
+        let replayPid = try #require(
+            Int32(
+                try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            ).flatMap { Proc.children(of: $0).first })
         kill(replayPid, SIGTERM)
         try session.waitFor("the shell back") { $0.contains("dashboard closed by SIGTERM") }
         try session.type("stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo END")
         try session.press("Enter")
-        let stty = try session.waitFor("stty's answer") { $0.contains("icanon echo END") || $0.contains("-icanon") || $0.contains("-echo ") }
+        let stty = try session.waitFor("stty's answer") {
+            $0.contains("icanon echo END") || $0.contains("-icanon") || $0.contains("-echo ")
+        }
         #expect(stty.contains("icanon echo END"), "\(stty)")
     }
 
@@ -181,7 +207,9 @@ final class TmuxSession {
         Set(try snapshot(client).workers.map(\.pid))
     }
 
-    private func waitForRespawn(_ client: ControlClient, replacing victim: Int32, among before: Set<Int32>) throws -> Set<Int32> {
+    private func waitForRespawn(
+        _ client: ControlClient, replacing victim: Int32, among before: Set<Int32>
+    ) throws -> Set<Int32> {
         var now: Set<Int32> = []
         for _ in 0..<400 {
             now = try workerPids(client)
@@ -202,5 +230,3 @@ func selectedPid(in screen: String) -> Int32? {
     }
     return nil
 }
-
-import ForkwatchCore

@@ -16,7 +16,8 @@ import Testing
         // Each worker was handed its own slot and the live worker count, and its status channel works.
         // (Sent from start(), before `ready`.)
         let notices = master.all("notice").compactMap { $0["message"] as? String }.filter { $0.contains("says hello") }
-        #expect(Set(notices.map { $0.contains("slot 0") ? 0 : $0.contains("slot 1") ? 1 : -1 }) == [0, 1], "\(notices)")
+        #expect(
+            Set(notices.map { $0.contains("slot 0") ? 0 : $0.contains("slot 1") ? 1 : -1 }) == [0, 1], "\(notices)")
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
         let log = master.log

@@ -20,7 +20,11 @@ final class HTTPConnection {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard rc == 0 else {
             close(fd)
             throw TestFailure("connect 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
@@ -55,7 +59,9 @@ final class HTTPConnection {
     func closedByServer(within timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            do { if !(try fill(timeout: max(0.01, deadline.timeIntervalSinceNow))) { return true } } catch { return false }
+            do { if !(try fill(timeout: max(0.01, deadline.timeIntervalSinceNow))) { return true } } catch {
+                return false
+            }
         }
         return false
     }
@@ -65,16 +71,25 @@ final class HTTPConnection {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
         var end: Int?
         while end == nil {
-            if let found = find(separator) { end = found; break }
-            guard try fill(timeout: timeout) else { throw TestFailure("connection closed before a response head: \(String(decoding: buffered, as: UTF8.self))") }
+            if let found = find(separator) {
+                end = found
+                break
+            }
+            guard try fill(timeout: timeout) else {
+                throw TestFailure(
+                    "connection closed before a response head: \(String(decoding: buffered, as: UTF8.self))")
+            }
         }
         let head = String(decoding: buffered[0..<end!], as: UTF8.self).components(separatedBy: "\r\n")
         let statusLine = head[0].split(separator: " ")
-        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw TestFailure("bad status line: \(head[0])") }
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
+            throw TestFailure("bad status line: \(head[0])")
+        }
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         buffered.removeFirst(end! + 4)
         if let length = headers["content-length"].flatMap({ Int($0) }) {
@@ -101,7 +116,8 @@ final class HTTPConnection {
     /// One request on a new connection.
     static func get(_ port: UInt16, _ path: String, close: Bool = true) throws -> Response {
         let connection = try HTTPConnection(port: port)
-        try connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\(close ? "Connection: close\r\n" : "")\r\n")
+        try connection.send(
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\(close ? "Connection: close\r\n" : "")\r\n")
         return try connection.readResponse()
     }
 }

@@ -15,10 +15,13 @@ import Testing
     }
 
     /// A config file for `api` on a free loopback port with these extra service options.
-    private func config(_ options: [String: String] = [:], workers: Int = 2, top: String = "", scheduler: Bool = false,
-                        listen: String = "127.0.0.1") throws -> String {
+    private func config(
+        _ options: [String: String] = [:], workers: Int = 2, top: String = "", scheduler: Bool = false,
+        listen: String = "127.0.0.1"
+    ) throws -> String {
         let path = directory + "/forkwatch-\(UUID().uuidString.prefix(6)).yaml"
-        var text = "database: \(directory)/db.sqlite\n\(top)services:\n  api:\n    workers: \(workers)\n    listen: \(listen)\n    port: 0\n"
+        var text =
+            "database: \(directory)/db.sqlite\n\(top)services:\n  api:\n    workers: \(workers)\n    listen: \(listen)\n    port: 0\n"
         for (key, value) in options.sorted(by: { $0.key < $1.key }) { text += "    \(key): \(value)\n" }
         if scheduler { text += "  scheduler:\n    workers: 2\n" }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -51,7 +54,9 @@ import Testing
         // is listed by every worker.
         let connection = try HTTPConnection(port: port)
         let body = #"{"server": {"name": "web-1", "flavorRef": "1"}}"#
-        try connection.send("POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        try connection.send(
+            "POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        )
         let created = try connection.readResponse()
         #expect(created.status == 202, "\(created.body)")
         // The API called the scheduler (select_destinations over RPC): the server is ACTIVE on a host.
@@ -83,7 +88,9 @@ import Testing
             if client == nil { usleep(10_000) }
         }
         _ = try #require(client).request(.scale(service: "api", workers: 2))
-        let second = try master.waitFor("ready") { $0["service"] as? String == "api" && !first.contains(Int32($0["pid"] as? Int ?? 0)) }
+        let second = try master.waitFor("ready") {
+            $0["service"] as? String == "api" && !first.contains(Int32($0["pid"] as? Int ?? 0))
+        }
         let pids = first.union([Int32(try #require(second["pid"] as? Int))])
         var answeredBy: [Int32] = []
         for _ in 0..<40 {
@@ -110,7 +117,8 @@ import Testing
         let garbage = try raw("NOT HTTP AT ALL\r\n\r\n")
         #expect(garbage.status == 400)
         #expect(garbage.workerPid.map(pids.contains) == true)
-        let longHeader = try raw("GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 2000))\r\n\r\n")
+        let longHeader = try raw(
+            "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 2000))\r\n\r\n")
         #expect([400, 431].contains(longHeader.status))
         #expect(longHeader.workerPid != nil)
         let longTarget = try raw("GET /\(String(repeating: "b", count: 2000)) HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -167,7 +175,8 @@ import Testing
         // answer comes from the API alone, 400).
         let body = #"{"server": {"name": "in-flight", "flavorRef": "99"}}"#
         let inFlight = try HTTPConnection(port: port)
-        try inFlight.send("POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body.prefix(10))")
+        try inFlight.send(
+            "POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body.prefix(10))")
         usleep(200_000)
         master.signal(SIGTERM)
         usleep(200_000)
@@ -200,7 +209,11 @@ import Testing
                         try connection!.send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
                         let response = try connection!.readResponse()
                         tally.lock.withLock {
-                            if response.status == 200 { tally.ok += 1 } else { tally.failures.append("status \(response.status)") }
+                            if response.status == 200 {
+                                tally.ok += 1
+                            } else {
+                                tally.failures.append("status \(response.status)")
+                            }
                             if let pid = response.workerPid { tally.pids.insert(pid) }
                         }
                         if response.headers["connection"] == "close" { connection = nil }
@@ -230,9 +243,12 @@ import Testing
     }
 
     @Test func tlsServesOverACertificateMadeHereAndABadOneStopsTheStart() throws {
-        let cert = directory + "/cert.pem", key = directory + "/key.pem"
-        let made = try runToCompletion(["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                                        "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"])
+        let cert = directory + "/cert.pem"
+        let key = directory + "/key.pem"
+        let made = try runToCompletion([
+            "/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+            "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+        ])
         try #require(made.status == 0, "openssl: \(made.output)")
         let (master, port, _) = try start(try config(["cert_file": cert, "key_file": key]))
         #expect(master.log.contains("listening on https://127.0.0.1:\(port)/"))
@@ -259,8 +275,10 @@ import Testing
         // A certificate that is not one: a clear error before any fork.
         let bogus = directory + "/bogus.pem"
         try "not a certificate\n".write(toFile: bogus, atomically: true, encoding: .utf8)
-        for (certFile, keyFile, expected) in [(bogus, key, "cert_file \(bogus)"), (cert, bogus, "key_file \(bogus)"),
-                                              (directory + "/missing.pem", key, "cert_file \(directory)/missing.pem")] {
+        for (certFile, keyFile, expected) in [
+            (bogus, key, "cert_file \(bogus)"), (cert, bogus, "key_file \(bogus)"),
+            (directory + "/missing.pem", key, "cert_file \(directory)/missing.pem"),
+        ] {
             let refused = try LaunchedMaster(["--config", try config(["cert_file": certFile, "key_file": keyFile])])
             #expect(try refused.waitExit() == 2)
             #expect(refused.log.contains(expected), "\(refused.log)")
@@ -276,14 +294,17 @@ import Testing
     @Test func atItsFdLimitAWorkerBacksOffQuietlyAndServesAgainWhenFdsFree() throws {
         let runDirectory = directory + "/run-\(UUID().uuidString.prefix(6))"  // the master makes it
         let master = try LaunchedMaster(
-            ["-c", #"ulimit -n 96 && exec "$0" run --headless --events - --control-socket "$1" --config "$2""#,
-             forkwatchBinary, runDirectory + "/ctl.sock", try config(workers: 1)],
+            [
+                "-c", #"ulimit -n 96 && exec "$0" run --headless --events - --control-socket "$1" --config "$2""#,
+                forkwatchBinary, runDirectory + "/ctl.sock", try config(workers: 1),
+            ],
             events: false, binary: "/bin/sh")
         let listening = try master.waitFor("listening")
         let port = try #require((listening["address"] as? String)?.split(separator: ":").last.flatMap { UInt16($0) })
         let worker = try #require(try master.waitForReady(1, service: "api").first)
-        #expect(try String(contentsOfFile: "/proc/\(worker)/limits", encoding: .utf8)
-            .split(separator: "\n").contains { $0.hasPrefix("Max open files") && $0.contains(" 96 ") })
+        #expect(
+            try String(contentsOfFile: "/proc/\(worker)/limits", encoding: .utf8)
+                .split(separator: "\n").contains { $0.hasPrefix("Max open files") && $0.contains(" 96 ") })
 
         // More connections than the worker has fds: the rest wait in the kernel's queue (backlog 128).
         var connections = try (0..<150).map { _ in try HTTPConnection(port: port) }
@@ -300,7 +321,9 @@ import Testing
         let seconds = Date().timeIntervalSince(start)
         let cpu = Double(try cpuTicks(of: worker) - ticksBefore) / Double(sysconf(Int32(_SC_CLK_TCK))) / seconds
         let lines = master.log.components(separatedBy: backOffLine).count - 1 - linesBefore
-        print("worker at its fd limit: \(String(format: "%.1f", cpu * 100)) % CPU, \(lines) back-off lines in \(String(format: "%.1f", seconds)) s")
+        print(
+            "worker at its fd limit: \(String(format: "%.1f", cpu * 100)) % CPU, \(lines) back-off lines in \(String(format: "%.1f", seconds)) s"
+        )
         #expect(cpu < 0.1, "worker CPU \(cpu * 100) % while backing off")
         #expect((1...3).contains(lines), "\(lines) back-off lines in \(seconds) s:\n\(master.log.suffix(2000))")
         #expect(throws: TestFailure.self) { try waiting.readResponse(timeout: 0.2) }
@@ -359,7 +382,9 @@ import Testing
         let (exposed, port, _) = try start(try config(listen: "0.0.0.0"))
         #expect(try HTTPConnection.get(port, "/healthcheck").status == 200)
         #expect(exposed.log.components(separatedBy: warning).count - 1 == 1, "\(exposed.log)")
-        #expect(exposed.log.contains("the API listens on 0.0.0.0:\(port) (every address of this host) with no authentication"))
+        #expect(
+            exposed.log.contains(
+                "the API listens on 0.0.0.0:\(port) (every address of this host) with no authentication"))
         exposed.signal(SIGTERM)
         #expect(try exposed.waitExit() == 0)
 
@@ -373,7 +398,8 @@ import Testing
     /// utime + stime of `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
     private func cpuTicks(of pid: Int32) throws -> Int {
         let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-        let fields = try #require(stat.lastIndex(of: ")").map { stat[stat.index($0, offsetBy: 2)...].split(separator: " ") })
+        let fields = try #require(
+            stat.lastIndex(of: ")").map { stat[stat.index($0, offsetBy: 2)...].split(separator: " ") })
         return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
     }
 }

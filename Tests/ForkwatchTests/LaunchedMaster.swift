@@ -1,5 +1,5 @@
-import Foundation
 import CForkwatch
+import Foundation
 import Glibc
 import Testing
 
@@ -34,8 +34,10 @@ final class LaunchedMaster {
     /// `events`: run `forkwatch run --headless --events -` with these arguments; otherwise the
     /// arguments are the whole command line. `stdoutToLog`: standard output goes to the log too.
     /// `binary`: another program of this package (the embedding example), given whole command lines.
-    init(_ arguments: [String], events: Bool = true, stdoutToLog: Bool = false, environment: [String: String] = [:],
-         binary: String = forkwatchBinary) throws {
+    init(
+        _ arguments: [String], events: Bool = true, stdoutToLog: Bool = false, environment: [String: String] = [:],
+        binary: String = forkwatchBinary
+    ) throws {
         logPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString).log"
         // A directory of its own: the master makes it 0700, and a test may loosen it.
         socketPath = NSTemporaryDirectory() + "forkwatch-test-\(UUID().uuidString.prefix(8))/ctl.sock"
@@ -59,7 +61,9 @@ final class LaunchedMaster {
         var attributes = cleanSpawnAttributes(ownProcessGroup: true)
         defer { posix_spawnattr_destroy(&attributes) }
 
-        let argv = [binary] + (events ? ["run", "--headless", "--events", "-", "--control-socket", socketPath] : []) + arguments
+        let argv =
+            [binary] + (events ? ["run", "--headless", "--events", "-", "--control-socket", socketPath] : [])
+            + arguments
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var child: pid_t = 0
@@ -99,7 +103,10 @@ final class LaunchedMaster {
     /// Reads whatever events have arrived, waiting up to `timeout` for at least one more.
     @discardableResult
     private func pump(timeout: Double) -> Bool {
-        guard !eventsClosed else { usleep(UInt32(timeout * 1e6)); return false }
+        guard !eventsClosed else {
+            usleep(UInt32(timeout * 1e6))
+            return false
+        }
         var entry = pollfd(fd: eventsFD, events: Int16(POLLIN), revents: 0)
         guard poll(&entry, 1, Int32(timeout * 1000)) > 0 else { return false }
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -125,7 +132,9 @@ final class LaunchedMaster {
 
     /// The next event of `type` (after the last one returned) that satisfies `predicate`.
     @discardableResult
-    func waitFor(_ type: String, timeout: Double = 15, where predicate: ([String: Any]) -> Bool = { _ in true }) throws -> [String: Any] {
+    func waitFor(
+        _ type: String, timeout: Double = 15, where predicate: ([String: Any]) -> Bool = { _ in true }
+    ) throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             while cursor < events.count {
@@ -135,7 +144,9 @@ final class LaunchedMaster {
             }
             let left = deadline.timeIntervalSinceNow
             if left <= 0 {
-                throw TestFailure("no '\(type)' event within \(timeout) s; events: \(events.suffix(8).map { $0["type"] as? String ?? "?" })\nlog:\n\(log.suffix(3000))")
+                throw TestFailure(
+                    "no '\(type)' event within \(timeout) s; events: \(events.suffix(8).map { $0["type"] as? String ?? "?" })\nlog:\n\(log.suffix(3000))"
+                )
             }
             pump(timeout: min(left, 0.2))
         }
@@ -186,7 +197,8 @@ enum Proc {
     /// The one-letter state (R, S, Z, …) or nil when the process is gone.
     static func state(of pid: pid_t) -> Character? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
         return stat[stat.index(close, offsetBy: 2)]
     }
 
@@ -212,7 +224,10 @@ enum Proc {
     static func statusKB(_ field: String, of pid: pid_t) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return -1 }
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? -1
+        return Int(
+            line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map {
+                $0.trimmingCharacters(in: .whitespaces)
+            } ?? "") ?? -1
     }
 
     /// Whether this process's page at `address` is mapped now (`/proc/self/pagemap` bit 63).
@@ -230,7 +245,8 @@ enum Proc {
     }
 
     static func comm(of pid: pid_t) -> String {
-        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 
     /// Polls `condition` every 10 ms until it holds or `timeout` passes.
@@ -252,14 +268,17 @@ extension Dictionary where Key == String, Value == Any {
 /// file). posix_spawn and waitpid on that pid, not Foundation's Process: its SIGCHLD-based reaping
 /// was seen to leave a child a zombie, and the test waiting forever, in a run without a terminal.
 @discardableResult
-func runToCompletion(_ argv: [String], captureOutput: Bool = true, timeout: Double = 20) throws -> (status: Int32, output: String) {
+func runToCompletion(
+    _ argv: [String], captureOutput: Bool = true, timeout: Double = 20
+) throws -> (status: Int32, output: String) {
     let output = NSTemporaryDirectory() + "forkwatch-run-\(UUID().uuidString.prefix(8)).out"
     defer { try? FileManager.default.removeItem(atPath: output) }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, captureOutput ? output : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(
+        &actions, 1, captureOutput ? output : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
     let cArgs = argv.map { strdup($0) } + [nil]
     defer { cArgs.forEach { free($0) } }

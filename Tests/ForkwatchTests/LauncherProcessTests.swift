@@ -83,7 +83,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let fd = open(path, O_RDONLY)
         defer { close(fd) }
-        let base = try #require(mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0).flatMap { $0 == MAP_FAILED ? nil : $0 })
+        let base = try #require(
+            mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0).flatMap { $0 == MAP_FAILED ? nil : $0 })
         defer { munmap(base, 2 * page) }
         let bytes = base.assumingMemoryBound(to: UInt8.self)
         bytes[0] = 42
@@ -114,8 +115,10 @@ import Testing
     }
 
     @Test func quickDeathsMarkTheServiceCrashLooping() throws {
-        let master = try LaunchedMaster(["--workers", "1", "--crash-loop-threshold", "3", "--fork-throttle-interval", "0.05",
-                                         "--", "/bin/sh", "-c", "exit 1"])
+        let master = try LaunchedMaster([
+            "--workers", "1", "--crash-loop-threshold", "3", "--fork-throttle-interval", "0.05",
+            "--", "/bin/sh", "-c", "exit 1",
+        ])
         let state = try master.waitFor("service_state") { $0["state"] as? String == "crash-looping" }
         #expect((state["reason"] as? String)?.contains("boot_window") == true)
         master.signal(SIGTERM)
@@ -123,8 +126,10 @@ import Testing
     }
 
     @Test func aWorkerIgnoringSigtermIsKilledAfterTheTimeout() throws {
-        let master = try LaunchedMaster(["--workers", "1", "--graceful-shutdown-timeout", "1",
-                                         "--", "/bin/sh", "-c", "trap '' TERM; exec sleep 1000"])
+        let master = try LaunchedMaster([
+            "--workers", "1", "--graceful-shutdown-timeout", "1",
+            "--", "/bin/sh", "-c", "trap '' TERM; exec sleep 1000",
+        ])
         let pid = try master.waitForReady(1)[0]
         // SIG_IGN survives exec: once the worker is `sleep`, the trap is in place.
         #expect(Proc.eventually { Proc.comm(of: pid) == "sleep" })
@@ -196,11 +201,17 @@ import Testing
             let stopped = master.index(of: "signal_sent") { $0.pid == oldPid && $0["signal"] as? String == "SIGTERM" }
             #expect(stopped != nil)
             // Every old worker's SIGTERM comes after at least as many new workers are ready.
-            let newReady = events[..<stopped!].filter { $0["type"] as? String == "ready" && !old.contains($0.pid) }.count
-            let oldStopped = events[..<stopped!].filter { $0["type"] as? String == "signal_sent" && old.contains($0.pid) }.count
+            let newReady = events[..<stopped!].filter { $0["type"] as? String == "ready" && !old.contains($0.pid) }
+                .count
+            let oldStopped = events[..<stopped!].filter {
+                $0["type"] as? String == "signal_sent" && old.contains($0.pid)
+            }.count
             #expect(newReady >= oldStopped + 1)
         }
-        #expect(Proc.eventually { Set(Proc.children(of: master.pid)).isDisjoint(with: old) && Proc.children(of: master.pid).count == 3 })
+        #expect(
+            Proc.eventually {
+                Set(Proc.children(of: master.pid)).isDisjoint(with: old) && Proc.children(of: master.pid).count == 3
+            })
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
     }
@@ -231,11 +242,15 @@ import Testing
         _ = try master.waitExit()
         let start = Date()
         while Date().timeIntervalSince(start) < 1.0 && pids.contains(where: Proc.isRunning) { usleep(5_000) }
-        #expect(pids.allSatisfy { !Proc.isRunning($0) }, "still alive 1 s after the master died: \(pids.filter(Proc.isRunning))")
+        #expect(
+            pids.allSatisfy { !Proc.isRunning($0) },
+            "still alive 1 s after the master died: \(pids.filter(Proc.isRunning))")
     }
 
     @Test func noZombieOutlivesTheNextReap() throws {
-        let master = try LaunchedMaster(["--workers", "4", "--fork-throttle-interval", "0.02", "--", "/bin/sh", "-c", "exit 1"])
+        let master = try LaunchedMaster([
+            "--workers", "4", "--fork-throttle-interval", "0.02", "--", "/bin/sh", "-c", "exit 1",
+        ])
         try master.waitFor("throttle")
         var zombies: [pid_t: Int] = [:]  // pid → consecutive samples seen as a zombie
         for _ in 0..<100 {
@@ -263,7 +278,9 @@ import Testing
             try master.waitFor("ready") { $0.pid == replacement }
             live = [live[1], replacement]
         }
-        #expect(Proc.fdCount(of: master.pid) == before, "before: \(beforeTargets)\nafter: \(Proc.fdTargets(of: master.pid))")
+        #expect(
+            Proc.fdCount(of: master.pid) == before, "before: \(beforeTargets)\nafter: \(Proc.fdTargets(of: master.pid))"
+        )
         #expect(Proc.threadCount(of: master.pid) == 1)
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
@@ -283,7 +300,10 @@ import Testing
 
     @Test func usr1ReopensTheLogFile() throws {
         let logFile = NSTemporaryDirectory() + "forkwatch-usr1-\(UUID().uuidString).log"
-        defer { try? FileManager.default.removeItem(atPath: logFile); try? FileManager.default.removeItem(atPath: logFile + ".1") }
+        defer {
+            try? FileManager.default.removeItem(atPath: logFile)
+            try? FileManager.default.removeItem(atPath: logFile + ".1")
+        }
         let master = try LaunchedMaster(["--workers", "1", "--log-file", logFile, "idle"])
         let worker = try master.waitForReady(1)[0]
         func logged(_ text: String, in path: String) -> Bool {
@@ -299,20 +319,26 @@ import Testing
         // The master passes SIGUSR1 on; the worker reopens the file at the old path.
         try master.waitFor("signal_sent") { $0.pid == worker && $0["signal"] as? String == "SIGUSR1" }
         #expect(logged("reopened", in: logFile))
-        #expect(Proc.eventually {
-            kill(worker, SIGHUP)
-            return (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("idle[\(worker)] reset") == true
-        })
+        #expect(
+            Proc.eventually {
+                kill(worker, SIGHUP)
+                return (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("idle[\(worker)] reset")
+                    == true
+            })
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
         #expect((try? String(contentsOfFile: logFile + ".1", encoding: .utf8))?.contains("fork") == true)
     }
 
     @Test func workerOutputStaysOutOfTheEventStream() throws {
-        let master = try LaunchedMaster(["--workers", "2", "--", "/bin/sh", "-c", "echo worker-says-hello; exec sleep 1000"])
+        let master = try LaunchedMaster([
+            "--workers", "2", "--", "/bin/sh", "-c", "echo worker-says-hello; exec sleep 1000",
+        ])
         try master.waitForReady(2)
         // The workers' own lines (the master's log quotes the command too, so count whole lines).
-        #expect(Proc.eventually { master.log.split(separator: "\n").filter { $0 == "worker-says-hello" }.count == 2 }, "\(master.log)")
+        #expect(
+            Proc.eventually { master.log.split(separator: "\n").filter { $0 == "worker-says-hello" }.count == 2 },
+            "\(master.log)")
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
         #expect(master.strayLines.isEmpty, "\(master.strayLines)")
@@ -323,7 +349,10 @@ import Testing
         let pids = try master.waitForReady(2)
         master.closeEvents()
         kill(pids[0], SIGKILL)  // events now hit a pipe with no reader: EPIPE, not SIGPIPE
-        #expect(Proc.eventually { Proc.children(of: master.pid).count == 2 && !Proc.children(of: master.pid).contains(pids[0]) })
+        #expect(
+            Proc.eventually {
+                Proc.children(of: master.pid).count == 2 && !Proc.children(of: master.pid).contains(pids[0])
+            })
         #expect(Proc.isRunning(master.pid))
         // The log line comes with the events flushed after the respawn's fork: wait for it too.
         #expect(Proc.eventually { master.log.contains("events output closed") }, "\(master.log)")
@@ -379,7 +408,10 @@ import Testing
         (["run", "--workers", "2", "idle"], "the dashboard needs a terminal"),
         (["demo"], "the dashboard needs a terminal"),
         (["top", "--socket", "/nonexistent/forkwatch.sock"], "the dashboard needs a terminal"),
-        (["status", "--socket", "/nonexistent/forkwatch.sock"], "cannot reach a master at /nonexistent/forkwatch.sock"),
+        (
+            ["status", "--socket", "/nonexistent/forkwatch.sock"],
+            "cannot reach a master at /nonexistent/forkwatch.sock"
+        ),
         (["replay", "/nonexistent/recording.events"], "/nonexistent/recording.events: No such file"),
     ])
     func aBadFlagIsOneLineExit2(arguments: [String], expected: String) throws {

@@ -30,7 +30,11 @@ import Testing
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard rc == 0 else { throw TestFailure("connect: \(String(cString: strerror(errno)))") }
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = read(fd, &buffer, buffer.count)
@@ -38,8 +42,10 @@ import Testing
     }
 
     @Test func commandWorkersShareOneSocketPassedAsFd3() throws {
-        let master = try LaunchedMaster(["--workers", "2", "--listen", "127.0.0.1", "--port", "0",
-                                         "--", "/usr/bin/python3", "-c", Self.server])
+        let master = try LaunchedMaster([
+            "--workers", "2", "--listen", "127.0.0.1", "--port", "0",
+            "--", "/usr/bin/python3", "-c", Self.server,
+        ])
         let listening = try master.waitFor("listening")
         #expect(listening["backlog"] as? Int == 128)
         let pids = Set(try master.waitForReady(2))
@@ -62,8 +68,10 @@ import Testing
 
     @Test func theAcceptQueueIsSampledWhileWatched() throws {
         // A program that never accepts: connections pile up in the kernel's queue.
-        let master = try LaunchedMaster(["--workers", "1", "--listen", "127.0.0.1", "--port", "0", "--backlog", "8",
-                                         "--", "/bin/sleep", "1000"])
+        let master = try LaunchedMaster([
+            "--workers", "1", "--listen", "127.0.0.1", "--port", "0", "--backlog", "8",
+            "--", "/bin/sleep", "1000",
+        ])
         let port = try port(try #require(try master.waitFor("listening")["address"] as? String))
         try master.waitForReady(1)
         var clients: [Int32] = []
@@ -74,7 +82,11 @@ import Testing
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = port.bigEndian
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
             #expect(rc == 0)
             clients.append(fd)
         }
@@ -91,10 +103,16 @@ import Testing
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         listen(holder, 1)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) }
+        }
         let busy = UInt16(bigEndian: address.sin_port)
         for (arguments, expected) in [
             (["--listen", "127.0.0.1", "--port", "\(busy)"], "cannot bind 127.0.0.1:\(busy): Address already in use"),
@@ -102,8 +120,9 @@ import Testing
             (["--port", "70000"], "--port must be 0-65535"),
             (["--backlog", "5"], "go with --port"),
         ] {
-            let master = try LaunchedMaster(["run", "--headless", "--control-socket", "none", "--events", "-"] + arguments
-                                            + ["--", "/bin/sleep", "1000"], events: false)
+            let master = try LaunchedMaster(
+                ["run", "--headless", "--control-socket", "none", "--events", "-"] + arguments
+                    + ["--", "/bin/sleep", "1000"], events: false)
             #expect(try master.waitExit() == 2)
             #expect(master.log.contains(expected), "\(master.log)")
             #expect(master.log.split(separator: "\n").count == 1, "\(master.log)")

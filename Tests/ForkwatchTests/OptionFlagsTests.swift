@@ -1,5 +1,5 @@
-import Foundation
 import ForkwatchCore
+import Foundation
 import Testing
 
 /// The CLI's flags come from the option declarations: `run --help` offers every declared flag,

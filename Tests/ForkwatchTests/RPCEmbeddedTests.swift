@@ -16,8 +16,12 @@ import Testing
         database = directory + "/db.sqlite"
     }
 
-    private func startSchedulers(_ workers: Int = 4) throws -> (LaunchedMaster, Set<Int32>, RPCClient, EmbeddedTransport) {
-        let master = try LaunchedMaster(["--workers", "\(workers)", "--db", database, "--periodic-fuzzy-delay", "0", "scheduler"])
+    private func startSchedulers(
+        _ workers: Int = 4
+    ) throws -> (LaunchedMaster, Set<Int32>, RPCClient, EmbeddedTransport) {
+        let master = try LaunchedMaster([
+            "--workers", "\(workers)", "--db", database, "--periodic-fuzzy-delay", "0", "scheduler",
+        ])
         let pids = Set(try master.waitForReady(workers))
         // A worker is ready once its RPC server consumes (start() returns after it started).
         let transport = try EmbeddedTransport(path: database)
@@ -31,19 +35,25 @@ import Testing
         for event in master.all("rpc_stats") {
             let pid = Int32(event["pid"] as? Int ?? 0)
             let methods = event["methods"] as? [[String: Any]] ?? []
-            if let entry = methods.first(where: { $0["method"] as? String == method }) { latest[pid] = entry["handled"] as? Int ?? 0 }
+            if let entry = methods.first(where: { $0["method"] as? String == method }) {
+                latest[pid] = entry["handled"] as? Int ?? 0
+            }
         }
         return latest
     }
 
-    private func waitForHandled(_ master: LaunchedMaster, _ method: String, atLeast total: Int, timeout: Double = 60) throws -> [Int32: Int] {
+    private func waitForHandled(
+        _ master: LaunchedMaster, _ method: String, atLeast total: Int, timeout: Double = 60
+    ) throws -> [Int32: Int] {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let counts = handled(master, method)
             if counts.values.reduce(0, +) >= total { return counts }
             _ = try? master.waitFor("rpc_stats", timeout: 1)
         }
-        throw TestFailure("\(method): handled \(handled(master, method)) of \(total) within \(timeout) s\nlog:\n\(master.log.suffix(2000))")
+        throw TestFailure(
+            "\(method): handled \(handled(master, method)) of \(total) within \(timeout) s\nlog:\n\(master.log.suffix(2000))"
+        )
     }
 
     @Test func tenThousandCastsAreEachHandledOnceByCompetingWorkers() throws {
@@ -71,14 +81,16 @@ import Testing
         #expect(Set(counts.keys) == pids, "every worker got its copy: \(counts)")
         #expect(counts.values.allSatisfy { $0 == 1 })
 
-        let result = try client.call("select_destinations", context: ["request_id": .string("req-1")],
-                                     args: ["instance_name": .string("web-1"), "num_instances": .number(2)])
+        let result = try client.call(
+            "select_destinations", context: ["request_id": .string("req-1")],
+            args: ["instance_name": .string("web-1"), "num_instances": .number(2)])
         let hosts = try #require(result.array)
         #expect(hosts.count == 2)
         #expect(hosts.first?["instance"]?.string == "web-1-1")
         #expect(hosts.first?["scheduler_pid"]?.int32.map(pids.contains) == true)
         // The version-1.0 endpoint: a client naming no version, and the context round trip.
-        let echo = try client.prepare(version: "1.0").call("echo", context: ["user": .string("alice")], args: ["a": .number(1)])
+        let echo = try client.prepare(version: "1.0").call(
+            "echo", context: ["user": .string("alice")], args: ["a": .number(1)])
         #expect(echo["args"]?["a"]?.int == 1)
         #expect(echo["ctxt"]?["user"]?.string == "alice")
         #expect(echo["ctxt"]?["client_timeout"] == .null)
@@ -94,17 +106,26 @@ import Testing
     @Test func faultsComeBackAsFailuresAndNeverKillAWorker() throws {
         let (master, _, client, transport) = try startSchedulers(2)
         func failure(_ body: () throws -> JSONValue) -> RPCFailure? {
-            do { _ = try body(); return nil } catch {
+            do {
+                _ = try body()
+                return nil
+            } catch {
                 if case .remote(let failure)? = error as? RPCError { return failure }
                 return nil
             }
         }
         #expect(failure { try client.call("no_such_method") }?.className == "NoSuchMethod")
-        #expect(failure { try client.call("select_destinations", args: ["colour": .string("red")]) }?.className == "TypeError")
-        #expect(failure { try client.prepare(version: "5.0").call("select_destinations") }?.className == "UnsupportedVersion")
+        #expect(
+            failure { try client.call("select_destinations", args: ["colour": .string("red")]) }?.className
+                == "TypeError")
+        #expect(
+            failure { try client.prepare(version: "5.0").call("select_destinations") }?.className
+                == "UnsupportedVersion")
         #expect(failure { try client.call("_private") }?.className == "NoSuchMethod")
         let valueError = failure { try client.prepare(version: "1.0").call("fail", args: ["msg": .string("kaboom")]) }
-        #expect(valueError?.className == "ValueError" && valueError?.module == "builtins" && valueError?.message == "kaboom")
+        #expect(
+            valueError?.className == "ValueError" && valueError?.module == "builtins" && valueError?.message == "kaboom"
+        )
         // Not JSON, JSON without a method, a cast of an unknown method: logged, dropped.
         try transport.publish(to: "scheduler", body: "not json at all")
         try transport.publish(to: "scheduler", body: #"{"oslo.version": "2.0", "oslo.message": "{\"args\": {}}"}"#)
@@ -120,7 +141,10 @@ import Testing
             _ = try nobody.call("ping")
             Issue.record("a call to a topic nobody serves returned")
         } catch {
-            guard case .timeout(let message) = error else { Issue.record("expected a timeout, got \(error)"); return }
+            guard case .timeout(let message) = error else {
+                Issue.record("expected a timeout, got \(error)")
+                return
+            }
             #expect(message.hasPrefix("Timed out waiting for a reply to message ID "))
         }
         master.signal(SIGTERM)
@@ -138,8 +162,9 @@ import Testing
         try master.waitFor("exit") { $0["pid"] as? Int == Int(victim) }
         // Whatever the dead worker had claimed is given back and handled by the others: the
         // queue drains completely (nothing claimed by the dead pid stays behind).
-        #expect(Proc.eventually(timeout: 30) { (try? transport.depth()) == 0 },
-                "left: \((try? transport.depth()) ?? -1)")
+        #expect(
+            Proc.eventually(timeout: 30) { (try? transport.depth()) == 0 },
+            "left: \((try? transport.depth()) ?? -1)")
         #expect(master.all("exit").count == 1)
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
@@ -154,16 +179,23 @@ import Testing
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) }
+        }
         close(probe)
         let port = UInt16(bigEndian: address.sin_port)
         let config = directory + "/down.yaml"
-        try "transport_url: rabbit://guest:guest@127.0.0.1:\(port)/\ndatabase: \(database)\nservices:\n  scheduler:\n    workers: 2\n"
+        try
+            "transport_url: rabbit://guest:guest@127.0.0.1:\(port)/\ndatabase: \(database)\nservices:\n  scheduler:\n    workers: 2\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         let master = try LaunchedMaster(["--config", config])
         try master.waitForReady(2)
-        let notice = try master.waitFor("notice", timeout: 10) { ($0["message"] as? String)?.contains("unreachable") == true }
+        let notice = try master.waitFor("notice", timeout: 10) {
+            ($0["message"] as? String)?.contains("unreachable") == true
+        }
         #expect((notice["message"] as? String)?.contains("Trying again in") == true, "\(notice)")
         usleep(1_500_000)
         #expect(master.all("exit").isEmpty, "the workers stay up while the broker is away")

@@ -7,7 +7,9 @@ import Testing
 /// The RabbitMQ transport against a real broker (a private node the tests start), and interop
 /// both ways with Python oslo.messaging 18.x from PyPI. Skipped, and saying so, when
 /// rabbitmq-server is not installed (`.ci/run` installs it).
-@Suite(.enabled(if: RabbitNode.installed, "skipped: rabbitmq-server not installed (apt-get install rabbitmq-server)"), .serialized)
+@Suite(
+    .enabled(if: RabbitNode.installed, "skipped: rabbitmq-server not installed (apt-get install rabbitmq-server)"),
+    .serialized)
 struct RPCRabbitTests {
     let directory: String
 
@@ -19,11 +21,14 @@ struct RPCRabbitTests {
     /// Scheduler workers on the broker, under a control exchange of this test's own.
     private func startSchedulers(_ url: String, workers: Int = 4) throws -> (LaunchedMaster, Set<Int32>, RPCClient) {
         let config = directory + "/forkwatch.yaml"
-        try "transport_url: \(url)\ndatabase: \(directory)/db.sqlite\nperiodic_fuzzy_delay: 0\nservices:\n  scheduler:\n    workers: \(workers)\n"
+        try
+            "transport_url: \(url)\ndatabase: \(directory)/db.sqlite\nperiodic_fuzzy_delay: 0\nservices:\n  scheduler:\n    workers: \(workers)\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         let master = try LaunchedMaster(["--config", config])
         let pids = Set(try master.waitForReady(workers))
-        let client = RPCClient(transport: try RabbitTransport(url: url), target: RPCTarget(topic: "scheduler", version: "4.0"), timeout: 10)
+        let client = RPCClient(
+            transport: try RabbitTransport(url: url), target: RPCTarget(topic: "scheduler", version: "4.0"), timeout: 10
+        )
         // Purge what an earlier test left on the shared node's queue.
         _ = try? RabbitNode.ctl(["purge_queue", "scheduler"])
         return (master, pids, client)
@@ -40,7 +45,9 @@ struct RPCRabbitTests {
         return latest
     }
 
-    private func waitForHandled(_ master: LaunchedMaster, _ method: String, atLeast total: Int, timeout: Double = 90) throws -> [Int32: Int] {
+    private func waitForHandled(
+        _ master: LaunchedMaster, _ method: String, atLeast total: Int, timeout: Double = 90
+    ) throws -> [Int32: Int] {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if handled(master, method).values.reduce(0, +) >= total { return handled(master, method) }
@@ -51,7 +58,9 @@ struct RPCRabbitTests {
 
     /// `messages` and `messages_unacknowledged` of a queue on the broker.
     private func brokerDepth(_ queue: String) throws -> Int {
-        let output = try RabbitNode.ctl(["list_queues", "name", "messages", "messages_unacknowledged", "--no-table-headers", "-q"])
+        let output = try RabbitNode.ctl([
+            "list_queues", "name", "messages", "messages_unacknowledged", "--no-table-headers", "-q",
+        ])
         for line in output.split(separator: "\n") {
             let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
             if fields.count == 3, fields[0] == queue { return (Int(fields[1]) ?? 0) + (Int(fields[2]) ?? 0) }
@@ -79,10 +88,16 @@ struct RPCRabbitTests {
             _ = try RPCClient(transport: client.transport, target: RPCTarget(topic: "nobody"), timeout: 1).call("ping")
             Issue.record("a call to a topic nobody serves returned")
         } catch {
-            guard case .timeout = error else { Issue.record("expected a timeout, got \(error)"); return }
+            guard case .timeout = error else {
+                Issue.record("expected a timeout, got \(error)")
+                return
+            }
         }
         if case .remote(let failure)? = { () -> RPCError? in
-            do { _ = try client.call("no_such_method"); return nil } catch { return error as? RPCError }
+            do {
+                _ = try client.call("no_such_method")
+                return nil
+            } catch { return error as? RPCError }
         }() {
             #expect(failure.className == "NoSuchMethod")
         } else {
@@ -103,7 +118,9 @@ struct RPCRabbitTests {
         kill(victim, SIGKILL)
         try master.waitFor("exit") { $0["pid"] as? Int == Int(victim) }
         // The broker gives the victim's unacknowledged messages to the others: the queue drains.
-        #expect(Proc.eventually(timeout: 60) { (try? brokerDepth("scheduler")) == 0 }, "left: \((try? brokerDepth("scheduler")) ?? -1)")
+        #expect(
+            Proc.eventually(timeout: 60) { (try? brokerDepth("scheduler")) == 0 },
+            "left: \((try? brokerDepth("scheduler")) ?? -1)")
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
     }
@@ -129,31 +146,51 @@ struct RPCRabbitTests {
         #expect(unknown["exc_type"] as? String == "NoSuchMethod", "\(unknown)")
         _ = try omrpcCall(["fanout", url, "scheduler", "echo", #"{"fan": true}"#])
         let deadline = Date().addingTimeInterval(10)
-        while handled(master, "echo").count < pids.count && Date() < deadline { _ = try? master.waitFor("rpc_stats", timeout: 0.5) }
-        #expect(handled(master, "echo").count == pids.count, "every forkwatch worker got the Python fanout: \(handled(master, "echo"))")
+        while handled(master, "echo").count < pids.count && Date() < deadline {
+            _ = try? master.waitFor("rpc_stats", timeout: 0.5)
+        }
+        #expect(
+            handled(master, "echo").count == pids.count,
+            "every forkwatch worker got the Python fanout: \(handled(master, "echo"))")
 
         // forkwatch client → Python server: a result, a remote error, a fanout to two servers.
         var servers: [Int32] = []
         defer { for pid in servers { kill(pid, SIGTERM) } }
         let records = [directory + "/r1", directory + "/r2"]
         for (index, record) in records.enumerated() {
-            servers.append(try spawn([python, omrpc, "serve", url, "pytopic", "py\(index)"], environment: ["OMRPC_RECORD": record],
-                                     log: directory + "/py\(index).log"))
+            servers.append(
+                try spawn(
+                    [python, omrpc, "serve", url, "pytopic", "py\(index)"], environment: ["OMRPC_RECORD": record],
+                    log: directory + "/py\(index).log"))
         }
-        #expect(Proc.eventually(timeout: 60) { records.indices.allSatisfy { (try? String(contentsOfFile: directory + "/py\($0).log", encoding: .utf8))?.contains("READY") == true } })
+        #expect(
+            Proc.eventually(timeout: 60) {
+                records.indices.allSatisfy {
+                    (try? String(contentsOfFile: directory + "/py\($0).log", encoding: .utf8))?.contains("READY")
+                        == true
+                }
+            })
         let python1 = RPCClient(transport: client.transport, target: RPCTarget(topic: "pytopic"), timeout: 20)
         #expect(try python1.call("add", args: ["a": .number(40), "b": .number(2)]) == .number(42))
-        #expect(try python1.call("echo", context: ["user": .string("alice")], args: ["x": .number(1)])["ctxt"]?["user"]?.string == "alice")
+        #expect(
+            try python1.call("echo", context: ["user": .string("alice")], args: ["x": .number(1)])["ctxt"]?["user"]?
+                .string == "alice")
         do {
             _ = try python1.call("fail", args: ["msg": .string("nope")])
             Issue.record("fail returned")
         } catch {
-            guard case .remote(let failure) = error else { Issue.record("\(error)"); return }
+            guard case .remote(let failure) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(failure.className == "ValueError" && failure.module == "builtins" && failure.message == "nope")
             #expect(!failure.traceback.isEmpty)
         }
         try python1.prepare(fanout: true).cast("record", args: ["n": .number(7)])
-        #expect(Proc.eventually(timeout: 10) { records.allSatisfy { (try? String(contentsOfFile: $0, encoding: .utf8))?.contains("7") == true } })
+        #expect(
+            Proc.eventually(timeout: 10) {
+                records.allSatisfy { (try? String(contentsOfFile: $0, encoding: .utf8))?.contains("7") == true }
+            })
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
     }
@@ -172,7 +209,10 @@ struct RPCRabbitTests {
         for (key, value) in environment { variables[key] = value }
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnvironment = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { cArgs.forEach { free($0) }; cEnvironment.forEach { free($0) } }
+        defer {
+            cArgs.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnvironment)
         guard rc == 0 else { throw TestFailure("posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
@@ -184,24 +224,33 @@ struct RPCRabbitTests {
     @Test func aBrokerLostMidRunIsFoundAgain() throws {
         let node = directory + "/own-node"
         let first = try runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "start", node], timeout: 90)
-        let amqp = try #require(first.output.split(separator: "\n").last { $0.hasPrefix("amqp://") }.map(String.init), "\(first.output)")
+        let amqp = try #require(
+            first.output.split(separator: "\n").last { $0.hasPrefix("amqp://") }.map(String.init), "\(first.output)")
         let url = "rabbit://" + amqp.dropFirst("amqp://".count)
         let port = try #require(url.split(separator: ":").last?.split(separator: "/").first.map(String.init))
         var stopped = false
-        defer { if !stopped { _ = try? runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", node], timeout: 60) } }
+        defer {
+            if !stopped {
+                _ = try? runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", node], timeout: 60)
+            }
+        }
         let (master, _, client) = try startSchedulers(url, workers: 2)
         #expect(try client.prepare(version: "1.0").call("echo")["pid"] != nil)
 
         _ = try runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", node], timeout: 60)
         try master.waitFor("notice", timeout: 20) { ($0["message"] as? String)?.contains("connection lost") == true }
         let again = directory + "/own-node-2"
-        let second = try runToCompletion(["/usr/bin/env", "AMQP_PORT=\(port)", "/bin/bash", RabbitNode.fixtures + "/node.sh", "start", again], timeout: 90)
+        let second = try runToCompletion(
+            ["/usr/bin/env", "AMQP_PORT=\(port)", "/bin/bash", RabbitNode.fixtures + "/node.sh", "start", again],
+            timeout: 90)
         #expect(second.status == 0, "\(second.output)")
         defer { _ = try? runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", again], timeout: 60) }
         stopped = true
         try master.waitFor("notice", timeout: 60) { ($0["message"] as? String)?.contains("reconnected") == true }
         // Served again (a new client: the old publishing connection went with the old broker).
-        let fresh = RPCClient(transport: try RabbitTransport(url: url), target: RPCTarget(topic: "scheduler", version: "1.0"), timeout: 20)
+        let fresh = RPCClient(
+            transport: try RabbitTransport(url: url), target: RPCTarget(topic: "scheduler", version: "1.0"), timeout: 20
+        )
         #expect(try fresh.call("echo")["pid"] != nil)
         #expect(master.all("exit").isEmpty)
         master.signal(SIGTERM)

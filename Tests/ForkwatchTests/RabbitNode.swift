@@ -23,13 +23,15 @@ enum RabbitNode {
             if started == nil {
                 let directory = NSTemporaryDirectory() + "forkwatch-rmq-\(UUID().uuidString.prefix(8))"
                 do {
-                    let result = try runToCompletion(["/bin/bash", fixtures + "/node.sh", "start", directory], timeout: 90)
+                    let result = try runToCompletion(
+                        ["/bin/bash", fixtures + "/node.sh", "start", directory], timeout: 90)
                     let amqp = result.output.split(separator: "\n").last { $0.hasPrefix("amqp://") }.map(String.init)
                     if result.status == 0, let amqp {
                         started = .success(("rabbit://" + amqp.dropFirst("amqp://".count), directory))
                         stopAtExit(directory)
                     } else {
-                        started = .failure(TestFailure("node.sh start: exit \(result.status): \(result.output.suffix(1500))"))
+                        started = .failure(
+                            TestFailure("node.sh start: exit \(result.status): \(result.output.suffix(1500))"))
                     }
                 } catch {
                     started = .failure(TestFailure("node.sh start: \(error)"))
@@ -42,7 +44,9 @@ enum RabbitNode {
     /// rabbitmqctl on the shared node.
     static func ctl(_ arguments: [String]) throws -> String {
         guard case .success(let node)? = lock.withLock({ started }) else { throw TestFailure("no node") }
-        return try runToCompletion(["/bin/bash", fixtures + "/node.sh", "ctl", node.directory] + arguments, timeout: 30).output
+        return try runToCompletion(
+            ["/bin/bash", fixtures + "/node.sh", "ctl", node.directory] + arguments, timeout: 30
+        ).output
     }
 
     nonisolated(unsafe) private static var nodeDirectory = ""
@@ -50,15 +54,20 @@ enum RabbitNode {
     private static func stopAtExit(_ directory: String) {
         nodeDirectory = directory
         atexit {
-            _ = try? runToCompletion(["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", RabbitNode.nodeDirectory], captureOutput: false, timeout: 30)
+            _ = try? runToCompletion(
+                ["/bin/bash", RabbitNode.fixtures + "/node.sh", "stop", RabbitNode.nodeDirectory], captureOutput: false,
+                timeout: 30)
         }
     }
 
     /// The python of a venv with oslo.messaging (made once per machine, reused after).
     static func python() throws -> String {
         try lock.withLock {
-            let result = try runToCompletion(["/bin/bash", fixtures + "/venv.sh", NSTemporaryDirectory() + "forkwatch-omvenv"], timeout: 300)
-            guard result.status == 0, let path = result.output.split(separator: "\n").last.map(String.init), path.hasPrefix("/") else {
+            let result = try runToCompletion(
+                ["/bin/bash", fixtures + "/venv.sh", NSTemporaryDirectory() + "forkwatch-omvenv"], timeout: 300)
+            guard result.status == 0, let path = result.output.split(separator: "\n").last.map(String.init),
+                path.hasPrefix("/")
+            else {
                 throw TestFailure("venv.sh: exit \(result.status): \(result.output.suffix(1500))")
             }
             return path

@@ -5,9 +5,15 @@ import Testing
 @Suite struct RabbitURLTests {
     @Test func usersPortsAndVirtualHosts() throws {
         let full = try RabbitTransport.parse("rabbit://nova:p%40ss@mq.example.org:5673/openstack")
-        #expect(full == RabbitTransport.Address(host: "mq.example.org", port: 5673, user: "nova", password: "p@ss", virtualHost: "openstack"))
+        #expect(
+            full
+                == RabbitTransport.Address(
+                    host: "mq.example.org", port: 5673, user: "nova", password: "p@ss", virtualHost: "openstack"))
         let bare = try RabbitTransport.parse("rabbit://")
-        #expect(bare == RabbitTransport.Address(host: "localhost", port: 5672, user: "guest", password: "guest", virtualHost: "/"))
+        #expect(
+            bare
+                == RabbitTransport.Address(
+                    host: "localhost", port: 5672, user: "guest", password: "guest", virtualHost: "/"))
         #expect(try RabbitTransport.parse("rabbit://u:p@h//").virtualHost == "/")
         #expect(try RabbitTransport.parse("rabbit://u:p@h:5672/?rabbit_quorum_queue=true").virtualHost == "/")
         #expect(try RabbitTransport.parse("rabbit://u:p@[::1]:5672/").host == "::1")

@@ -22,7 +22,9 @@ import Testing
         FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
-        var chunk = #"{"v":1,"type":"master_started","wall":1700000000.000000,"mono":100.000000,"pid":4211,"services":[{"name":"idle","workers":2,"builtin":"idle"}],"config":""}"# + "\n"
+        var chunk =
+            #"{"v":1,"type":"master_started","wall":1700000000.000000,"mono":100.000000,"pid":4211,"services":[{"name":"idle","workers":2,"builtin":"idle"}],"config":""}"#
+            + "\n"
         for i in 0..<count {
             chunk += line(i)
             chunk += "\n"
@@ -36,8 +38,10 @@ import Testing
 
     /// The replay's pid: the child of the tmux pane's shell.
     private func replayPid(_ session: TmuxSession) throws -> pid_t {
-        let shell = try #require(Int32(try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let shell = try #require(
+            Int32(
+                try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
+                    .trimmingCharacters(in: .whitespacesAndNewlines)))
         for _ in 0..<100 {
             if let pid = Proc.children(of: shell).first { return pid }
             usleep(20_000)
@@ -53,7 +57,9 @@ import Testing
         let latency = Date().timeIntervalSince(start)
         try session.type("stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo END")
         try session.press("Enter")
-        let stty = try session.waitFor("stty's answer") { $0.contains("icanon echo END") || $0.contains("-icanon") || $0.contains("-echo ") }
+        let stty = try session.waitFor("stty's answer") {
+            $0.contains("icanon echo END") || $0.contains("-icanon") || $0.contains("-echo ")
+        }
         #expect(stty.contains("icanon echo END"), "\(stty)")
         return latency
     }
@@ -80,7 +86,9 @@ import Testing
         }
         let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         #expect(size > 100 << 20, "the file is \(size) bytes")
-        print("generated \(count) lines, \(size) bytes in \(String(format: "%.1f", Date().timeIntervalSince(generation))) s")
+        print(
+            "generated \(count) lines, \(size) bytes in \(String(format: "%.1f", Date().timeIntervalSince(generation))) s"
+        )
 
         let session = try TmuxSession()
         try session.waitFor("a shell prompt") { $0.contains("$") }
@@ -98,8 +106,10 @@ import Testing
         #expect(peakKB > 0 && peakKB < 64 * 1024, "peak RSS \(peakKB) KiB for a \(size >> 20) MiB file")
         let latency = try quit(session, marker: "REPLAY-EXIT=0")
         #expect(latency < 3, "q took \(latency) s")
-        print(String(format: "100 MiB replay: first frame %.2f s, RSS %d KiB (peak %d KiB), q answered in %.2f s",
-                     firstFrame, rssKB, peakKB, latency))
+        print(
+            String(
+                format: "100 MiB replay: first frame %.2f s, RSS %d KiB (peak %d KiB), q answered in %.2f s",
+                firstFrame, rssKB, peakKB, latency))
     }
 
     @Test func twentyThousandForksOneMicrosecondApartStillAnswerQ() throws {
@@ -112,7 +122,8 @@ import Testing
         let path = directory + "/dense.events"
         try Self.write(path, count: 20_000) { i in
             let micros = 101_000_000 + i
-            return #"{"v":1,"type":"fork","wall":\#(Self.seconds(1_600_000_000_000_000 + micros)),"mono":\#(Self.seconds(micros)),"pid":\#(10_000 + i),"service":"idle","reason":"respawn","generation":1}"#
+            return
+                #"{"v":1,"type":"fork","wall":\#(Self.seconds(1_600_000_000_000_000 + micros)),"mono":\#(Self.seconds(micros)),"pid":\#(10_000 + i),"service":"idle","reason":"respawn","generation":1}"#
         }
         let session = try TmuxSession()
         try session.waitFor("a shell prompt") { $0.contains("$") }
@@ -137,12 +148,16 @@ import Testing
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/bad.events"
-        let lines = ["", #"{"v":1,"type":"fork","wall":1,"mono":1e19,"pid":7,"service":"x","reason":"initial","generation":1}"#,
-                     #"{"v":1,"type":"fork","wall":1,"mono":1,"pid":-7,"service":"x","reason":"initial","generation":1}"#]
+        let lines = [
+            "", #"{"v":1,"type":"fork","wall":1,"mono":1e19,"pid":7,"service":"x","reason":"initial","generation":1}"#,
+            #"{"v":1,"type":"fork","wall":1,"mono":1,"pid":-7,"service":"x","reason":"initial","generation":1}"#,
+        ]
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let replay = try LaunchedMaster(["replay", path], events: false)
         #expect(try replay.waitExit() == 2)
-        #expect(replay.log == "forkwatch: \(path):2: event field 'mono' is 1e+19: expected seconds within ±10^12\n", "\(replay.log)")
+        #expect(
+            replay.log == "forkwatch: \(path):2: event field 'mono' is 1e+19: expected seconds within ±10^12\n",
+            "\(replay.log)")
 
         let missing = directory + "/no/such.events"
         let absent = try LaunchedMaster(["replay", missing], events: false)

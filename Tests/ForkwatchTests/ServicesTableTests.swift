@@ -12,17 +12,24 @@ import Testing
 
     /// `forkwatch services list --json` as rows.
     private func listRows(_ db: String, downTime: Double = 60, reportInterval: Double = 10) throws -> [[String: Any]] {
-        let lister = try LaunchedMaster(["services", "list", "--json", "--db", db, "--service-down-time", "\(downTime)",
-                                         "--report-interval", "\(reportInterval)"], events: false, stdoutToLog: true)
+        let lister = try LaunchedMaster(
+            [
+                "services", "list", "--json", "--db", db, "--service-down-time", "\(downTime)",
+                "--report-interval", "\(reportInterval)",
+            ], events: false, stdoutToLog: true)
         #expect(try lister.waitExit() == 0)
-        return lister.log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return lister.log.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     @Test func sixteenWorkersHeartbeatIntoOneFileAndNoBeatIsLost() throws {
         let db = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: (db as NSString).deletingLastPathComponent) }
-        let master = try LaunchedMaster(["--workers", "16", "--report-interval", "0.05", "--periodic-fuzzy-delay", "0",
-                                         "--db", db, "scheduler"])
+        let master = try LaunchedMaster([
+            "--workers", "16", "--report-interval", "0.05", "--periodic-fuzzy-delay", "0",
+            "--db", db, "scheduler",
+        ])
         try master.waitForReady(16)
         // Let every worker beat a good number of times.
         try master.waitFor("heartbeat", timeout: 30) { ($0["report_count"] as? Int ?? 0) >= 400 }
@@ -53,7 +60,9 @@ import Testing
         let failure = try master.waitFor("task_run", timeout: 60) { $0["ok"] as? Bool == false }
         #expect(failure["task"] as? String == "_expire_reservations")
         #expect((failure["error"] as? String)?.contains("503") == true)
-        let after = try master.waitFor("task_run") { $0["task"] as? String == "_discover_hosts_in_cells" && $0["ok"] as? Bool == true }
+        let after = try master.waitFor("task_run") {
+            $0["task"] as? String == "_discover_hosts_in_cells" && $0["ok"] as? Bool == true
+        }
         let timings = try #require(after["timings"] as? [String: Any])
         #expect((timings["runs"] as? Int ?? 0) >= 2)
         #expect((timings["p95"] as? Double ?? -1) >= 0)
@@ -139,11 +148,15 @@ import Testing
         let root = NSTemporaryDirectory() + "forkwatch-nodb-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: root) }
         let db = root + "/typo/dir/x.sqlite"
-        for command in [["services", "list"], ["services", "list", "--json"], ["services", "disable", "forkwatch-scheduler"]] {
+        for command in [
+            ["services", "list"], ["services", "list", "--json"], ["services", "disable", "forkwatch-scheduler"],
+        ] {
             let run = try LaunchedMaster(command + ["--db", db], events: false)
             #expect(try run.waitExit() == 1, "\(command): \(run.log)")
-            #expect(run.log == "forkwatch: \(db): no such database (No such file or directory); 'forkwatch services migrate --db \(db)' creates one\n",
-                    "\(run.log)")
+            #expect(
+                run.log
+                    == "forkwatch: \(db): no such database (No such file or directory); 'forkwatch services migrate --db \(db)' creates one\n",
+                "\(run.log)")
             #expect(!FileManager.default.fileExists(atPath: root), "\(command) created \(root)")
         }
         // An empty file is not a services database: an error, and the file is left as it was.
@@ -164,9 +177,15 @@ import Testing
             #expect(migrate.log.contains("\(db): schema up to date"), "\(migrate.log)")
         }
         let cases: [(String, String)] = [
-            ("postgresql://nova:secret@db/nova", "postgresql:// is not supported yet; supported: an SQLite file path, or sqlite:///path"),
+            (
+                "postgresql://nova:secret@db/nova",
+                "postgresql:// is not supported yet; supported: an SQLite file path, or sqlite:///path"
+            ),
             ("postgres://db/nova", "postgresql:// is not supported yet"),
-            ("mysql+pymysql://db/nova", "unknown URL scheme 'mysql+pymysql:'; supported: an SQLite file path, or sqlite:///path"),
+            (
+                "mysql+pymysql://db/nova",
+                "unknown URL scheme 'mysql+pymysql:'; supported: an SQLite file path, or sqlite:///path"
+            ),
             ("file:services.sqlite", "unknown URL scheme 'file:'"),
             ("sqlite:services.sqlite", "an SQLite URL is sqlite:///path"),
             ("sqlite://host/x.sqlite", "names no host"),
@@ -180,8 +199,11 @@ import Testing
             #expect(list.log.contains(expected), "\(url): \(list.log)")
         }
         // Before anything is forked, from the command line as from a config file's `database`.
-        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", "none",
-                                         "--db", "mongodb://db/nova", "scheduler"], events: false)
+        let master = try LaunchedMaster(
+            [
+                "run", "--headless", "--events", "-", "--control-socket", "none",
+                "--db", "mongodb://db/nova", "scheduler",
+            ], events: false)
         #expect(try master.waitExit() == 2)
         #expect(master.log.contains("unknown URL scheme 'mongodb:'"), "\(master.log)")
         #expect(!master.log.contains("fork →"))
@@ -205,17 +227,23 @@ import Testing
             expected = path
         case .notADatabase:
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: db, contents: Data(String(repeating: "not sqlite ", count: 200).utf8))
+            FileManager.default.createFile(
+                atPath: db, contents: Data(String(repeating: "not sqlite ", count: 200).utf8))
             expected = "\(db): not an SQLite database"
         case .newerSchema:
             let migrate = try LaunchedMaster(["services", "migrate", "--db", db], events: false)
             #expect(try migrate.waitExit() == 0)
-            let sqlite = try runToCompletion(["/usr/bin/sqlite3", db, "INSERT INTO grdb_migrations VALUES ('v99-from-the-future');"])
+            let sqlite = try runToCompletion([
+                "/usr/bin/sqlite3", db, "INSERT INTO grdb_migrations VALUES ('v99-from-the-future');",
+            ])
             #expect(sqlite.status == 0, "\(sqlite.output)")
             expected = "\(db): the schema is from a newer forkwatch"
         }
-        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", "none",
-                                         "--db", path, "scheduler"], events: false)
+        let master = try LaunchedMaster(
+            [
+                "run", "--headless", "--events", "-", "--control-socket", "none",
+                "--db", path, "scheduler",
+            ], events: false)
         #expect(try master.waitExit() == 2)
         let lines = master.log.split(separator: "\n")
         #expect(lines.count == 1, "\(master.log)")

@@ -10,8 +10,9 @@ import Testing
 
     init() throws {
         directory = NSTemporaryDirectory() + "forkwatch-trust-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
     }
 
     private func pids(matching pattern: String) -> [pid_t] {
@@ -55,10 +56,13 @@ import Testing
             mkdir(planted, 0o700)
             chmod(planted, 0o777)
         }
-        let result = try LaunchedMaster(["run", "--headless", "idle"], events: false,
-                                        environment: ["XDG_RUNTIME_DIR": runtime])
+        let result = try LaunchedMaster(
+            ["run", "--headless", "idle"], events: false,
+            environment: ["XDG_RUNTIME_DIR": runtime])
         #expect(try result.waitExit() == 2)
-        let expected = ["other-owner": "owned by uid 65534", "symlink": "symbolic link", "world-writable": "lets other users write"]
+        let expected = [
+            "other-owner": "owned by uid 65534", "symlink": "symbolic link", "world-writable": "lets other users write",
+        ]
         #expect(result.log.contains("refusing \(planted)") && result.log.contains(expected[kind]!), "\(result.log)")
         #expect(!FileManager.default.fileExists(atPath: planted + "/forkwatch.sock"))
     }
@@ -68,8 +72,9 @@ import Testing
         let target = directory + "/precious"
         FileManager.default.createFile(atPath: target, contents: Data("keep\n".utf8))
         symlink(target, directory + "/master.log")
-        let result = try LaunchedMaster(["run", "--headless", "--control-socket", "none", "--log-file", directory + "/master.log", "idle"],
-                                        events: false)
+        let result = try LaunchedMaster(
+            ["run", "--headless", "--control-socket", "none", "--log-file", directory + "/master.log", "idle"],
+            events: false)
         #expect(try result.waitExit() == 2)
         #expect(result.log.contains("symbolic link"), "\(result.log)")
         #expect((try? String(contentsOfFile: target, encoding: .utf8)) == "keep\n")
@@ -99,8 +104,9 @@ import Testing
             except Exception:
                 pass
             """
-        let fake = try LaunchedMaster(["-c", script, socket, shared + "/received"], events: false,
-                                      stdoutToLog: true, binary: "/usr/bin/python3")
+        let fake = try LaunchedMaster(
+            ["-c", script, socket, shared + "/received"], events: false,
+            stdoutToLog: true, binary: "/usr/bin/python3")
         for _ in 0..<500 where !fake.log.contains("listening") { usleep(10_000) }
         let stop = try runToCompletion([forkwatchBinary, "stop", "--socket", socket])
         #expect(stop.status != 0, "\(stop.output)")
@@ -114,8 +120,10 @@ import Testing
     @Test func twoMastersRacedForOnePathOneWinsEveryTime() throws {
         let socket = directory + "/race.sock"
         for round in 0..<20 {
-            let first = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket, "idle"], events: false)
-            let second = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket, "idle"], events: false)
+            let first = try LaunchedMaster(
+                ["run", "--headless", "--events", "-", "--control-socket", socket, "idle"], events: false)
+            let second = try LaunchedMaster(
+                ["run", "--headless", "--events", "-", "--control-socket", socket, "idle"], events: false)
             var loser: LaunchedMaster?
             let deadline = Date().addingTimeInterval(10)
             while loser == nil && Date() < deadline {
@@ -141,8 +149,9 @@ import Testing
         let socket = directory + "/orphans.sock"
         let argv = ["--", "/bin/sh", "-c", "sleep 1000.\(digits) & wait"]
         let pattern = "sleep 1000\\.\(digits)"
-        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket, "--workers", "2"] + argv,
-                                        events: false)
+        let master = try LaunchedMaster(
+            ["run", "--headless", "--events", "-", "--control-socket", socket, "--workers", "2"] + argv,
+            events: false)
         try master.waitForReady(2)
         for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
         #expect(pids(matching: pattern).count == 2)
@@ -151,16 +160,19 @@ import Testing
         for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
         #expect(pids(matching: pattern).isEmpty, "left after a graceful stop: \(pids(matching: pattern))")
 
-        let killed = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket, "--workers", "2"] + argv,
-                                        events: false)
+        let killed = try LaunchedMaster(
+            ["run", "--headless", "--events", "-", "--control-socket", socket, "--workers", "2"] + argv,
+            events: false)
         try killed.waitForReady(2)
         for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
         killed.signal(SIGKILL)
         _ = try killed.waitExit()
         usleep(300_000)
         let survivors = pids(matching: pattern)
-        #expect(survivors.count == 2, "a SIGKILLed master's workers' children outlive it (no cgroup here): \(survivors)")
-        let next = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket, "idle"], events: false)
+        #expect(
+            survivors.count == 2, "a SIGKILLed master's workers' children outlive it (no cgroup here): \(survivors)")
+        let next = try LaunchedMaster(
+            ["run", "--headless", "--events", "-", "--control-socket", socket, "idle"], events: false)
         try next.waitForReady(1)
         // Said at start, before the first ready.
         let notice = next.all("notice").compactMap { $0["message"] as? String }.first { $0.contains("previous master") }
@@ -181,21 +193,26 @@ import Testing
         defer { rmdir(cgroup) }
         let digits = UUID().uuidString.utf8.prefix(8).map { String($0 % 10) }.joined()
         let pattern = "sleep 1001\\.\(digits)"
-        let argv = ["--workers-cgroup", cgroup, "--workers", "2", "--", "/bin/sh", "-c", "setsid sleep 1001.\(digits) & wait"]
+        let argv = [
+            "--workers-cgroup", cgroup, "--workers", "2", "--", "/bin/sh", "-c", "setsid sleep 1001.\(digits) & wait",
+        ]
         let socket = directory + "/cgroup.sock"
-        let master = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
+        let master = try LaunchedMaster(
+            ["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
         try master.waitForReady(2)
         for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
         let started = pids(matching: pattern)
         #expect(started.count == 2)
-        let members = ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n")
+        let members = ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(
+            separator: "\n")
         #expect(started.allSatisfy { members.contains(Substring(String($0))) }, "\(started) in \(members)")
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
         for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
         #expect(pids(matching: pattern).isEmpty, "left after a graceful stop: \(pids(matching: pattern))")
 
-        let killed = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
+        let killed = try LaunchedMaster(
+            ["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
         try killed.waitForReady(2)
         for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
         killed.signal(SIGKILL)
@@ -204,8 +221,11 @@ import Testing
         let survivors = pids(matching: pattern)
         defer { for pid in survivors { kill(pid, SIGKILL) } }
         #expect(survivors.count == 2, "setsid'd children outlive a SIGKILLed master: \(survivors)")
-        let next = try LaunchedMaster(["run", "--headless", "--events", "-", "--control-socket", socket,
-                                       "--workers-cgroup", cgroup, "idle"], events: false)
+        let next = try LaunchedMaster(
+            [
+                "run", "--headless", "--events", "-", "--control-socket", socket,
+                "--workers-cgroup", cgroup, "idle",
+            ], events: false)
         try next.waitForReady(1)
         let notice = next.all("notice").compactMap { $0["message"] as? String }.first { $0.contains("workers' cgroup") }
         #expect(notice?.contains("killed (cgroup.kill)") == true, "\(next.all("notice"))")
@@ -213,7 +233,8 @@ import Testing
         #expect(pids(matching: pattern).isEmpty, "left after the next master started: \(pids(matching: pattern))")
         next.signal(SIGTERM)
         #expect(try next.waitExit() == 0)
-        for _ in 0..<100 where !(((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty) {
+        for _ in 0..<100
+        where !(((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty) {
             usleep(10_000)
         }
     }

@@ -1,6 +1,7 @@
 import CNcurses
 import Forkwatch
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -87,7 +88,8 @@ public final class DashboardApp {
                 for command in readCommands() {
                     switch command {
                     case .signal(let pid, let signal): sendRequest(.signal(pid: pid, signal: signal), client)
-                    case .scale(let service, let workers): sendRequest(.scale(service: service, workers: workers), client)
+                    case .scale(let service, let workers):
+                        sendRequest(.scale(service: service, workers: workers), client)
                     case .reload: sendRequest(.reload, client)
                     case .stop(let mode): sendRequest(.stop(mode: mode), client)
                     case .quit(let stopServices):
@@ -125,7 +127,9 @@ public final class DashboardApp {
             if revents[0] != 0 {
                 let (keys, resized) = terminal.readKeys()
                 if resized { terminal.invalidate() }
-                if keys.contains(where: { $0 == .character("q") || $0 == .escape || $0 == .enter }) { return .masterGone }
+                if keys.contains(where: { $0 == .character("q") || $0 == .escape || $0 == .enter }) {
+                    return .masterGone
+                }
             }
             model.setNow(Posix.monotonicNow())
             render(force: true)
@@ -180,7 +184,10 @@ public final class DashboardApp {
                 while !ended || pending != nil {
                     guard let event = pending else {
                         refill()
-                        if pending == nil && !ended { behind = true; break }  // a run of bad lines: go on next turn
+                        if pending == nil && !ended {
+                            behind = true
+                            break
+                        }  // a run of bad lines: go on next turn
                         continue
                     }
                     if event.mono - clock > 2 { clock = event.mono - 2 }
@@ -203,9 +210,12 @@ public final class DashboardApp {
                 model.showMessage(latest + (problemsShown > 1 ? " (\(problemsShown) unreadable lines so far)" : ""))
             }
             if ended && pending == nil {
-                let unreadable = file.problemCount == 0 ? "" : ", \(file.problemCount) unreadable line\(file.problemCount == 1 ? "" : "s") skipped"
-                model.showMessage(file.readError.map { "stopped: \($0)" }
-                    ?? "end of the recording (\(file.eventsRead) events\(unreadable)); q to leave")
+                let unreadable =
+                    file.problemCount == 0
+                    ? "" : ", \(file.problemCount) unreadable line\(file.problemCount == 1 ? "" : "s") skipped"
+                model.showMessage(
+                    file.readError.map { "stopped: \($0)" }
+                        ?? "end of the recording (\(file.eventsRead) events\(unreadable)); q to leave")
             }
             // Frames come at the refresh rate (or at a key): a burst of events is drawn once.
             render(force: forceFrame)

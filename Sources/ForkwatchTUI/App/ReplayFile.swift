@@ -1,5 +1,6 @@
 import Forkwatch
 import ForkwatchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

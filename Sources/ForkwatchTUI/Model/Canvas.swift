@@ -18,7 +18,8 @@ struct Canvas {
     /// Writes text clipped to `maxWidth` cells (and to the frame); returns the next column.
     @discardableResult
     mutating func put(_ text: String, row: Int, column: Int, style: Frame.Style = .plain, maxWidth: Int? = nil) -> Int {
-        frame.put(unicode ? text : DashboardFormat.ascii(text), row: row, column: column, style: style, maxWidth: maxWidth)
+        frame.put(
+            unicode ? text : DashboardFormat.ascii(text), row: row, column: column, style: style, maxWidth: maxWidth)
     }
 
     /// Blanks a rectangle (under an overlay).
@@ -32,11 +33,17 @@ struct Canvas {
 
     /// A panel title: the name (reversed when the panel has the keyboard focus), then a thin
     /// rule up to `end`.
-    mutating func title(_ text: String, row: Int, from column: Int, to end: Int, extra: String = "",
-                        extraStyle: Frame.Style = Frame.Style(dim: true), focused: Bool = false) {
-        var col = put(" " + text + " ", row: row, column: column, style: Frame.Style(bold: true, reverse: focused, color: .cyan), maxWidth: end - column)
+    mutating func title(
+        _ text: String, row: Int, from column: Int, to end: Int, extra: String = "",
+        extraStyle: Frame.Style = Frame.Style(dim: true), focused: Bool = false
+    ) {
+        var col = put(
+            " " + text + " ", row: row, column: column, style: Frame.Style(bold: true, reverse: focused, color: .cyan),
+            maxWidth: end - column)
         if !extra.isEmpty { col = put(extra + " ", row: row, column: col, style: extraStyle, maxWidth: end - col) }
-        if col < end { put(String(repeating: horizontal, count: end - col), row: row, column: col, style: Frame.Style(dim: true)) }
+        if col < end {
+            put(String(repeating: horizontal, count: end - col), row: row, column: col, style: Frame.Style(dim: true))
+        }
     }
 
     /// A bordered box with a title in its top edge; the inside is blanked.
@@ -52,7 +59,9 @@ struct Canvas {
             put(vertical, row: row, column: left + width - 1, style: style)
         }
         if !title.isEmpty {
-            put(" " + title + " ", row: top, column: left + 2, style: Frame.Style(bold: true, reverse: style.reverse, color: style.color), maxWidth: width - 4)
+            put(
+                " " + title + " ", row: top, column: left + 2,
+                style: Frame.Style(bold: true, reverse: style.reverse, color: style.color), maxWidth: width - 4)
         }
     }
 }

@@ -55,7 +55,8 @@ enum DashboardFormat {
     static func clock(wall: Double, utcOffset: Int) -> String {
         let millis = Int64(whole(((wall + Double(utcOffset)) * 1000).rounded(.down)))
         let ofDay = ((millis % 86_400_000) + 86_400_000) % 86_400_000
-        let ms = ofDay % 1000, total = ofDay / 1000
+        let ms = ofDay % 1000
+        let total = ofDay / 1000
         return "\(pad2(Int(total / 3600))):\(pad2(Int(total / 60 % 60))):\(pad2(Int(total % 60))).\(pad3(Int(ms)))"
     }
 
@@ -81,10 +82,11 @@ enum DashboardFormat {
         let shown = values.suffix(width)
         let levels = unicode ? unicodeLevels : asciiLevels
         let top = max(ceiling ?? shown.max() ?? 0, 1e-9)
-        return String(shown.map { value -> Character in
-            let ratio = min(1, max(0, value / top))
-            return levels[min(levels.count - 1, max(0, whole((ratio * Double(levels.count - 1)).rounded(.up))))]
-        })
+        return String(
+            shown.map { value -> Character in
+                let ratio = min(1, max(0, value / top))
+                return levels[min(levels.count - 1, max(0, whole((ratio * Double(levels.count - 1)).rounded(.up))))]
+            })
     }
 
     /// Fits `text` into `width` cells, marking a cut with an ellipsis.
@@ -114,11 +116,18 @@ enum DashboardFormat {
             for word in paragraph.split(separator: " ") {
                 var word = String(word)
                 while word.count > width {
-                    if !line.isEmpty { lines.append(line); line = "" }
+                    if !line.isEmpty {
+                        lines.append(line)
+                        line = ""
+                    }
                     lines.append(String(word.prefix(width)))
                     word = String(word.dropFirst(width))
                 }
-                if line.isEmpty { line = word } else if line.count + 1 + word.count <= width { line += " " + word } else {
+                if line.isEmpty {
+                    line = word
+                } else if line.count + 1 + word.count <= width {
+                    line += " " + word
+                } else {
                     lines.append(line)
                     line = word
                 }
@@ -134,7 +143,10 @@ enum DashboardFormat {
         guard !text.unicodeScalars.allSatisfy(\.isASCII) else { return text }
         var out = ""
         for character in text {
-            if character.isASCII { out.append(character); continue }
+            if character.isASCII {
+                out.append(character)
+                continue
+            }
             switch character {
             case "→": out += "->"
             case "←": out += "<-"

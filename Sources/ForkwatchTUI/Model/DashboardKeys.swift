@@ -5,7 +5,10 @@ extension DashboardModel {
     /// quit, …); everything else (selection, overlays, filter, pause) changes the model.
     /// Tab arrives as `.character("\t")`.
     public mutating func handle(_ key: DashboardKey) -> [DashboardCommand] {
-        if editingFilter { editFilter(key); return [] }
+        if editingFilter {
+            editFilter(key)
+            return []
+        }
         if let prompt {
             self.prompt = nil
             return answer(prompt, with: key)
@@ -144,7 +147,8 @@ extension DashboardModel {
             showMessage("select a worker of the service to scale")
             return []
         }
-        let current = service.wanted ?? live.workers.values.filter { $0.service == service.name && $0.state != .gone }.count
+        let current =
+            service.wanted ?? live.workers.values.filter { $0.service == service.name && $0.state != .gone }.count
         let target = max(1, current + delta)
         guard target != current else {
             showMessage("\(service.name) keeps at least 1 worker")
@@ -155,14 +159,16 @@ extension DashboardModel {
     }
 
     static func speedText(_ speed: Double) -> String {
-        speed >= 1 ? JSONObject.number(speed, decimals: 0) : JSONObject.number(speed, decimals: speed >= 0.25 ? 2 : 4)
-            .replacingTrailingZeros()
+        speed >= 1
+            ? JSONObject.number(speed, decimals: 0)
+            : JSONObject.number(speed, decimals: speed >= 0.25 ? 2 : 4)
+                .replacingTrailingZeros()
     }
 }
 
-private extension String {
+extension String {
     /// `0.50` → `0.5`.
-    func replacingTrailingZeros() -> String {
+    fileprivate func replacingTrailingZeros() -> String {
         guard contains(".") else { return self }
         var text = self
         while text.hasSuffix("0") { text.removeLast() }

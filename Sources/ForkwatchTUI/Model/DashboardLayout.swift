@@ -105,7 +105,8 @@ struct WorkerColumns: Sendable, Equatable {
         ]
         var spare = panelWidth - Self.prefixWidth - columns.reduce(0) { $0 + $1.width + 1 } + 1
         // Wider columns first (readability), then extra columns (more information).
-        for (field, extra) in [(Field.service, 7), (.uptime, 1), (.state, 2), (.cpu, 1), (.rss, 1), (.last, 6)] where spare > 0 {
+        for (field, extra) in [(Field.service, 7), (.uptime, 1), (.state, 2), (.cpu, 1), (.rss, 1), (.last, 6)]
+        where spare > 0 {
             let grow = min(spare, extra)
             if let index = columns.firstIndex(where: { $0.field == field }) { columns[index].width += grow }
             spare -= grow
@@ -119,7 +120,8 @@ struct WorkerColumns: Sendable, Equatable {
             spare -= 2
         }
         if spare >= 9 {
-            columns.append(Column(field: .cpuHistory, title: "CPU HISTORY", width: min(30, spare - 1), rightAligned: false))
+            columns.append(
+                Column(field: .cpuHistory, title: "CPU HISTORY", width: min(30, spare - 1), rightAligned: false))
         }
     }
 }

@@ -141,7 +141,8 @@ public struct DashboardModel: Sendable {
         let plain = DashboardLayout(width: width, height: height, workerRowCount: rowCount, footerRows: footer)
         guard explainOpen else { return plain }
         let lines = DashboardRenderer.explainLines(self, panelWidth: plain.leftWidth).count
-        return DashboardLayout(width: width, height: height, workerRowCount: rowCount, explainLines: lines, footerRows: footer)
+        return DashboardLayout(
+            width: width, height: height, workerRowCount: rowCount, explainLines: lines, footerRows: footer)
     }
 
     var selectedWorker: DashboardWorld.Worker? { selectedPid.flatMap { shown.workers[$0] } }
@@ -161,7 +162,8 @@ public struct DashboardModel: Sendable {
             return
         }
         if let pid = selectedPid, let found = Self.position(of: pid, in: world, filter: filter),
-           userMovedSelection || pid != world.masterPid || rowCount == 1 {
+            userMovedSelection || pid != world.masterPid || rowCount == 1
+        {
             selectedRowHint = found
         } else {
             let rows = Self.rows(of: world, filter: filter)
@@ -172,7 +174,8 @@ public struct DashboardModel: Sendable {
             selectedPid = rows[index].pid
             selectedRowHint = index
         }
-        workerScrollTop = layout(rowCount: rowCount).workerScrollTop(selected: selectedRowHint, previousTop: workerScrollTop, rowCount: rowCount)
+        workerScrollTop = layout(rowCount: rowCount).workerScrollTop(
+            selected: selectedRowHint, previousTop: workerScrollTop, rowCount: rowCount)
     }
 
     /// Moves the selection to row `index` (clamped), as a person did.

@@ -48,13 +48,21 @@ public enum DashboardRenderer {
         let world = model.shown
         var pieces: [HeaderPiece] = [HeaderPiece(text: model.title, style: Frame.Style(bold: true), priority: 100)]
         if model.mode == .replay {
-            let text = model.isPaused ? "REPLAY paused" : "REPLAY \(canvas.times)\(DashboardModel.speedText(model.replaySpeed))"
-            pieces.append(HeaderPiece(text: text, style: Frame.Style(bold: true, reverse: true, color: .magenta), priority: 95))
+            let text =
+                model.isPaused
+                ? "REPLAY paused" : "REPLAY \(canvas.times)\(DashboardModel.speedText(model.replaySpeed))"
+            pieces.append(
+                HeaderPiece(text: text, style: Frame.Style(bold: true, reverse: true, color: .magenta), priority: 95))
         } else if model.isPaused {
-            pieces.append(HeaderPiece(text: "PAUSED (space resumes)", short: "PAUSED", style: Frame.Style(bold: true, reverse: true, color: .yellow), priority: 95))
+            pieces.append(
+                HeaderPiece(
+                    text: "PAUSED (space resumes)", short: "PAUSED",
+                    style: Frame.Style(bold: true, reverse: true, color: .yellow), priority: 95))
         }
         if let phase = phaseText(world) {
-            pieces.append(HeaderPiece(text: phase.long, short: phase.short, style: Frame.Style(bold: true, color: .red), priority: 90))
+            pieces.append(
+                HeaderPiece(
+                    text: phase.long, short: phase.short, style: Frame.Style(bold: true, color: .red), priority: 90))
         }
         if let master = world.masterPid {
             pieces.append(HeaderPiece(text: "master \(master)", style: .plain, priority: 80))
@@ -62,21 +70,31 @@ public enum DashboardRenderer {
             pieces.append(HeaderPiece(text: "waiting for the master", style: Frame.Style(dim: true), priority: 80))
         }
         if let started = world.startedAt {
-            pieces.append(HeaderPiece(text: "up " + DashboardFormat.hours(world.now - started), style: .plain, priority: 50))
+            pieces.append(
+                HeaderPiece(text: "up " + DashboardFormat.hours(world.now - started), style: .plain, priority: 50))
         }
-        let alive = world.aliveWorkers, wanted = world.wantedWorkers
-        pieces.append(HeaderPiece(text: "\(alive)/\(wanted) workers", style: Frame.Style(color: alive < wanted ? .yellow : .green), priority: 70))
+        let alive = world.aliveWorkers
+        let wanted = world.wantedWorkers
+        pieces.append(
+            HeaderPiece(
+                text: "\(alive)/\(wanted) workers", style: Frame.Style(color: alive < wanted ? .yellow : .green),
+                priority: 70))
         let forks = world.forks(within: recentForkSeconds)
         let noun = forks == 1 ? "fork" : "forks"
-        pieces.append(HeaderPiece(text: "\(forks) \(noun) in last \(Int(recentForkSeconds)) s", short: "\(forks) \(noun)/\(Int(recentForkSeconds)) s",
-                                  style: Frame.Style(color: forks > 0 ? .yellow : .normal), priority: 60))
+        pieces.append(
+            HeaderPiece(
+                text: "\(forks) \(noun) in last \(Int(recentForkSeconds)) s",
+                short: "\(forks) \(noun)/\(Int(recentForkSeconds)) s",
+                style: Frame.Style(color: forks > 0 ? .yellow : .normal), priority: 60))
         if model.isFastRefresh { pieces.append(HeaderPiece(text: "fast", style: Frame.Style(dim: true), priority: 10)) }
 
         let help = "? help"
         let separator = canvas.bullet
         var active = Array(pieces.indices)
         var short = Set<Int>()
-        func text(_ index: Int) -> String { short.contains(index) ? (pieces[index].short ?? pieces[index].text) : pieces[index].text }
+        func text(_ index: Int) -> String {
+            short.contains(index) ? (pieces[index].short ?? pieces[index].text) : pieces[index].text
+        }
         func length() -> Int { active.reduce(1) { $0 + text($1).count } + max(0, active.count - 1) * separator.count }
         let fitsWithHelp = length() + help.count + 3 <= layout.width
         if !fitsWithHelp {
@@ -85,14 +103,20 @@ public enum DashboardRenderer {
             let limit = layout.width - 1
             let byPriority = pieces.indices.sorted { pieces[$0].priority < pieces[$1].priority }
             for index in byPriority where pieces[index].priority < 85 && length() > limit { short.insert(index) }
-            for index in byPriority where pieces[index].priority < 60 && length() > limit { active.removeAll { $0 == index } }
+            for index in byPriority where pieces[index].priority < 60 && length() > limit {
+                active.removeAll { $0 == index }
+            }
             for index in byPriority where length() > limit { short.insert(index) }
-            for index in byPriority where pieces[index].priority < 100 && length() > limit { active.removeAll { $0 == index } }
+            for index in byPriority where pieces[index].priority < 100 && length() > limit {
+                active.removeAll { $0 == index }
+            }
         }
         var column = 1
         for (position, index) in active.enumerated() {
             if position > 0 { column = canvas.put(separator, row: 0, column: column, style: Frame.Style(dim: true)) }
-            column = canvas.put(text(index), row: 0, column: column, style: pieces[index].style, maxWidth: max(0, layout.width - column))
+            column = canvas.put(
+                text(index), row: 0, column: column, style: pieces[index].style, maxWidth: max(0, layout.width - column)
+            )
         }
         if fitsWithHelp {
             canvas.put(help, row: 0, column: layout.width - help.count - 1, style: Frame.Style(bold: true))
@@ -122,15 +146,17 @@ public enum DashboardRenderer {
 
     static func drawSeparator(_ canvas: inout Canvas, _ layout: DashboardLayout, rightTitleRows: Set<Int>) {
         for row in layout.bodyRows {
-            let leftTitle = [layout.workersTitleRow, layout.eventsTitleRow].contains(row)
+            let leftTitle =
+                [layout.workersTitleRow, layout.eventsTitleRow].contains(row)
                 || (layout.explainRows > 0 && row == layout.explainTitleRow)
             let rightTitle = rightTitleRows.contains(row)
-            let glyph: String = switch (leftTitle, rightTitle) {
-            case (true, true): canvas.unicode ? "┼" : "+"
-            case (true, false): canvas.unicode ? "┤" : "+"
-            case (false, true): canvas.unicode ? "├" : "+"
-            case (false, false): canvas.vertical
-            }
+            let glyph: String =
+                switch (leftTitle, rightTitle) {
+                case (true, true): canvas.unicode ? "┼" : "+"
+                case (true, false): canvas.unicode ? "┤" : "+"
+                case (false, true): canvas.unicode ? "├" : "+"
+                case (false, false): canvas.vertical
+                }
             canvas.put(glyph, row: row, column: layout.separatorColumn, style: Frame.Style(dim: true))
         }
     }
@@ -141,14 +167,19 @@ public enum DashboardRenderer {
             var column = canvas.put(" / ", row: row, column: 0, style: Frame.Style(bold: true, color: .yellow))
             column = canvas.put(model.filter, row: row, column: column, style: Frame.Style(bold: true))
             column = canvas.put(canvas.unicode ? "▏" : "_", row: row, column: column, style: Frame.Style(bold: true))
-            canvas.put("   filter events and workers · Enter keeps it · Esc clears", row: row, column: column, style: Frame.Style(dim: true))
+            canvas.put(
+                "   filter events and workers · Enter keeps it · Esc clears", row: row, column: column,
+                style: Frame.Style(dim: true))
             return
         }
         var column = 0
         if let message = model.currentMessage {
-            column = canvas.put(" " + message, row: row, column: 0, style: Frame.Style(bold: true), maxWidth: layout.width) + 2
+            column =
+                canvas.put(" " + message, row: row, column: 0, style: Frame.Style(bold: true), maxWidth: layout.width)
+                + 2
         } else if model.filter.isEmpty {
-            let hint = model.explainOpen
+            let hint =
+                model.explainOpen
                 ? " [ ] other events · e closes the explanation · selected worker: \(model.selectedPid.map(String.init) ?? "none")"
                 : " Tab or ←→ switch panel · [ ] pick an event · e explains it"
             canvas.put(hint, row: row, column: 0, style: Frame.Style(dim: true), maxWidth: layout.width)
@@ -158,7 +189,9 @@ public enum DashboardRenderer {
             // After the message when both fit, else it waits for the message to expire.
             let text = "filter \"\(model.filter)\" (/ edits, Esc clears)"
             if column + text.count < layout.width {
-                canvas.put(text, row: row, column: max(column, layout.width - text.count - 1), style: Frame.Style(bold: true, color: .yellow))
+                canvas.put(
+                    text, row: row, column: max(column, layout.width - text.count - 1),
+                    style: Frame.Style(bold: true, color: .yellow))
             }
         }
     }
@@ -171,7 +204,9 @@ public enum DashboardRenderer {
         let lines = KeyBinding.footer(mode)
         let actions: [FooterKey] = lines.actions.map { ($0.key, $0.label) }
         let views: [FooterKey] = lines.views.map { ($0.key, $0.label) }
-        func length(_ keys: [FooterKey]) -> Int { 1 + keys.reduce(0) { $0 + $1.key.count + 1 + $1.label.count } + max(0, keys.count - 1) * 2 }
+        func length(_ keys: [FooterKey]) -> Int {
+            1 + keys.reduce(0) { $0 + $1.key.count + 1 + $1.label.count } + max(0, keys.count - 1) * 2
+        }
         if length(actions + views) <= width { return [actions + views] }
         return [actions, views]
     }
@@ -191,9 +226,12 @@ public enum DashboardRenderer {
 
     static func drawTooSmall(_ canvas: inout Canvas, width: Int, height: Int) {
         let x = canvas.times
-        let text = "terminal too small: need \(DashboardLayout.minimumWidth)\(x)\(DashboardLayout.minimumHeight), have \(width)\(x)\(height)"
+        let text =
+            "terminal too small: need \(DashboardLayout.minimumWidth)\(x)\(DashboardLayout.minimumHeight), have \(width)\(x)\(height)"
         // One line when it fits, else broken after the colon (and wrapped if still too long).
-        let lines = text.count <= width ? [text]
+        let lines =
+            text.count <= width
+            ? [text]
             : DashboardFormat.wrap("terminal too small:", width: max(1, width))
                 + DashboardFormat.wrap(String(text.dropFirst("terminal too small: ".count)), width: max(1, width))
         for (index, line) in lines.enumerated() {

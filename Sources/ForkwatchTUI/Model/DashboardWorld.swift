@@ -238,14 +238,17 @@ struct DashboardWorld: Sendable {
         }
         let restarts = service(named: name)?.restarts ?? 0
         gonePids.remove(pid)  // a recycled pid replaces a row still shown as gone
-        workers[pid] = Worker(pid: pid, service: name, state: .starting, forkedAt: time, restarts: restarts,
-                              replacedExit: replaced)
+        workers[pid] = Worker(
+            pid: pid, service: name, state: .starting, forkedAt: time, restarts: restarts,
+            replacedExit: replaced)
         rowsVersion += 1
     }
 
     /// A respawn replaces an unexpected death, a reload fork replaces a worker forkwatch stopped;
     /// initial, scale and rolling forks add a worker and replace nobody.
-    private static func takeReplacedExit(from service: inout Service, reason: ForkReason, at time: Double) -> TerminationStatus? {
+    private static func takeReplacedExit(
+        from service: inout Service, reason: ForkReason, at time: Double
+    ) -> TerminationStatus? {
         service.unreplacedExits.removeAll { time - $0.at > 60 }
         let wantExpected: Bool
         switch reason {
@@ -253,12 +256,15 @@ struct DashboardWorld: Sendable {
         case .reload: wantExpected = true
         case .initial, .scale, .rolling: return nil
         }
-        let index = service.unreplacedExits.firstIndex { $0.expected == wantExpected } ?? service.unreplacedExits.indices.first
+        let index =
+            service.unreplacedExits.firstIndex { $0.expected == wantExpected } ?? service.unreplacedExits.indices.first
         guard let index else { return nil }
         return service.unreplacedExits.remove(at: index).status
     }
 
-    private mutating func exited(pid: Int32, service name: String?, status: TerminationStatus, expected: Bool, at time: Double) {
+    private mutating func exited(
+        pid: Int32, service name: String?, status: TerminationStatus, expected: Bool, at time: Double
+    ) {
         guard let name else { return }  // a reaped stranger: logged, not a row
         if workers[pid] != nil {
             gonePids.insert(pid)
@@ -291,11 +297,12 @@ struct DashboardWorld: Sendable {
         tasks = snapshot.tasks.map { TaskRow(service: $0.service, task: $0.task, timings: $0.timings) }
         masterPid = snapshot.masterPid
         startedAt = snapshot.startedAt
-        phase = switch snapshot.phase {
-        case "stopping": .stopping(mode: nil, killAt: nil)
-        case "exited": .stopped(exitCode: nil)
-        default: .running
-        }
+        phase =
+            switch snapshot.phase {
+            case "stopping": .stopping(mode: nil, killAt: nil)
+            case "exited": .stopped(exitCode: nil)
+            default: .running
+            }
         services = snapshot.services.map { info in
             var service = old.service(named: info.name) ?? Service(name: info.name)
             service.wanted = info.workers
@@ -313,9 +320,10 @@ struct DashboardWorld: Sendable {
         goneQueueHead = 0
         for info in snapshot.workers {
             let state: WorkerState = info.retiring ? .stopping : info.readyAt == nil ? .starting : .ready
-            workers[info.pid] = Worker(pid: info.pid, service: info.service, state: state, forkedAt: info.forkedAt,
-                                       readyAt: info.readyAt, restarts: info.restarts,
-                                       replacedExit: old.workers[info.pid]?.replacedExit)
+            workers[info.pid] = Worker(
+                pid: info.pid, service: info.service, state: state, forkedAt: info.forkedAt,
+                readyAt: info.readyAt, restarts: info.restarts,
+                replacedExit: old.workers[info.pid]?.replacedExit)
         }
         usage = usage.filter { workers[$0.key] != nil || $0.key == snapshot.masterPid }
         rowsVersion += 1

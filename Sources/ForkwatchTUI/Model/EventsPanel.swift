@@ -8,17 +8,23 @@ extension DashboardRenderer {
         let cursor = model.eventCursorIndex(in: entries)
         let rows = layout.eventRows
         // Following: the newest fill the panel. On an older event: the window starts at it.
-        let start = model.eventCursor == nil || cursor == nil
+        let start =
+            model.eventCursor == nil || cursor == nil
             ? max(0, entries.count - rows)
             : max(0, min(cursor!, entries.count - rows))
 
         var extra = model.eventCursor == nil ? "" : "\(cursor.map { $0 + 1 } ?? 0) of \(entries.count)"
-        if !model.filter.isEmpty { extra += (extra.isEmpty ? "" : ", ") + "\(entries.count) of \(model.shown.log.count) match" }
-        canvas.title("EVENTS", row: layout.eventsTitleRow, from: 0, to: panelWidth, extra: extra, focused: model.focus == .events)
+        if !model.filter.isEmpty {
+            extra += (extra.isEmpty ? "" : ", ") + "\(entries.count) of \(model.shown.log.count) match"
+        }
+        canvas.title(
+            "EVENTS", row: layout.eventsTitleRow, from: 0, to: panelWidth, extra: extra, focused: model.focus == .events
+        )
 
         if entries.isEmpty {
             let text = model.filter.isEmpty ? "no events yet" : "no event matches \"\(model.filter)\""
-            canvas.put("  " + text, row: layout.firstEventRow, column: 0, style: Frame.Style(dim: true), maxWidth: panelWidth)
+            canvas.put(
+                "  " + text, row: layout.firstEventRow, column: 0, style: Frame.Style(dim: true), maxWidth: panelWidth)
             return
         }
         // The cursor is drawn once someone uses it (or an explanation is about it).
@@ -28,10 +34,13 @@ extension DashboardRenderer {
             guard index < entries.count else { break }
             let row = layout.firstEventRow + offset
             let entry = entries[index]
-            let column = canvas.put(DashboardFormat.clock(wall: entry.event.wall, utcOffset: model.utcOffset) + " ",
-                                    row: row, column: 1, style: Frame.Style(dim: true))
+            let column = canvas.put(
+                DashboardFormat.clock(wall: entry.event.wall, utcOffset: model.utcOffset) + " ",
+                row: row, column: 1, style: Frame.Style(dim: true))
             let room = panelWidth - column - 1  // one blank before the separator
-            canvas.put(DashboardFormat.fit(entry.summary, room), row: row, column: column, style: eventStyle(entry.event), maxWidth: room)
+            canvas.put(
+                DashboardFormat.fit(entry.summary, room), row: row, column: column, style: eventStyle(entry.event),
+                maxWidth: room)
             if showCursor && index == cursor {
                 canvas.put(">", row: row, column: 0, style: Frame.Style(bold: true))
                 let focused = model.focus == .events
@@ -52,14 +61,20 @@ extension DashboardRenderer {
         }
         let explanation = entry.event.explanation
         return DashboardFormat.wrap(entry.summary, width: width).map { ($0, true) }
-            + DashboardFormat.wrap(explanation.isEmpty ? "Nothing more to say about this one." : explanation, width: width).map { ($0, false) }
+            + DashboardFormat.wrap(
+                explanation.isEmpty ? "Nothing more to say about this one." : explanation, width: width
+            ).map { ($0, false) }
     }
 
-    static func drawExplain(_ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout, lines: [(text: String, bold: Bool)]) {
+    static func drawExplain(
+        _ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout, lines: [(text: String, bold: Bool)]
+    ) {
         let panelWidth = layout.leftWidth
         var extra = "e closes"
         if let entry = model.explainedEvent {
-            extra = DashboardFormat.clock(wall: entry.event.wall, utcOffset: model.utcOffset) + " " + entry.event.type + " · e closes"
+            extra =
+                DashboardFormat.clock(wall: entry.event.wall, utcOffset: model.utcOffset) + " " + entry.event.type
+                + " · e closes"
         }
         canvas.title("EXPLAIN", row: layout.explainTitleRow, from: 0, to: panelWidth, extra: extra)
         let room = layout.explainRows - 1
@@ -67,9 +82,11 @@ extension DashboardRenderer {
             // The last row says when the text goes on beyond the pane.
             let cut = offset == room - 1 && lines.count > room
             let text = cut ? DashboardFormat.fit(line.text + " …", panelWidth - 3) : line.text
-            canvas.put(text, row: layout.explainTitleRow + 1 + offset, column: 2,
-                       style: Frame.Style(bold: line.bold, color: line.bold ? eventStyle(model.explainedEvent!.event).color : .normal),
-                       maxWidth: panelWidth - 3)
+            canvas.put(
+                text, row: layout.explainTitleRow + 1 + offset, column: 2,
+                style: Frame.Style(
+                    bold: line.bold, color: line.bold ? eventStyle(model.explainedEvent!.event).color : .normal),
+                maxWidth: panelWidth - 3)
         }
     }
 

@@ -1,8 +1,11 @@
+import ForkwatchCore
+
 /// What the dashboard draws: a grid of characters with styles. The renderer fills it from the
 /// model (pure, testable as text); the ncurses screen only copies it to the terminal.
 public struct Frame: Sendable, Equatable {
     public enum Color: Int, Sendable, Equatable, CaseIterable {
-        case normal = 0, red, green, yellow, blue, magenta, cyan
+        case normal = 0
+        case red, green, yellow, blue, magenta, cyan
     }
 
     public struct Style: Sendable, Equatable {
@@ -12,7 +15,10 @@ public struct Frame: Sendable, Equatable {
         public var underline = false
         public var color: Color = .normal
 
-        public init(bold: Bool = false, dim: Bool = false, reverse: Bool = false, underline: Bool = false, color: Color = .normal) {
+        public init(
+            bold: Bool = false, dim: Bool = false, reverse: Bool = false, underline: Bool = false,
+            color: Color = .normal
+        ) {
             self.bold = bold
             self.dim = dim
             self.reverse = reverse
@@ -50,7 +56,8 @@ public struct Frame: Sendable, Equatable {
     /// Writes `text` from (row, column), clipped to the frame; returns the column after it.
     /// Every Character takes one cell (the dashboard uses no double-width characters).
     @discardableResult
-    public mutating func put(_ text: String, row: Int, column: Int, style: Style = .plain, maxWidth: Int? = nil) -> Int {
+    public mutating func put(_ text: String, row: Int, column: Int, style: Style = .plain, maxWidth: Int? = nil) -> Int
+    {
         guard row >= 0, row < height else { return column }
         var col = column
         let limit = min(width, maxWidth.map { column + $0 } ?? width)
@@ -105,5 +112,3 @@ public enum DashboardCommand: Sendable, Equatable {
     case replayStep
     case replaySpeed(Double)
 }
-
-import ForkwatchCore

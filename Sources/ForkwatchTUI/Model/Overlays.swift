@@ -15,10 +15,14 @@ extension DashboardRenderer {
         let height = min(layout.height - 2, entries.count + 2)
         let top = max(0, (layout.height - height) / 2)
         let left = max(0, (layout.width - width) / 2)
-        canvas.box(top: top, left: left, height: height, width: width, title: "KEYS · any key closes", style: Frame.Style(bold: true, color: .cyan))
+        canvas.box(
+            top: top, left: left, height: height, width: width, title: "KEYS · any key closes",
+            style: Frame.Style(bold: true, color: .cyan))
         for (index, entry) in entries.prefix(height - 2).enumerated() {
             let row = top + 1 + index
-            let column = canvas.put(" " + DashboardFormat.padRight(entry.keys, keyWidth), row: row, column: left + 1, style: Frame.Style(bold: true))
+            let column = canvas.put(
+                " " + DashboardFormat.padRight(entry.keys, keyWidth), row: row, column: left + 1,
+                style: Frame.Style(bold: true))
             canvas.put("  " + entry.meaning, row: row, column: column, maxWidth: left + width - 1 - column)
         }
     }
@@ -42,9 +46,13 @@ extension DashboardRenderer {
     }
 
     /// A centred box sized to its lines (wrapped when the terminal is narrow).
-    private static func drawPromptBox(_ canvas: inout Canvas, _ layout: DashboardLayout, title: String, lines: [Line], style: Frame.Style) {
+    private static func drawPromptBox(
+        _ canvas: inout Canvas, _ layout: DashboardLayout, title: String, lines: [Line], style: Frame.Style
+    ) {
         let inner = min(layout.width - 6, lines.map(\.text.count).max() ?? 0)
-        let wrapped: [Line] = lines.flatMap { line in DashboardFormat.wrap(line.text, width: inner).map { ($0, line.style) } }
+        let wrapped: [Line] = lines.flatMap { line in
+            DashboardFormat.wrap(line.text, width: inner).map { ($0, line.style) }
+        }
         let width = inner + 4
         let height = wrapped.count + 2
         let top = max(0, (layout.height - height) / 2)

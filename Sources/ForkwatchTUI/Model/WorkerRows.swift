@@ -7,7 +7,9 @@ extension DashboardModel {
     static func rows(of world: DashboardWorld, filter: String) -> [WorkerRow] {
         let matches = matcher(filter)
         var byService: [String: [Int32]] = [:]
-        for worker in world.workers.values where matches(worker) { byService[worker.service, default: []].append(worker.pid) }
+        for worker in world.workers.values where matches(worker) {
+            byService[worker.service, default: []].append(worker.pid)
+        }
         var pids: [Int32] = []
         pids.reserveCapacity(world.workers.count)
         for service in world.services { pids += (byService.removeValue(forKey: service.name) ?? []).sorted() }
@@ -24,7 +26,8 @@ extension DashboardModel {
     /// `rows(of:filter:).count` without building them.
     static func rowCount(of world: DashboardWorld, filter: String) -> Int {
         let matches = matcher(filter)
-        return (world.masterPid == nil ? 0 : 1) + (filter.isEmpty ? world.workers.count : world.workers.values.filter(matches).count)
+        return (world.masterPid == nil ? 0 : 1)
+            + (filter.isEmpty ? world.workers.count : world.workers.values.filter(matches).count)
     }
 
     /// The row index of `pid` in `rows(of:filter:)`, found in one pass without sorting (this
@@ -35,7 +38,9 @@ extension DashboardModel {
         let matches = matcher(filter)
         guard matches(target) else { return nil }
         var rank: [String: Int] = [:]
-        for (index, service) in world.services.enumerated() where rank[service.name] == nil { rank[service.name] = index }
+        for (index, service) in world.services.enumerated() where rank[service.name] == nil {
+            rank[service.name] = index
+        }
         let unknown = world.services.count
         func key(_ worker: DashboardWorld.Worker) -> (Int, String, Int32) {
             let known = rank[worker.service]
@@ -43,7 +48,9 @@ extension DashboardModel {
         }
         let targetKey = key(target)
         var before = world.masterPid == nil ? 0 : 1
-        for worker in world.workers.values where worker.pid != pid && matches(worker) && key(worker) < targetKey { before += 1 }
+        for worker in world.workers.values where worker.pid != pid && matches(worker) && key(worker) < targetKey {
+            before += 1
+        }
         return before
     }
 

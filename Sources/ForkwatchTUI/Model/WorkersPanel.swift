@@ -2,10 +2,14 @@ import ForkwatchCore
 
 /// The WORKERS panel: the master at the root, its workers below grouped by service.
 extension DashboardRenderer {
-    static func drawWorkers(_ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout, rows: [DashboardModel.WorkerRow]) {
+    static func drawWorkers(
+        _ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout, rows: [DashboardModel.WorkerRow]
+    ) {
         let world = model.shown
         let panelWidth = layout.leftWidth
-        let selected = rows.firstIndex { $0.pid == model.selectedPid } ?? (rows.isEmpty ? nil : min(model.selectedRowHint, rows.count - 1))
+        let selected =
+            rows.firstIndex { $0.pid == model.selectedPid }
+            ?? (rows.isEmpty ? nil : min(model.selectedRowHint, rows.count - 1))
         let top = layout.workerScrollTop(selected: selected, previousTop: model.workerScrollTop, rowCount: rows.count)
 
         var extra = ""
@@ -13,16 +17,22 @@ extension DashboardRenderer {
             extra = "\(top + 1)-\(min(rows.count, top + layout.workerRows)) of \(rows.count)"
         }
         if !model.filter.isEmpty { extra += (extra.isEmpty ? "" : ", ") + "filtered" }
-        canvas.title("WORKERS", row: layout.workersTitleRow, from: 0, to: panelWidth, extra: extra, focused: model.focus == .workers)
+        canvas.title(
+            "WORKERS", row: layout.workersTitleRow, from: 0, to: panelWidth, extra: extra,
+            focused: model.focus == .workers)
 
         let columns = WorkerColumns(panelWidth: panelWidth)
         for (column, start) in columns.starts {
             let text = column.rightAligned ? DashboardFormat.padLeft(column.title, column.width) : column.title
-            canvas.put(text, row: layout.workersHeaderRow, column: start, style: Frame.Style(bold: true, color: .cyan), maxWidth: column.width)
+            canvas.put(
+                text, row: layout.workersHeaderRow, column: start, style: Frame.Style(bold: true, color: .cyan),
+                maxWidth: column.width)
         }
 
         if rows.isEmpty {
-            canvas.put("  waiting for the master's snapshot", row: layout.firstWorkerRow, column: 0, style: Frame.Style(dim: true), maxWidth: panelWidth)
+            canvas.put(
+                "  waiting for the master's snapshot", row: layout.firstWorkerRow, column: 0,
+                style: Frame.Style(dim: true), maxWidth: panelWidth)
         }
         for offset in 0..<layout.workerRows {
             let index = top + offset
@@ -41,26 +51,33 @@ extension DashboardRenderer {
         }
     }
 
-    private static func drawWorkerRow(_ canvas: inout Canvas, _ world: DashboardWorld, _ row: DashboardModel.WorkerRow,
-                                      columns: WorkerColumns, row screenRow: Int) {
+    private static func drawWorkerRow(
+        _ canvas: inout Canvas, _ world: DashboardWorld, _ row: DashboardModel.WorkerRow,
+        columns: WorkerColumns, row screenRow: Int
+    ) {
         let worker = world.workers[row.pid]
-        let branch: String = switch row.branch {
-        case .root: ""
-        case .middle: canvas.unicode ? "├─" : "|-"
-        case .last: canvas.unicode ? "└─" : "`-"
-        }
+        let branch: String =
+            switch row.branch {
+            case .root: ""
+            case .middle: canvas.unicode ? "├─" : "|-"
+            case .last: canvas.unicode ? "└─" : "`-"
+            }
         canvas.put(branch, row: screenRow, column: 1, style: Frame.Style(dim: true))
         let gone = worker?.state == .gone
         for (column, start) in columns.starts {
             var (text, style) = cell(column, world: world, row: row, worker: worker, unicode: canvas.unicode)
             if gone { style.dim = true }
-            text = column.rightAligned ? DashboardFormat.padLeft(text, column.width) : DashboardFormat.fit(text, column.width)
+            text =
+                column.rightAligned
+                ? DashboardFormat.padLeft(text, column.width) : DashboardFormat.fit(text, column.width)
             canvas.put(text, row: screenRow, column: start, style: style, maxWidth: column.width)
         }
     }
 
-    private static func cell(_ column: WorkerColumns.Column, world: DashboardWorld, row: DashboardModel.WorkerRow,
-                             worker: DashboardWorld.Worker?, unicode: Bool) -> (String, Frame.Style) {
+    private static func cell(
+        _ column: WorkerColumns.Column, world: DashboardWorld, row: DashboardModel.WorkerRow,
+        worker: DashboardWorld.Worker?, unicode: Bool
+    ) -> (String, Frame.Style) {
         // A gone process's last sample is stale: show none.
         let usage = worker?.state == .gone ? nil : world.usage[row.pid]
         switch column.field {
@@ -88,7 +105,10 @@ extension DashboardRenderer {
             let until = worker?.goneAt ?? world.now
             return (since.map { DashboardFormat.uptime(until - $0, width: column.width) } ?? "-", .plain)
         case .restarts:
-            return (row.isMaster ? "-" : "\(worker?.restarts ?? 0)", (worker?.restarts ?? 0) > 0 ? Frame.Style(color: .yellow) : .plain)
+            return (
+                row.isMaster ? "-" : "\(worker?.restarts ?? 0)",
+                (worker?.restarts ?? 0) > 0 ? Frame.Style(color: .yellow) : .plain
+            )
         case .cpu:
             return (usage.map { DashboardFormat.cpu($0.sample.cpuPercent) } ?? "-", .plain)
         case .rss:
@@ -104,7 +124,10 @@ extension DashboardRenderer {
         case .cpuHistory:
             guard let history = usage?.cpuHistory, !history.isEmpty else { return ("", .plain) }
             let ceiling = max(100, history.max() ?? 0)
-            return (DashboardFormat.sparkline(history, width: column.width, ceiling: ceiling, unicode: unicode), Frame.Style(color: .green))
+            return (
+                DashboardFormat.sparkline(history, width: column.width, ceiling: ceiling, unicode: unicode),
+                Frame.Style(color: .green)
+            )
         }
     }
 

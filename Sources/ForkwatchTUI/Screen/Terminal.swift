@@ -1,5 +1,6 @@
 import CNcurses
 import Forkwatch
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,8 +43,10 @@ public final class Terminal {
         if has_colors() {
             start_color()
             use_default_colors()
-            let pairs: [(Frame.Color, Int16)] = [(.red, Int16(COLOR_RED)), (.green, Int16(COLOR_GREEN)), (.yellow, Int16(COLOR_YELLOW)),
-                                                  (.blue, Int16(COLOR_BLUE)), (.magenta, Int16(COLOR_MAGENTA)), (.cyan, Int16(COLOR_CYAN))]
+            let pairs: [(Frame.Color, Int16)] = [
+                (.red, Int16(COLOR_RED)), (.green, Int16(COLOR_GREEN)), (.yellow, Int16(COLOR_YELLOW)),
+                (.blue, Int16(COLOR_BLUE)), (.magenta, Int16(COLOR_MAGENTA)), (.cyan, Int16(COLOR_CYAN)),
+            ]
             for (color, curses) in pairs { init_pair(Int16(color.rawValue), curses, -1) }
             colors = true
         }
