@@ -129,3 +129,11 @@ if [ "$FULL" = "1" ]; then
     "$PY" bench/rpc.py --forkwatch .build/release/forkwatch --bench .build/release/forkwatch-bench \
         --out "${BENCH_OUT:-docs/benchmarks.md}"
 fi
+
+# 7. Reliability: a master that trusts nothing it did not make (issue 18): one run, each row what
+#    was tried and what held (rows acting as another user or with a cgroup need root).
+if [ "$FULL" = "1" ]; then
+    step "reliability: runtime directory, fake masters, raced masters, orphans (about 1 minute)"
+    "$PY" bench/trust.py --forkwatch .build/release/forkwatch --out "${BENCH_OUT:-docs/benchmarks.md}" \
+        --command "bash bench/run.sh" || echo "bench/trust.py: a row did not hold (see the table)" >&2
+fi

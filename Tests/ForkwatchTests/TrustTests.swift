@@ -144,44 +144,10 @@ import Testing
     /// is SIGKILLed, the workers die with it and their children are ended by the next master on
     /// the same socket path.
     @Test func aWorkersChildrenDieWithTheService() throws {
-        // A distinctive command line for pgrep: sleep's argument carries random digits.
         let digits = UUID().uuidString.utf8.prefix(8).map { String($0 % 10) }.joined()
-        let socket = directory + "/orphans.sock"
-        let argv = ["--", "/bin/sh", "-c", "sleep 1000.\(digits) & wait"]
-        let pattern = "sleep 1000\\.\(digits)"
-        let master = try LaunchedMaster(
-            ["run", "--headless", "--events", "-", "--control-socket", socket, "--workers", "2"] + argv,
-            events: false)
-        try master.waitForReady(2)
-        for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
-        #expect(pids(matching: pattern).count == 2)
-        master.signal(SIGTERM)
-        #expect(try master.waitExit() == 0)
-        for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
-        #expect(pids(matching: pattern).isEmpty, "left after a graceful stop: \(pids(matching: pattern))")
-
-        let killed = try LaunchedMaster(
-            ["run", "--headless", "--events", "-", "--control-socket", socket, "--workers", "2"] + argv,
-            events: false)
-        try killed.waitForReady(2)
-        for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
-        killed.signal(SIGKILL)
-        _ = try killed.waitExit()
-        usleep(300_000)
-        let survivors = pids(matching: pattern)
-        #expect(
-            survivors.count == 2, "a SIGKILLed master's workers' children outlive it (no cgroup here): \(survivors)")
-        let next = try LaunchedMaster(
-            ["run", "--headless", "--events", "-", "--control-socket", socket, "idle"], events: false)
-        try next.waitForReady(1)
-        // Said at start, before the first ready.
-        let notice = next.all("notice").compactMap { $0["message"] as? String }.first { $0.contains("previous master") }
-        #expect(notice?.contains("killed") == true, "\(next.all("notice"))")
-        for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
-        #expect(pids(matching: pattern).isEmpty, "left after the next master started: \(pids(matching: pattern))")
-        for pid in survivors { kill(pid, SIGKILL) }
-        next.signal(SIGTERM)
-        #expect(try next.waitExit() == 0)
+        try childrenEndWithTheService(
+            child: "sleep 1000.\(digits)", options: [], socket: directory + "/orphans.sock",
+            leftoversNotice: "previous master", killedBy: "killed (SIGKILL)")
     }
 
     /// With a cgroup v2 for the workers, even what leaves its worker's process group (setsid)
@@ -192,51 +158,61 @@ import Testing
         let cgroup = try #require(CgroupV2.mount) + "/forkwatch-test-\(UUID().uuidString.prefix(8))"
         defer { rmdir(cgroup) }
         let digits = UUID().uuidString.utf8.prefix(8).map { String($0 % 10) }.joined()
-        let pattern = "sleep 1001\\.\(digits)"
-        let argv = [
-            "--workers-cgroup", cgroup, "--workers", "2", "--", "/bin/sh", "-c", "setsid sleep 1001.\(digits) & wait",
-        ]
-        let socket = directory + "/cgroup.sock"
-        let master = try LaunchedMaster(
-            ["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
+        try childrenEndWithTheService(
+            child: "sleep 1001.\(digits)", setsid: true, options: ["--workers-cgroup", cgroup],
+            socket: directory + "/cgroup.sock", leftoversNotice: "workers' cgroup", killedBy: "killed (cgroup.kill)"
+        ) { pids in
+            let members = ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "")
+                .split(separator: "\n")
+            #expect(pids.allSatisfy { members.contains(Substring(String($0))) }, "\(pids) in \(members)")
+        }
+        for _ in 0..<100
+        where !(((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty) {
+            usleep(10_000)
+        }
+    }
+
+    /// Two workers each start `child` (a distinctive command line for pgrep): none is left after
+    /// a graceful stop; after a SIGKILL of the master they are, until the next master on the same
+    /// socket starts, says so (`leftoversNotice` … `killedBy`) and ends them.
+    private func childrenEndWithTheService(
+        child: String, setsid: Bool = false, options: [String], socket: String, leftoversNotice: String,
+        killedBy: String, whileRunning: ([pid_t]) -> Void = { _ in }
+    ) throws {
+        let pattern = child.replacingOccurrences(of: ".", with: "\\.")
+        let run = ["run", "--headless", "--events", "-", "--control-socket", socket] + options
+        let workers = ["--workers", "2", "--", "/bin/sh", "-c", "\(setsid ? "setsid " : "")\(child) & wait"]
+        func waitForChildren(_ count: Int) {
+            for _ in 0..<200 where pids(matching: pattern).count != count { usleep(10_000) }
+        }
+        let master = try LaunchedMaster(run + workers, events: false)
         try master.waitForReady(2)
-        for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
-        let started = pids(matching: pattern)
-        #expect(started.count == 2)
-        let members = ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(
-            separator: "\n")
-        #expect(started.allSatisfy { members.contains(Substring(String($0))) }, "\(started) in \(members)")
+        waitForChildren(2)
+        #expect(pids(matching: pattern).count == 2)
+        whileRunning(pids(matching: pattern))
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
-        for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
+        waitForChildren(0)
         #expect(pids(matching: pattern).isEmpty, "left after a graceful stop: \(pids(matching: pattern))")
 
-        let killed = try LaunchedMaster(
-            ["run", "--headless", "--events", "-", "--control-socket", socket] + argv, events: false)
+        let killed = try LaunchedMaster(run + workers, events: false)
         try killed.waitForReady(2)
-        for _ in 0..<200 where pids(matching: pattern).count < 2 { usleep(10_000) }
+        waitForChildren(2)
         killed.signal(SIGKILL)
         _ = try killed.waitExit()
         usleep(300_000)
         let survivors = pids(matching: pattern)
         defer { for pid in survivors { kill(pid, SIGKILL) } }
-        #expect(survivors.count == 2, "setsid'd children outlive a SIGKILLed master: \(survivors)")
-        let next = try LaunchedMaster(
-            [
-                "run", "--headless", "--events", "-", "--control-socket", socket,
-                "--workers-cgroup", cgroup, "idle",
-            ], events: false)
+        #expect(survivors.count == 2, "a SIGKILLed master's workers' children outlive it: \(survivors)")
+        let next = try LaunchedMaster(run + ["idle"], events: false)
         try next.waitForReady(1)
-        let notice = next.all("notice").compactMap { $0["message"] as? String }.first { $0.contains("workers' cgroup") }
-        #expect(notice?.contains("killed (cgroup.kill)") == true, "\(next.all("notice"))")
-        for _ in 0..<100 where !pids(matching: pattern).isEmpty { usleep(10_000) }
+        // Said at start, before the first ready.
+        let notice = next.all("notice").compactMap { $0["message"] as? String }.first { $0.contains(leftoversNotice) }
+        #expect(notice?.contains(killedBy) == true, "\(next.all("notice"))")
+        waitForChildren(0)
         #expect(pids(matching: pattern).isEmpty, "left after the next master started: \(pids(matching: pattern))")
         next.signal(SIGTERM)
         #expect(try next.waitExit() == 0)
-        for _ in 0..<100
-        where !(((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty) {
-            usleep(10_000)
-        }
     }
 }
 
