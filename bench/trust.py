@@ -191,6 +191,129 @@ def orphans(fw, tmp, rows, cgroup=None):
              f"left after the stop: {after_stop}; after the SIGKILL: {after_kill}; after the next master started: {after_next}")
 
 
+
+def replay_big(fw, tmp, rows):
+    """A 100 MiB events file replayed in tmux: first frame, peak RSS, `q` latency, exit."""
+    if not shutil.which("tmux"):
+        rows.add("`forkwatch replay` of a 100 MiB events file", False, "skipped: no tmux")
+        return
+    path = f"{tmp}/big.events"
+    head = ('{"v":1,"type":"master_started","wall":1700000000.0,"mono":100.0,"pid":4211,'
+            '"services":[{"name":"idle","workers":2,"builtin":"idle"}],"config":""}\n')
+    with open(path, "w") as f:
+        f.write(head)
+        i, size = 0, len(head)
+        while size < 100 << 20:
+            pid = 5000 + i % 30000
+            lines = (f'{{"v":1,"type":"fork","wall":{1700000000 + i * 1e-4:.6f},"mono":{100 + i * 1e-4:.6f},"pid":{pid},'
+                     f'"service":"idle","reason":"respawn","generation":1}}\n'
+                     f'{{"v":1,"type":"exit","wall":{1700000000 + i * 1e-4 + 5e-5:.6f},"mono":{100 + i * 1e-4 + 5e-5:.6f},'
+                     f'"pid":{pid},"service":"idle","status":{{"kind":"exited","code":1}},"raw_status":256,"uptime":0.00005,'
+                     f'"expected":false}}\n')
+            f.write(lines)
+            size += len(lines)
+            i += 1
+    mib = os.path.getsize(path) / (1 << 20)
+    session = f"fwtrust{os.getpid()}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", "bash --norc"], check=True)
+    try:
+        subprocess.run(["tmux", "send-keys", "-t", session, f"{fw} replay {path}; echo REPLAY-DONE $?", "Enter"])
+        t0 = time.monotonic()
+        shown = wait_for(lambda: "WORKERS" in subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                                             capture_output=True, text=True).stdout, 20)
+        first = time.monotonic() - t0
+        time.sleep(2)
+        pid = subprocess.run(["pgrep", "-f", f"replay {path}"], capture_output=True, text=True).stdout.split()
+        rss = 0
+        if pid:
+            for line in open(f"/proc/{pid[0]}/status"):
+                if line.startswith("VmHWM:"):
+                    rss = int(line.split()[1]) / 1024
+        t1 = time.monotonic()
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"])
+        done = wait_for(lambda: "REPLAY-DONE" in subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                                                capture_output=True, text=True).stdout, 10)
+        quit_s = time.monotonic() - t1
+        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+        code = out.split("REPLAY-DONE")[-1].split()[0] if "REPLAY-DONE" in out else "?"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    rows.add(f"`forkwatch replay` of a {mib:.0f} MiB events file ({i:,} fork/exit pairs) in tmux, then `q`",
+             shown and done and code == "0" and quit_s < 1,
+             f"first frame {first:.2f} s, peak RSS {rss:.0f} MiB, `q` answered in {quit_s:.2f} s, exit {code}")
+
+
+def http_fd_limit(fw, tmp, rows):
+    """An api worker under `ulimit -n 96` with 150 connections open: CPU while at the limit,
+    time to serve once they close."""
+    import socket
+    cfg = f"{tmp}/api.yaml"
+    pathlib.Path(cfg).write_text(f"database: {tmp}/api.sqlite\nservices:\n  api:\n    workers: 1\n    listen: 127.0.0.1\n    port: 0\n")
+    ev, log = f"{tmp}/api.events", f"{tmp}/api.log"
+    m = subprocess.Popen(["/bin/sh", "-c", 'ulimit -n 96 && exec "$0" run --headless --control-socket none --events "$1" --config "$2"',
+                          fw, ev, cfg], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+                         start_new_session=True)
+    try:
+        wait_for(lambda: ready_count(ev) >= 1, 20)
+        text = open(ev).read()
+        port = int(text.split('"type":"listening"')[1].split('"address":"')[1].split('"')[0].rsplit(":", 1)[1])
+        worker = int(text.split('"type":"ready"')[1].split('"pid":')[1].split(",")[0])
+        conns = []
+        for _ in range(150):
+            c = socket.create_connection(("127.0.0.1", port))
+            conns.append(c)
+        wait_for(lambda: "cannot accept" in open(log).read(), 10)
+        waiting = socket.create_connection(("127.0.0.1", port))
+        waiting.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+
+        def ticks():
+            f = open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()
+            return int(f[11]) + int(f[12])
+        t0, c0 = time.monotonic(), ticks()
+        time.sleep(3)
+        cpu = (ticks() - c0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0) * 100
+        lines = open(log).read().count("cannot accept")
+        freed = time.monotonic()
+        for c in conns:
+            c.close()
+        waiting.settimeout(5)
+        try:
+            answer = waiting.recv(100)
+        except OSError:
+            answer = b""
+        served = time.monotonic() - freed
+        ok = answer.startswith(b"HTTP/1.1 200")
+        rows.add("an api worker under `ulimit -n 96` with 150 connections open, then closed",
+                 ok and cpu < 10 and served < 1,
+                 f"worker CPU {cpu:.1f} % over 3 s at the limit, {lines} back-off log lines; a queued request served "
+                 f"{served * 1000:.0f} ms after the connections closed")
+    finally:
+        m.send_signal(signal.SIGTERM)
+        m.wait(timeout=20)
+
+
+def storage(fw, tmp, rows):
+    db = f"{tmp}/db/services.sqlite"
+    os.makedirs(os.path.dirname(db))
+    ev = f"{tmp}/sched.events"
+    m = spawn([fw, "run", "--headless", "--control-socket", "none", "--events", ev, "--report-interval", "0.2",
+               "--db", db, "--workers", "1", "scheduler"])
+    try:
+        wait_for(lambda: '"ok":true' in (open(ev).read() if os.path.exists(ev) else ""), 20)
+        os.unlink(db)
+        t0 = time.monotonic()
+        noticed = wait_for(lambda: '"type":"heartbeat"' in open(ev).read() and "deleted" in open(ev).read(), 10)
+        took = time.monotonic() - t0
+    finally:
+        m.send_signal(signal.SIGTERM)
+        m.wait(timeout=20)
+    p = subprocess.run([fw, "services", "list", "--db", f"{tmp}/typo/dir/x.sqlite"], capture_output=True, text=True)
+    created = os.path.exists(f"{tmp}/typo")
+    rows.add("the services database unlinked under a running scheduler; `services list --db typo/dir/x.sqlite`",
+             noticed and p.returncode == 1 and not created,
+             f"a failed heartbeat naming the deleted file {took:.2f} s after the unlink; the list: exit {p.returncode}, "
+             f"nothing created")
+
 def cgroup_root():
     for line in open("/proc/self/mountinfo"):
         if " - cgroup2 " in line:
@@ -223,6 +346,9 @@ def main():
         fake_master(fw, tmp, rows)
         raced_masters(fw, tmp, rows)
         bounds(fw, tmp, rows)
+        replay_big(fw, tmp, rows)
+        http_fd_limit(fw, tmp, rows)
+        storage(fw, tmp, rows)
         orphans(fw, tmp, rows)
         root = cgroup_root()
         if root:
