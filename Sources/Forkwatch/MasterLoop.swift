@@ -131,6 +131,7 @@ final class MasterLoop {
         perform(table.start(now: Posix.monotonicNow()))
         runQueuedForks(limit: forkQueue.count)  // the first workers, all before the first poll
         flushEvents()
+        warmUpLoopPaths()
         // From here on the master runs its loop's few paths: the code start-up ran once is unmapped.
         // (The data segments' too when single-threaded, as a master is unless a library user's
         // program started threads: then no fork happened either.)
@@ -383,6 +384,22 @@ final class MasterLoop {
             if let line { control?.broadcast(line) }
         }
         pendingEvents.removeAll(keepingCapacity: true)
+    }
+
+    /// Runs the paths every worker takes through the master (its `ready`, its exit) once, on a
+    /// scratch copy of the table, before the start-up pages are dropped. Their first run
+    /// instantiates type metadata, and an uncached conformance lookup scans every conformance
+    /// record of the binary: after the drop that faulted ~1.5 MiB of its data segment back in
+    /// (perf, `exceptions:page_fault_user`: `swift_conformsToProtocol` under `readPipe`).
+    private func warmUpLoopPaths() {
+        var scratch = table
+        guard let pid = scratch.workers.keys.first else { return }
+        let now = Posix.monotonicNow()
+        if case .success(let message) = ChildMessage.parse("ready"), message == .ready {
+            _ = scratch.childReady(pid: pid, now: now)
+        }
+        _ = scratch.childExited(pid: pid, rawStatus: 0, now: now)
+        _ = scratch.tick(now: now)
     }
 
     /// Forks up to `limit` queued workers; returns how many it took from the queue. A fork

@@ -93,13 +93,17 @@ public enum ChildMessage: Hashable, Sendable {
         guard line.utf8.count <= maxLineBytes else {
             return .failure(ChildMessageError(line: line, problem: "longer than \(maxLineBytes) bytes"))
         }
-        let kind = line.prefix { $0 != " " }
-        let payload = line.dropFirst(kind.count + 1)
+        // Split at the first space by UTF-8 bytes: walking Characters would pull the grapheme
+        // breaking code into the master, whose start-up pages are dropped.
+        let bytes = line.utf8
+        let space = bytes.firstIndex(of: UInt8(ascii: " "))
+        let kind = String(decoding: bytes[..<(space ?? bytes.endIndex)], as: UTF8.self)
+        let payload = space.map { String(decoding: bytes[bytes.index(after: $0)...], as: UTF8.self) } ?? ""
         func fail(_ problem: String) -> Result<ChildMessage, ChildMessageError> {
             .failure(ChildMessageError(line: line, problem: problem))
         }
         func object() -> JSONValue? {
-            guard let json = try? JSONValue.parse(String(payload)), case .object = json else { return nil }
+            guard let json = try? JSONValue.parse(payload), case .object = json else { return nil }
             return json
         }
         switch kind {
@@ -130,7 +134,7 @@ public enum ChildMessage: Hashable, Sendable {
             }
             return .success(.rpcStats(topic: topic, methods: RPCMethodStats.decodeList(json["methods"])))
         case "notice":
-            return .success(.notice(String(String(payload).prefix(maxTextBytes))))
+            return .success(.notice(bounded(payload)))
         default:
             return fail("unknown kind '\(kind.prefix(40))'")
         }
