@@ -5,7 +5,7 @@ import Logging
 /// each to the events file (`--events FILE`, `-` for standard output).
 public final class EventSink {
     /// The master's logger: every event is a line in it.
-    public var log: Logger
+    private let log: Logger
     private var eventsFD: Int32?
     private var ownsFD = false
     /// Extra observers (tests, an embedding program). Called in the master loop: keep them short.

@@ -53,7 +53,6 @@ final class MasterLoop {
     private static let forksPerPass = 64
     /// The workers' process groups and what they leave behind.
     private let groups: WorkerGroups
-    private var groupsChanged = true
     /// The cgroup every worker joins, when one was given.
     private let cgroup: WorkersCgroup?
     /// End what a SIGKILLed predecessor on this socket path left (its workers' children).
@@ -65,7 +64,7 @@ final class MasterLoop {
         configuration: LauncherConfiguration, sink: EventSink, control: ControlServer?,
         listeners: [String: (fd: Int32, address: String, backlog: Int)] = [:],
         registry: ServiceRegistry, reloadConfiguration: (() throws -> LauncherConfiguration)?,
-        killPredecessorsLeftovers: Bool = true, cgroup: WorkersCgroup? = nil
+        killPredecessorsLeftovers: Bool, cgroup: WorkersCgroup?
     ) {
         self.cgroup = cgroup
         groups = WorkerGroups(statePath: control.map { $0.path + ".groups" })
@@ -111,18 +110,11 @@ final class MasterLoop {
         Posix.releaseFreeMemory()
         emit(
             .masterStarted(pid: masterPID, services: table.services.map(\.spec), config: describe(table.configuration)))
-        if let found = groups.endPredecessorsLeftovers(kill: killPredecessorsLeftovers) {
-            emit(.notice(message: found))
-        }
-        if let cgroup, case let left = cgroup.members(), !left.isEmpty {
-            let pids = left.map(String.init).joined(separator: ", ")
-            if killPredecessorsLeftovers { cgroup.killAll() }
-            emit(
-                .notice(
-                    message:
-                        "the workers' cgroup \(cgroup.directory) held \(left.count) processes a previous master left "
-                        + "(pids \(pids)): "
-                        + (killPredecessorsLeftovers ? "killed (cgroup.kill)" : "left alone as asked")))
+        for found in [
+            groups.endPredecessorsLeftovers(kill: killPredecessorsLeftovers),
+            cgroup?.endPredecessorsLeftovers(kill: killPredecessorsLeftovers),
+        ] {
+            if let found { emit(.notice(message: found)) }
         }
         for (service, listener) in listeners.sorted(by: { $0.key < $1.key }) {
             emit(.listening(service: service, address: listener.address, backlog: listener.backlog))
@@ -166,10 +158,7 @@ final class MasterLoop {
             if exitCode == nil { handle(.timer) }
             runQueuedForks(limit: forkBudget)
             publishWorkerCounts()
-            if groupsChanged {
-                groups.save(workers: table.workers.keys)
-                groupsChanged = false
-            }
+            groups.saveIfChanged(workers: table.workers.keys)
             flushEvents()
         }
         return exitCode!
@@ -282,7 +271,6 @@ final class MasterLoop {
             if pipes[pid] != nil { readPipe(of: pid, untilEOF: true) }
             handle(.childExited(pid: pid, rawStatus: status))
             groups.workerExited(pid)
-            groupsChanged = true
         }
     }
 
@@ -395,9 +383,8 @@ final class MasterLoop {
         var scratch = table
         guard let pid = scratch.workers.keys.first else { return }
         let now = Posix.monotonicNow()
-        if case .success(let message) = ChildMessage.parse("ready"), message == .ready {
-            _ = scratch.childReady(pid: pid, now: now)
-        }
+        _ = ChildMessage.parse("ready")
+        _ = scratch.childReady(pid: pid, now: now)
         _ = scratch.childExited(pid: pid, rawStatus: 0, now: now)
         _ = scratch.tick(now: now)
     }
@@ -481,8 +468,7 @@ final class MasterLoop {
                 if pid == 0 { runChild(spec: spec, slot: slot, make: entry.make, statusFD: status.write) }
             }
             Posix.close(status.write)
-            Posix.makeGroupLeader(pid)
-            groupsChanged = true
+            groups.workerForked(pid)
             pipes[pid] = ChildPipe(
                 fd: status.read,
                 isCommand: {

@@ -55,6 +55,9 @@ public final class ProcessLauncher {
     public var controlSocketFallback = true
     /// Bytes a control client may leave unread before it is dropped.
     public var controlBufferLimit = 8 << 20
+    /// At start, end what a SIGKILLed predecessor on the same control socket (or in the same
+    /// `workers_cgroup`) left running; false only reports it (a `notice`).
+    public var killPredecessorsLeftovers = true
 
     public init(
         configuration: LauncherConfiguration = LauncherConfiguration(), registry: ServiceRegistry = ServiceRegistry(),
@@ -141,7 +144,8 @@ public final class ProcessLauncher {
         }
         let loop = MasterLoop(
             configuration: configuration, sink: events, control: control, listeners: listeners,
-            registry: registry, reloadConfiguration: reloadConfiguration, cgroup: cgroup)
+            registry: registry, reloadConfiguration: reloadConfiguration,
+            killPredecessorsLeftovers: killPredecessorsLeftovers, cgroup: cgroup)
         return try loop.run()
     }
 }

@@ -11,6 +11,8 @@ final class WorkerGroups {
     private var leftovers: Set<Int32> = []
     private var stateFD: Int32?
     private var written: Set<Int32> = []
+    /// A worker was forked or reaped since the state file was written.
+    private var changed = true
     private let session = Posix.sessionID()
 
     /// `statePath`: the state file (nil without a control socket: nothing to hand on).
@@ -45,20 +47,32 @@ final class WorkerGroups {
             + "running (pids \(pids)): left alone as asked"
     }
 
+    /// A worker was forked: it leads its own group (the child makes itself leader too,
+    /// whichever runs first).
+    func workerForked(_ pid: Int32) {
+        Posix.makeGroupLeader(pid)
+        changed = true
+    }
+
     /// A worker was reaped: what is left of its group gets SIGTERM.
     func workerExited(_ pid: Int32) {
         if Posix.killGroup(pid, .term) { leftovers.insert(pid) }
+        changed = true
     }
 
     /// The master is about to exit: every group still populated gets SIGKILL.
     func killAll(workers: some Sequence<Int32>) {
         for pgid in leftovers.union(workers) { Posix.killGroup(pgid, .kill) }
         leftovers.removeAll()
-        save(workers: [])
+        changed = true
+        saveIfChanged(workers: [])
     }
 
-    /// Writes the state file when the set of groups changed (at most once a loop pass).
-    func save(workers: some Sequence<Int32>) {
+    /// Writes the state file when a worker came or went since the last write (called once a
+    /// loop pass).
+    func saveIfChanged(workers: some Sequence<Int32>) {
+        guard changed else { return }
+        changed = false
         guard let stateFD else { return }
         leftovers = leftovers.filter { Posix.killGroup($0, Signal(rawValue: 0)) }
         let groups = leftovers.union(workers)

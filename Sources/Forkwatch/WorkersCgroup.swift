@@ -41,6 +41,17 @@ final class WorkersCgroup {
         ((try? Posix.readFile(directory + "/cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
     }
 
+    /// What a previous master left in the cgroup (its workers' children): ended with
+    /// `cgroup.kill` unless `kill` is false; a line for the event stream, nil when it is empty.
+    func endPredecessorsLeftovers(kill: Bool) -> String? {
+        let left = members()
+        guard !left.isEmpty else { return nil }
+        if kill { killAll() }
+        return "the workers' cgroup \(directory) held \(left.count) processes a previous master left (pids "
+            + left.map(String.init).joined(separator: ", ") + "): "
+            + (kill ? "killed (cgroup.kill)" : "left alone as asked")
+    }
+
     /// SIGKILL to every process in the cgroup (the kernel's `cgroup.kill`).
     @discardableResult
     func killAll() -> Bool {

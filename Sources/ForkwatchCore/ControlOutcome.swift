@@ -44,10 +44,7 @@ extension WorkerTable {
                     "no service named '\(service)' (services: \(services.map(\.spec.name).joined(separator: ", ")))")
             }
             guard phase == .running else { return .refused("the master is stopping") }
-            let from = self.service(named: service)!.spec.workers
-            if count > from, let problem = options.checkTotalWorkers(totalWorkers - from + count) {
-                return .refused("scale: \(problem)")
-            }
+            if let problem = scaleRefusal(service: service, to: count) { return .refused("scale: \(problem)") }
             return .accepted(
                 request, actions: scale(service: service, to: count, reason: "asked over the control socket", now: now))
         case .reload:

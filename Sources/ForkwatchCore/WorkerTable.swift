@@ -67,7 +67,7 @@ public struct WorkerTable: Sendable {
 
     /// The launcher's options. Its services live in `services[].spec` only (one home for each
     /// spec: a scale changes it there, and every reader, a new worker included, sees the change).
-    private(set) var options: LauncherConfiguration
+    private var options: LauncherConfiguration
     /// The options with the live service specs.
     public var configuration: LauncherConfiguration {
         var configuration = options
@@ -141,8 +141,14 @@ public struct WorkerTable: Sendable {
         return [.emit(.fork(pid: pid, service: name, reason: reason, generation: services[index].generation))]
     }
 
-    /// The workers all services are configured for (what `max_workers` bounds).
-    public var totalWorkers: Int { services.reduce(0) { $0 + $1.spec.workers } }
+    /// Why `service` may not go to `count` workers, or nil: the one declared range of a worker
+    /// count, and `max_workers` for all services together (a TTIN or a scale request past
+    /// either is refused, not forked). An unknown service is the caller's to report.
+    public func scaleRefusal(service name: String, to count: Int) -> String? {
+        if let problem = Settings.workers.check(count) { return problem }
+        guard let from = service(named: name)?.spec.workers, count > from else { return nil }
+        return options.checkTotalWorkers(services.reduce(0) { $0 + $1.spec.workers } - from + count)
+    }
 
     /// The slot the next worker of `service` gets: the lowest one no live worker holds.
     public func freeSlot(of service: String) -> Int {
@@ -372,13 +378,11 @@ public struct WorkerTable: Sendable {
     /// Sets a service's worker count: forks the missing ones, retires the oldest extra ones.
     public mutating func scale(service name: String, to count: Int, reason: String, now: Double) -> [Action] {
         guard phase == .running, let index = index(of: name) else { return [] }
-        // The one declared range of a worker count (a TTIN past it is refused, not forked).
-        if let problem = Settings.workers.check(count) { return [.emit(.notice(message: "scale \(name): \(problem)"))] }
+        if let problem = scaleRefusal(service: name, to: count) {
+            return [.emit(.notice(message: "scale \(name): \(problem)"))]
+        }
         let from = services[index].spec.workers
         guard from != count else { return [] }
-        if count > from, let problem = options.checkTotalWorkers(totalWorkers - from + count) {
-            return [.emit(.notice(message: "scale \(name) to \(count) refused: \(problem)"))]
-        }
         services[index].spec.workers = count
         var actions: [Action] = [.emit(.scale(service: name, from: from, to: count, reason: reason))]
         var excess = -deficit(index)
