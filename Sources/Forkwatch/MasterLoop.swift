@@ -317,7 +317,7 @@ final class MasterLoop {
                         message:
                             "\(pid) sent an unreadable status message (no line end in \(pending.pendingBytes) bytes); dropped"
                     ))
-                pipes[pid]!.lines.reset()
+                pipes[pid]!.lines.skipRestOfLine()
             }
         }
     }

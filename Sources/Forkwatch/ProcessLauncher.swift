@@ -94,7 +94,16 @@ public final class ProcessLauncher {
                 configuration.services[index].listen = listen
             }
         }
-        if configuration.maxWorkers == nil { configuration.maxWorkers = Posix.hostWorkerLimit() }
+        // Unless set, as many workers in all as the host fits, for the reloaded configuration too.
+        let hostLimit = Posix.hostWorkerLimit()
+        if configuration.maxWorkers == nil { configuration.maxWorkers = hostLimit }
+        let reload = reloadConfiguration.map { reload in
+            {
+                var configuration = try reload()
+                if configuration.maxWorkers == nil { configuration.maxWorkers = hostLimit }
+                return configuration
+            }
+        }
         if let problem = configuration.validate() { throw LauncherError.invalidConfiguration(problem) }
         for spec in configuration.services {
             if case .builtin(let name) = spec.program, !registry.contains(name) {
@@ -144,7 +153,7 @@ public final class ProcessLauncher {
         }
         let loop = MasterLoop(
             configuration: configuration, sink: events, control: control, listeners: listeners,
-            registry: registry, reloadConfiguration: reloadConfiguration,
+            registry: registry, reloadConfiguration: reload,
             killPredecessorsLeftovers: killPredecessorsLeftovers, cgroup: cgroup)
         return try loop.run()
     }

@@ -74,7 +74,7 @@ public enum ConfigFile {
                 continue
             }
             guard let setting = Settings.launcher.first(where: { $0.key == key }) else {
-                let known = LauncherConfiguration.options.map(\.name).joined(separator: ", ")
+                let known = Settings.topLevelKeys.joined(separator: ", ")
                 throw fail(keyNode, "unknown option '\(key)' (known: \(known))")
             }
             if let problem = setting.assign(input(value), to: &configuration) { throw fail(value, problem.message) }

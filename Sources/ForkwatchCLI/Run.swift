@@ -68,8 +68,6 @@ struct LauncherOptions: ParsableArguments {
         try Settings.periodicFuzzyDelay.apply(flag: periodicFuzzyDelay, to: &configuration)
         try Settings.periodicIntervalMax.apply(flag: periodicIntervalMax, to: &configuration)
         try Settings.maxWorkers.apply(flag: maxWorkers, to: &configuration)
-        // Unless set, as many workers in all as the host fits (a count past it is refused).
-        if configuration.maxWorkers == nil { configuration.maxWorkers = Posix.hostWorkerLimit() }
     }
 
     /// Runs the master over `configuration` and exits with its code. Every check that can fail

@@ -181,12 +181,6 @@ public struct LauncherConfiguration: Hashable, Sendable {
 
     public init() {}
 
-    /// The top-level keys of a config file, with their help (`Settings.launcher`), and `services`.
-    public static var options: [(name: String, meaning: String)] {
-        Settings.launcher.map { ($0.key, $0.summary.help) }
-            + [("services", "a map of service name → {\(Settings.serviceKeys.joined(separator: ", "))}")]
-    }
-
     /// Checks values that no type can: returns the first problem, naming the option.
     public func validate() -> String? {
         if let problem = Settings.launcher.lazy.compactMap({ $0.check(self) }).first { return problem }

@@ -7,6 +7,8 @@ public struct LineFramer: Sendable {
     private var buffer: [UInt8] = []
     /// Where the next line starts (bytes before it were handed out already).
     private var start = 0
+    /// Inside a refused line: bytes are dropped until its newline.
+    private var skipping = false
     /// Where the search for the next newline resumes (bytes before it hold none after `start`).
     private var scanned = 0
 
@@ -31,6 +33,17 @@ public struct LineFramer: Sendable {
     /// The next complete line without its newline, nil when none is complete. A complete line
     /// over the limit is dropped and reported as `LineTooLong`; the lines after it still come.
     public mutating func next() -> Result<String, LineTooLong>? {
+        if skipping {
+            // The rest of a line already refused: dropped up to its newline.
+            guard let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) else {
+                start = buffer.count
+                scanned = start
+                return nil
+            }
+            start = newline + 1
+            scanned = start
+            skipping = false
+        }
         guard let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) else {
             scanned = buffer.count
             return nil
@@ -48,8 +61,17 @@ public struct LineFramer: Sendable {
     /// The unterminated rest is already over the limit: no line it becomes can be taken.
     public var isOverLimit: Bool { maxLineBytes.map { pendingBytes > $0 } ?? false }
 
+    /// Drops the unterminated line in hand (over the limit: `isOverLimit`) and what follows of it
+    /// up to its newline; the lines after it still come.
+    public mutating func skipRestOfLine() {
+        start = buffer.count
+        scanned = start
+        skipping = true
+    }
+
     /// Forgets everything received.
     public mutating func reset() {
+        skipping = false
         buffer.removeAll()
         start = 0
         scanned = 0

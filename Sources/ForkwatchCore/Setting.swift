@@ -271,9 +271,6 @@ public struct Setting<Root, Value: SettingValue>: Sendable {
         return .success(value)
     }
 
-    /// The option's value in `root`; nil when unset.
-    public func value(in root: Root) -> Value? { read(root) }
-
     public func set(_ value: Value, in root: inout Root) { write(&root, value) }
 
     public var summary: SettingSummary {

@@ -163,8 +163,11 @@ public enum Settings {
 
     /// The keys of a service's mapping, for the unknown-key error.
     public static var serviceKeys: [String] {
-        ["workers"] + serviceStructureKeys + listenSocket.map(\.key) + http.map(\.key)
+        service.map(\.key) + serviceStructureKeys + listenSocket.map(\.key) + http.map(\.key)
     }
+
+    /// The top-level keys of a config file: the launcher's options and `services`.
+    public static var topLevelKeys: [String] { launcher.map(\.key) + ["services"] }
 
     /// The README's option table: one row per option, then the command line's own flags.
     public static func markdownTable() -> String {

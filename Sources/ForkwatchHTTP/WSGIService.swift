@@ -150,7 +150,7 @@ public final class WSGIService: Service, @unchecked Sendable {
         // "127.0.0.1:8774", "[::1]:8774"
         var host = address.split(separator: ":", omittingEmptySubsequences: false).dropLast().joined(separator: ":")
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host.hasPrefix("127.") || host == "::1" || host.hasPrefix("::ffff:127.") || host == "localhost" {
+        if host.hasPrefix("127.") || host == "::1" || host.hasPrefix("::ffff:127.") {
             return nil
         }
         let reach = host == "0.0.0.0" || host == "::" ? "every address of this host" : host

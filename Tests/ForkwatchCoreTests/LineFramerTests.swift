@@ -56,4 +56,18 @@ import Testing
         #expect(out.count == 50 * 1001)
         #expect(out[1000] == "tail-0" && out.last == "tail-49" && out[1001] == "1-0")
     }
+
+    /// A line too long to keep is dropped to its end, however many reads it takes: its tail
+    /// never comes back as a line of its own.
+    @Test func theRestOfARefusedLineIsSkippedToItsNewline() {
+        var framer = LineFramer(maxLineBytes: 4)
+        framer.append(Array("abcdefgh".utf8))
+        #expect(framer.next() == nil && framer.isOverLimit)
+        framer.skipRestOfLine()
+        framer.append(Array("ijkl".utf8))
+        #expect(framer.next() == nil && !framer.isOverLimit)
+        framer.append(Array("mn\nok\n".utf8))
+        #expect(framer.next() == .success("ok"))
+        #expect(framer.next() == nil && framer.pendingBytes == 0)
+    }
 }

@@ -202,7 +202,7 @@ import Testing
 
     /// The config file's keys, the flags and the README's table name the same options.
     @Test func theKeysTheFlagsAndTheTableCoverTheSameOptions() throws {
-        let topLevel = Set(LauncherConfiguration.options.map(\.name))
+        let topLevel = Set(Settings.topLevelKeys)
         #expect(topLevel == Set(Settings.launcher.map(\.key) + ["services"]))
         #expect(
             Set(Settings.serviceKeys)

@@ -23,3 +23,23 @@ import Testing
         }
     }
 }
+
+/// The key lists the config file's unknown-key error names are the keys it reads.
+@Suite struct ConfigKeyListTests {
+    @Test func everyListedTopLevelKeyIsRead() {
+        for key in Settings.topLevelKeys where key != "services" {
+            var error = ""
+            do { _ = try ConfigFile.parse("\(key): x\n", path: "t.yaml") } catch let failure { error = failure.message }
+            #expect(!error.contains("unknown option"), "\(key): \(error)")
+        }
+    }
+
+    @Test func everyListedServiceKeyIsRead() {
+        for key in Settings.serviceKeys {
+            let yaml = "services:\n  idle:\n    \(key): x\n"
+            var error = ""
+            do { _ = try ConfigFile.parse(yaml, path: "t.yaml") } catch let failure { error = failure.message }
+            #expect(!error.contains("unknown option"), "\(key): \(error)")
+        }
+    }
+}

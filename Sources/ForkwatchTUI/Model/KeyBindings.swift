@@ -178,7 +178,8 @@ struct KeyBinding: Sendable {
     static func lookup(_ key: DashboardKey, in mode: DashboardModel.Mode) -> Lookup {
         let bound = all.filter { $0.action(for: key) != nil }
         if let binding = bound.first(where: { $0.works(in: mode) }), let action = binding.action(for: key) {
-            return mode == .replay && action.actsOnMaster ? .readOnly : .perform(action)
+            // A replay binds no key that acts on the master (KeyBindingTests holds the table to it).
+            return .perform(action)
         }
         return mode == .replay && bound.contains(where: \.actsOnMaster) ? .readOnly : .unbound
     }

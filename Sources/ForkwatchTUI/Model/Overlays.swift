@@ -2,13 +2,8 @@ import ForkwatchCore
 
 /// The boxes drawn over the dashboard: help, the SIGKILL confirmation, the quit question.
 extension DashboardRenderer {
-    /// Every key with what it does, for the help overlay (and the README): `KeyBinding.all`.
-    static func helpEntries(_ mode: DashboardModel.Mode) -> [(keys: String, meaning: String)] {
-        KeyBinding.helpEntries(mode)
-    }
-
     static func drawHelp(_ canvas: inout Canvas, _ model: DashboardModel, _ layout: DashboardLayout) {
-        let entries = helpEntries(model.mode)
+        let entries = KeyBinding.helpEntries(model.mode)
         let keyWidth = entries.map(\.keys.count).max() ?? 0
         // Border, a space, the keys, two spaces, the meaning, a space, border.
         let width = min(layout.width - 2, keyWidth + 7 + (entries.map(\.meaning.count).max() ?? 0))
