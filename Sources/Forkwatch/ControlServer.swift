@@ -2,46 +2,85 @@ import ForkwatchCore
 
 /// The master's control socket: a Unix stream socket in a 0700 directory, mode 0600, the peer's
 /// uid checked with SO_PEERCRED, newline-delimited JSON. Non-blocking and driven by the
-/// master's poll loop: a client that stops reading fills its bounded outbox and is dropped,
-/// never blocking the master.
+/// master's poll loop, and bounded everywhere, so no client can hold up a reap (issue 13):
+/// - work: a pass reads at most `bytesPerRead` from a client and answers at most
+///   `requestsPerClient` of its requests and `requestsPerPass` in all, the clients taking turns;
+///   a client's further lines wait for the next pass, after the signals;
+/// - memory: event lines are kept once for all subscribers (`BroadcastLog`); a client owed more
+///   than `control_buffer_limit` bytes is dropped with a last line saying why (Redis's
+///   client-output-buffer-limit); a client with replies piling up is not read until it reads
+///   them; at most `control_max_clients` connections, the next refused with an error line.
 final class ControlServer {
     struct Client {
         let fd: Int32
         let peer: Posix.PeerCredentials
         var inbox = LineFramer(maxLineBytes: ControlRequest.maxLineBytes)
-        var outbox: [UInt8] = []
-        var outboxStart = 0
-        var subscribed = false
-        /// Close once the outbox is flushed (after a refusal).
+        var output = ControlOutput()
+        /// Bytes were read since `inbox` last ran out of complete lines.
+        var mayHaveLines = false
+        /// No more requests are taken: close once the ones taken are answered (`finishPass`).
+        var hangUp = false
+        /// Close once the output is written.
         var closeAfterFlush = false
-        /// Close after the replies to this read's requests (a line over the limit ends the session).
-        var hangUpAfterReplies = false
         /// The client shut its writing side: its requests are still answered (and a subscriber
         /// keeps receiving events) until it closes for good.
         var inputEnded = false
-
-        var pending: Int { outbox.count - outboxStart }
+        /// Dropped: only its last line is left to write, until this time at most.
+        var closeBy: Double?
     }
 
-    /// What a client may have queued before it counts as stalled and is dropped.
-    let outboxLimit: Int
+    /// What a pass may spend on the control socket, and what a client may hold.
+    struct Limits {
+        /// Bytes a client may be owed (replies and events not read) before it is dropped.
+        var bufferLimit: Int
+        /// Connections at once; the next is refused.
+        var maxClients: Int
+        static let requestsPerClient = 16
+        static let requestsPerPass = 64
+        static let bytesPerRead = 65_536
+        static let acceptsPerPass = 64
+        /// A client owed this many bytes of replies is not read until it takes them.
+        static let unreadRepliesPause = 65_536
+        /// How long a dropped client is given to read its last line.
+        static let lastLineGrace = 10.0
 
+        init(_ configuration: LauncherConfiguration) {
+            bufferLimit = configuration.controlBufferLimit
+            maxClients = configuration.controlMaxClients
+        }
+    }
+
+    /// A subscriber dropped for not reading: the `subscriber_dropped` event.
+    struct Dropped {
+        let pid: Int32
+        let queued: Int
+        let limit: Int
+    }
+
+    var limits: Limits
     let path: String
     private let listenFD: Int32
     /// `PATH.lock`, held (flock) for as long as this master serves `path`: the one master per path.
     private let lockFD: Int32
     private(set) var clients: [Int32: Client] = [:]
+    private var log = BroadcastLog()
     /// Notices for the master to emit (a refused or dropped client).
-    private(set) var notices: [String] = []
+    private var notices: [String] = []
+    private var dropped: [Dropped] = []
+    /// Which client's requests come first next pass.
+    private var turn = 0
+    /// Connections refused at `maxClients` since the last notice (one notice a second at most).
+    private var refusedAtCap = 0
+    private var refusalNoticeAt = -Double.infinity
 
-    var subscriberCount: Int { clients.values.filter(\.subscribed).count }
+    private(set) var subscriberCount = 0
 
     /// Binds `path`, replacing a stale socket left by a master that died. One master per path:
     /// the lock `PATH.lock` is taken before anything else (runit's and s6's rule), so two masters
     /// started together cannot both find the path stale; the second is refused, naming the first.
-    init(path: String, outboxLimit: Int = 8 << 20) throws(PosixError) {
+    init(path: String, limits: Limits) throws(PosixError) {
         self.path = path
-        self.outboxLimit = outboxLimit
+        self.limits = limits
         if let slash = path.lastIndex(of: "/") {
             let directory = String(path[..<slash])
             if !directory.isEmpty {
@@ -79,11 +118,10 @@ final class ControlServer {
     }
 
     func close() {
-        for client in clients.values {
-            _ = try? Posix.writeSome(client.fd, client.outbox[client.outboxStart...])
-            Posix.close(client.fd)
+        for fd in Array(clients.keys) {
+            flush(fd)
+            if clients[fd] != nil { drop(fd, reason: nil) }
         }
-        clients.removeAll()
         Posix.close(listenFD)
         Posix.unlink(path)
         Posix.close(lockFD)  // after the unlink: the next master finds the path free
@@ -94,39 +132,55 @@ final class ControlServer {
         return notices
     }
 
-    /// The fds to poll and what to wait for on each (a client whose input has ended is watched
-    /// only for writing; POLLHUP still reports it gone).
+    func takeDropped() -> [Dropped] {
+        defer { dropped.removeAll() }
+        return dropped
+    }
+
+    // MARK: - Polling
+
+    /// The fds to poll and what to wait for on each. A client is read only when its last read's
+    /// lines are answered and it has taken most of its replies; it is always watched, so
+    /// POLLHUP still reports it gone.
     var pollSet: [(fd: Int32, events: Int16)] {
         if let until = acceptPausedUntil, Posix.monotonicNow() >= until { acceptPausedUntil = nil }
         let listening: [(fd: Int32, events: Int16)] = acceptPausedUntil == nil ? [(listenFD, Int16(POLLIN))] : []
         return listening
-            + clients.values.map {
-                ($0.fd, ($0.inputEnded ? 0 : Int16(POLLIN)) | ($0.pending > 0 ? Int16(POLLOUT) : 0))
+            + clients.values.map { client in
+                let reading =
+                    !client.inputEnded && !client.hangUp && !client.closeAfterFlush && !client.mayHaveLines
+                    && client.output.replyBytes < Limits.unreadRepliesPause
+                let writing = client.output.pending(logEnd: log.end) > 0
+                return (client.fd, (reading ? Int16(POLLIN) : 0) | (writing ? Int16(POLLOUT) : 0))
             }
     }
 
-    /// Handles readiness on one of `pollSet`'s fds; returns complete requests (or parse errors).
-    func handle(fd: Int32, revents: Int16) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
-        if fd == listenFD {
-            acceptAll()
-            return []
-        }
-        guard let client = clients[fd] else { return [] }
-        if revents & Int16(POLLOUT) != 0 { flush(fd) }
-        if client.inputEnded {
-            if revents & Int16(POLLHUP | POLLERR) != 0 { drop(fd, reason: nil) }
-            return []
-        }
-        guard clients[fd] != nil, revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { return [] }
-        return read(fd)
-    }
+    /// Some client has request lines read and not yet answered: poll without waiting.
+    var hasUnansweredLines: Bool { clients.values.contains { $0.mayHaveLines && !$0.hangUp && !$0.closeAfterFlush } }
 
     /// After accept4 failed for want of file descriptors, the listening socket is left out of
     /// the poll set until then: polling it again at once would spin (it stays readable).
     private(set) var acceptPausedUntil: Double?
 
-    private func acceptAll() {
-        while true {
+    /// Handles readiness on one of `pollSet`'s fds: accepts, writes what a client can take,
+    /// reads (bounded) what it sent. Requests are taken with `takeRequests`.
+    func handle(fd: Int32, revents: Int16) {
+        if fd == listenFD {
+            acceptSome()
+            return
+        }
+        guard let client = clients[fd] else { return }
+        if revents & Int16(POLLOUT) != 0 { flush(fd) }
+        guard clients[fd] != nil else { return }
+        if client.inputEnded || client.hangUp || client.closeAfterFlush {
+            if revents & Int16(POLLHUP | POLLERR) != 0 { drop(fd, reason: nil) }
+            return
+        }
+        if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { read(fd) }
+    }
+
+    private func acceptSome() {
+        for _ in 0..<Limits.acceptsPerPass {
             let accepted: Int32?
             do { accepted = try Posix.accept(listenFD) } catch {
                 notices.append("control socket: \(error); not accepting for 1 s")
@@ -138,6 +192,10 @@ final class ControlServer {
                 Posix.close(fd)
                 continue
             }
+            if clients.count >= limits.maxClients {
+                refuseAtCap(fd)
+                continue
+            }
             clients[fd] = Client(fd: fd, peer: peer)
             if peer.uid != Posix.effectiveUID() {
                 notices.append(
@@ -147,110 +205,212 @@ final class ControlServer {
                 send(
                     fd,
                     ControlError(
-                        "permission denied: uid \(peer.uid) may not control a master of uid \(Posix.effectiveUID())"
+                        "permission denied: uid \(peer.uid) may not control a master of uid \(Posix.effectiveUID())",
+                        closing: true
                     ).line)
             }
         }
     }
 
-    private func read(_ fd: Int32) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
-        var requests: [(client: Int32, request: Result<ControlRequest, ControlError>)] = []
-        while let client = clients[fd], !client.closeAfterFlush {
+    /// One line and a close: a fresh socket's buffer always takes it.
+    private func refuseAtCap(_ fd: Int32) {
+        let line = ControlError(
+            "too many control connections: \(limits.maxClients) open (control_max_clients); try again later",
+            closing: true
+        ).line
+        _ = try? Posix.writeSome(fd, Array(line.utf8)[...])
+        Posix.close(fd)
+        refusedAtCap += 1
+        let now = Posix.monotonicNow()
+        if now - refusalNoticeAt >= 1 {
+            notices.append(
+                "control socket: refused \(refusedAtCap) connection(s) at control_max_clients (\(limits.maxClients))")
+            refusedAtCap = 0
+            refusalNoticeAt = now
+        }
+    }
+
+    /// Reads what the client sent, up to `bytesPerRead` this pass.
+    private func read(_ fd: Int32) {
+        var budget = Limits.bytesPerRead
+        while budget > 0, clients[fd] != nil {
             let chunk: [UInt8]?
-            do { chunk = try Posix.read(fd, max: 8192) } catch {
+            do { chunk = try Posix.read(fd, max: min(budget, 16_384)) } catch {
                 drop(fd, reason: "read failed: \(error)")
-                break
+                return
             }
-            guard let chunk else { break }  // EAGAIN
+            guard let chunk else { return }  // EAGAIN
             if chunk.isEmpty {
                 // EOF on input: answer what was asked, then close unless it subscribed.
                 clients[fd]!.inputEnded = true
-                if !clients[fd]!.subscribed { clients[fd]!.hangUpAfterReplies = true }
-                break
+                clients[fd]!.mayHaveLines = true
+                return
             }
+            budget -= chunk.count
             clients[fd]!.inbox.append(chunk)
-            while let next = clients[fd]?.inbox.next() {
-                let line: String
-                switch next {
-                case .success(let text): line = text
-                case .failure(let tooLong):
-                    return hangUp(
-                        fd, requests,
-                        "request line of \(tooLong.length) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
-                }
-                if line.allSatisfy({ $0 == " " || $0 == "\r" }) { continue }
-                requests.append((fd, ControlRequest.parse(line)))
-            }
-            if clients[fd]?.inbox.isOverLimit == true {
-                return hangUp(fd, requests, "request line over the \(ControlRequest.maxLineBytes)-byte limit")
-            }
+            clients[fd]!.mayHaveLines = true
+        }
+    }
+
+    // MARK: - Requests
+
+    /// Up to `requestsPerPass` requests (or parse errors), at most `requestsPerClient` from any
+    /// one client, the clients taking turns from pass to pass.
+    func takeRequests() -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
+        let waiting = clients.values.filter { $0.mayHaveLines && !$0.hangUp && !$0.closeAfterFlush }.map(\.fd).sorted()
+        guard !waiting.isEmpty else { return [] }
+        turn = (turn + 1) % waiting.count
+        var requests: [(client: Int32, request: Result<ControlRequest, ControlError>)] = []
+        for fd in waiting[turn...] + waiting[..<turn] {
+            let room = min(Limits.requestsPerClient, Limits.requestsPerPass - requests.count)
+            guard room > 0 else { break }
+            requests += takeLines(of: fd, max: room)
         }
         return requests
     }
 
-    /// The requests read so far, then this error; the connection closes once they are answered.
-    private func hangUp(
-        _ fd: Int32, _ requests: [(client: Int32, request: Result<ControlRequest, ControlError>)],
-        _ message: String
-    ) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
-        clients[fd]?.inbox.reset()
-        clients[fd]?.hangUpAfterReplies = true
-        return requests + [(fd, .failure(ControlError(message)))]
-    }
-
-    /// Called after a read's requests are answered.
-    func finishReplies(_ fd: Int32) {
-        guard let client = clients[fd], client.hangUpAfterReplies else { return }
-        // A subscriber that closed its writing side still reads the event stream.
-        if client.inputEnded && client.subscribed {
-            clients[fd]!.hangUpAfterReplies = false
-            return
+    private func takeLines(of fd: Int32, max: Int) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
+        var requests: [(client: Int32, request: Result<ControlRequest, ControlError>)] = []
+        while requests.count < max {
+            guard let next = clients[fd]?.inbox.next() else {
+                clients[fd]?.mayHaveLines = false
+                if clients[fd]?.inbox.isOverLimit == true {
+                    requests.append(
+                        refuse(fd, "request line over the \(ControlRequest.maxLineBytes)-byte limit"))
+                } else if let client = clients[fd], client.inputEnded, !client.output.isSubscribed {
+                    // Everything it asked is taken: close once the answers are out.
+                    clients[fd]!.hangUp = true
+                }
+                break
+            }
+            switch next {
+            case .success(let line):
+                if line.allSatisfy({ $0 == " " || $0 == "\r" }) { continue }
+                requests.append((fd, ControlRequest.parse(line)))
+            case .failure(let tooLong):
+                requests.append(
+                    refuse(
+                        fd,
+                        "request line of \(tooLong.length) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
+                )
+            }
+            if clients[fd]?.hangUp == true { break }
         }
-        clients[fd]!.closeAfterFlush = true
-        if client.pending == 0 { drop(fd, reason: nil) }
+        return requests
     }
 
-    /// Queues `line` for one client and writes what the socket takes now.
+    /// A line over the limit ends the session: this error is its last reply.
+    private func refuse(
+        _ fd: Int32, _ message: String
+    ) -> (client: Int32, request: Result<ControlRequest, ControlError>) {
+        clients[fd]?.inbox.reset()
+        clients[fd]?.mayHaveLines = false
+        clients[fd]?.hangUp = true
+        return (fd, .failure(ControlError(message, closing: true)))
+    }
+
+    // MARK: - Output
+
+    /// Queues `line` for one client (after the events it is owed) and writes what it takes now.
     func send(_ fd: Int32, _ line: String) {
         guard clients[fd] != nil else { return }
-        clients[fd]!.outbox += Array(line.utf8)
-        if clients[fd]!.pending > outboxLimit {
-            drop(fd, reason: "not reading: \(clients[fd]!.pending) bytes queued (limit \(outboxLimit))")
-            return
-        }
+        clients[fd]!.output.queueReply(Array(line.utf8), logEnd: log.end)
         flush(fd)
+        enforceBufferLimit(fd)
     }
 
-    func subscribe(_ fd: Int32) { clients[fd]?.subscribed = true }
+    /// From now on the client receives every event (its snapshot, sent before, comes first).
+    func subscribe(_ fd: Int32) {
+        guard let client = clients[fd], !client.output.isSubscribed else { return }
+        clients[fd]!.output.subscribe(logEnd: log.end)
+        subscriberCount += 1
+    }
 
-    /// Sends an event line to every subscriber.
+    /// Adds an event line to every subscriber's stream; `finishPass()` writes it out.
     func broadcast(_ line: String) {
-        for (fd, client) in clients where client.subscribed { send(fd, line) }
+        guard subscriberCount > 0 else { return }
+        log.append(line.utf8)
     }
 
-    private func flush(_ fd: Int32) {
-        guard let client = clients[fd], client.pending > 0 else { return }
-        do {
-            let written = try Posix.writeSome(fd, client.outbox[client.outboxStart...])
-            clients[fd]!.outboxStart += written
-            if clients[fd]!.pending == 0 {
-                clients[fd]!.outbox.removeAll(keepingCapacity: true)
-                clients[fd]!.outboxStart = 0
-                if client.closeAfterFlush { drop(fd, reason: nil) }
-            } else if clients[fd]!.outboxStart > 1 << 20 {
-                clients[fd]!.outbox.removeFirst(clients[fd]!.outboxStart)
-                clients[fd]!.outboxStart = 0
+    /// After a pass's requests are answered and its events broadcast: writes the new events to
+    /// the subscribers, drops those owed more than the limit, closes the clients whose last
+    /// request is answered, and forgets what every subscriber has been sent.
+    func finishPass() {
+        var oldest = log.end
+        let now = Posix.monotonicNow()
+        for fd in Array(clients.keys) {
+            guard let client = clients[fd] else { continue }
+            if let by = client.closeBy, now >= by {
+                drop(fd, reason: nil)
+                continue
             }
-        } catch {
-            drop(fd, reason: nil)  // the client went away
+            if client.hangUp {
+                clients[fd]!.hangUp = false
+                clients[fd]!.closeAfterFlush = true
+                flush(fd)
+                continue
+            }
+            guard let cursor = client.output.cursor else { continue }
+            if cursor < log.end { flush(fd) }
+            enforceBufferLimit(fd)
+            if let cursor = clients[fd]?.output.cursor { oldest = min(oldest, cursor) }
         }
+        log.discard(before: oldest)
+    }
+
+    /// Writes what the socket takes now, and closes a client that was only waiting for that.
+    private func flush(_ fd: Int32) {
+        while let client = clients[fd], let chunk = client.output.next(in: log) {
+            let written: Int
+            do { written = try Posix.writeSome(fd, chunk) } catch {
+                drop(fd, reason: nil)  // the client went away
+                return
+            }
+            clients[fd]!.output.wrote(written, of: chunk, in: log)
+            if written < chunk.count { return }  // full: POLLOUT says when it takes more
+        }
+        if let client = clients[fd], client.closeAfterFlush { drop(fd, reason: nil) }
+    }
+
+    /// The earliest time a dropped client's grace ends (for the master's poll timeout).
+    var nextDeadline: Double? { clients.values.compactMap(\.closeBy).min() }
+
+    /// A client owed more than the limit loses what it is owed; only a last line saying why is
+    /// left for it, and the connection closes once that is read or after `lastLineGrace`.
+    private func enforceBufferLimit(_ fd: Int32) {
+        guard let client = clients[fd], client.closeBy == nil else { return }
+        let owed = client.output.pending(logEnd: log.end)
+        guard owed > limits.bufferLimit else { return }
+        let why =
+            "dropped: \(owed) bytes of replies and events not read (control_buffer_limit \(limits.bufferLimit)); "
+            + "connect again for a fresh snapshot"
+        if client.output.isSubscribed {
+            subscriberCount -= 1
+            dropped.append(Dropped(pid: client.peer.pid, queued: owed, limit: limits.bufferLimit))
+        } else {
+            notices.append(
+                "control client pid \(client.peer.pid) dropped: not reading, \(owed) bytes queued "
+                    + "(control_buffer_limit \(limits.bufferLimit))")
+        }
+        // After a partial line, the last line starts on a line of its own.
+        var last = ControlOutput()
+        last.queueReply(
+            Array(((client.output.endsMidLine ? "\n" : "") + ControlError(why, closing: true).line).utf8),
+            logEnd: log.end)
+        clients[fd]!.output = last
+        clients[fd]!.inbox.reset()
+        clients[fd]!.mayHaveLines = false
+        clients[fd]!.closeAfterFlush = true
+        clients[fd]!.closeBy = Posix.monotonicNow() + Limits.lastLineGrace
+        flush(fd)
     }
 
     private func drop(_ fd: Int32, reason: String?) {
         guard let client = clients.removeValue(forKey: fd) else { return }
+        if client.output.isSubscribed { subscriberCount -= 1 }
         // Closing with unread input makes the kernel reset the connection, and the peer loses
         // the replies it has not read yet: discard what is already there first (bounded).
-        for _ in 0..<64 {
+        for _ in 0..<16 {
             guard let chunk = try? Posix.read(fd, max: 65_536), !chunk.isEmpty else { break }
         }
         Posix.close(fd)

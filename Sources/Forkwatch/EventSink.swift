@@ -52,7 +52,7 @@ public final class EventSink {
     static func level(of kind: Event.Kind) -> Logger.Level {
         switch kind {
         case .exit(_, _, _, _, _, let expected): return expected ? .info : .warning
-        case .throttle, .escalate, .configError: return .warning
+        case .throttle, .escalate, .configError, .subscriberDropped: return .warning
         case .forkFailed, .forkRefused, .execFailed: return .error
         case .serviceState(_, let state, _): return state == .running ? .info : .error
         case .signalSent(_, _, _, _, _, let error): return error == nil ? .info : .warning

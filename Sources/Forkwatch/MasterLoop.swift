@@ -134,23 +134,26 @@ final class MasterLoop {
             let controlSet = control?.pollSet ?? []
             let watched = [(signalFD, Int16(POLLIN))] + controlSet + pids.map { (pipes[$0]!.fd, Int16(POLLIN)) }
             let revents = try Posix.poll(watched, timeout: nextDeadline().map { max(0, $0 - Posix.monotonicNow()) })
+            // Signals and reaps first, then respawns, and only then the control socket, whose
+            // work per pass is bounded: a flooding client costs latency to itself only.
             if revents[0] != 0 { drainSignals() }
-            // Respawns first (before control work and event writes), within this pass's budget.
             var forkBudget = Self.forksPerPass
             forkBudget -= runQueuedForks(limit: forkBudget)
-            for (index, entry) in controlSet.enumerated() where revents[index + 1] != 0 && exitCode == nil {
-                // Out with this pass's events first, so a new subscriber's snapshot is never
-                // followed by an event it already contains.
-                flushEvents()
-                for (client, request) in control!.handle(fd: entry.fd, revents: revents[index + 1]) {
+            if let control {
+                for (index, entry) in controlSet.enumerated() where revents[index + 1] != 0 {
+                    control.handle(fd: entry.fd, revents: revents[index + 1])
+                }
+                for (client, request) in control.takeRequests() where exitCode == nil {
                     switch request {
                     case .success(let request): handle(.control(client: client, request: request))
-                    case .failure(let error): control!.send(client, error.line)
+                    case .failure(let error): control.send(client, error.line)
                     }
                 }
-                control?.finishReplies(entry.fd)
+                for notice in control.takeNotices() { emit(.notice(message: notice)) }
+                for dropped in control.takeDropped() {
+                    emit(.subscriberDropped(pid: dropped.pid, queued: dropped.queued, limit: dropped.limit))
+                }
             }
-            for notice in control?.takeNotices() ?? [] { emit(.notice(message: notice)) }
             let offset = 1 + controlSet.count
             for (index, pid) in pids.enumerated() where revents[offset + index] != 0 && exitCode == nil {
                 readPipe(of: pid)
@@ -160,6 +163,7 @@ final class MasterLoop {
             publishWorkerCounts()
             groups.saveIfChanged(workers: table.workers.keys)
             flushEvents()
+            control?.finishPass()
         }
         return exitCode!
     }
@@ -209,8 +213,10 @@ final class MasterLoop {
     private func nextDeadline() -> Double? {
         if statsWanted, nextStatsAt == nil { nextStatsAt = Posix.monotonicNow() }
         if !statsWanted { nextStatsAt = nil }
-        if !forkQueue.isEmpty { return Posix.monotonicNow() }  // more forks due: poll, then go on
-        return [table.nextDeadline, nextStatsAt, control?.acceptPausedUntil].compactMap { $0 }.min()
+        // More forks due, or requests read and not answered: poll, then go on.
+        if !forkQueue.isEmpty || control?.hasUnansweredLines == true { return Posix.monotonicNow() }
+        return [table.nextDeadline, nextStatsAt, control?.acceptPausedUntil, control?.nextDeadline].compactMap { $0 }
+            .min()
     }
 
     private func sampleStatsIfDue(now: Double) {
@@ -232,6 +238,9 @@ final class MasterLoop {
         // The table decides what acts on the master; the reply goes out before the actions,
         // so a stop that ends the loop has already answered.
         guard let outcome = table.control(request, now: now) else {
+            // Out with the pass's events first, so a new subscriber's snapshot is never
+            // followed by an event it already contains.
+            flushEvents()
             let snapshot = Event(
                 mono: now, wall: Posix.wallNow(),
                 kind: .snapshot(
@@ -431,6 +440,7 @@ final class MasterLoop {
                 try? LogOutput.shared.open(path: path)
             }
             perform(table.applyReload(configuration, error: nil, now: Posix.monotonicNow()))
+            control?.limits = ControlServer.Limits(configuration)
         } catch {
             perform(table.applyReload(nil, error: "\(error)", now: Posix.monotonicNow()))
         }

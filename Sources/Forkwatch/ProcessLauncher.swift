@@ -53,8 +53,6 @@ public final class ProcessLauncher {
     /// When the default path is taken by another live master, listen on `forkwatch-PID.sock`
     /// beside it instead of refusing (an explicit path is never replaced).
     public var controlSocketFallback = true
-    /// Bytes a control client may leave unread before it is dropped.
-    public var controlBufferLimit = 8 << 20
     /// At start, end what a SIGKILLed predecessor on the same control socket (or in the same
     /// `workers_cgroup`) left running; false only reports it (a `notice`).
     public var killPredecessorsLeftovers = true
@@ -115,11 +113,11 @@ public final class ProcessLauncher {
         var control: ControlServer?
         if let path = controlSocketPath {
             do {
-                control = try ControlServer(path: path, outboxLimit: controlBufferLimit)
+                control = try ControlServer(path: path, limits: ControlServer.Limits(configuration))
             } catch  where error.errno == EADDRINUSE && controlSocketFallback {
                 let own = ControlSocket.directory(of: path) + "/forkwatch-\(Posix.getpid()).sock"
                 logger.notice("another master listens on \(path); this one listens on \(own)")
-                do { control = try ControlServer(path: own, outboxLimit: controlBufferLimit) } catch {
+                do { control = try ControlServer(path: own, limits: ControlServer.Limits(configuration)) } catch {
                     throw LauncherError.controlSocket(error)
                 }
             } catch  where error.errno == EADDRINUSE {

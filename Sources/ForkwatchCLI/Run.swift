@@ -12,8 +12,14 @@ struct LauncherOptions: ParsableArguments {
         name: .long, help: "The control socket to serve (default: \(ControlSocket.defaultPath)); 'none' for no socket.")
     var controlSocket: String?
 
-    @Option(name: .long, help: "Bytes a control client may leave unread before it is dropped (default 8 MiB).")
+    @Option(name: .customLong(Settings.controlBufferLimit.long), help: Settings.controlBufferLimit.argumentHelp)
     var controlBufferLimit: Int?
+
+    @Option(name: .customLong(Settings.controlMaxClients.long), help: Settings.controlMaxClients.argumentHelp)
+    var controlMaxClients: Int?
+
+    @Option(name: .customLong(Settings.scaleSignalService.long), help: Settings.scaleSignalService.argumentHelp)
+    var scaleSignalService: String?
 
     @Option(name: .customLong(Settings.logFile.long), help: Settings.logFile.argumentHelp)
     var logFile: String?
@@ -68,6 +74,9 @@ struct LauncherOptions: ParsableArguments {
         try Settings.periodicFuzzyDelay.apply(flag: periodicFuzzyDelay, to: &configuration)
         try Settings.periodicIntervalMax.apply(flag: periodicIntervalMax, to: &configuration)
         try Settings.maxWorkers.apply(flag: maxWorkers, to: &configuration)
+        try Settings.controlBufferLimit.apply(flag: controlBufferLimit, to: &configuration)
+        try Settings.controlMaxClients.apply(flag: controlMaxClients, to: &configuration)
+        try Settings.scaleSignalService.apply(flag: scaleSignalService, to: &configuration)
     }
 
     /// Runs the master over `configuration` and exits with its code. Every check that can fail
@@ -88,10 +97,6 @@ struct LauncherOptions: ParsableArguments {
             }
         }
         launcher.reloadConfiguration = reload
-        if let limit = controlBufferLimit {
-            guard limit >= 4096 else { throw UsageError("--control-buffer-limit must be >= 4096, got \(limit)") }
-            launcher.controlBufferLimit = limit
-        }
         launcher.controlSocketPath = controlSocket == "none" ? nil : controlSocket ?? ControlSocket.defaultPath
         launcher.controlSocketFallback = controlSocket == nil
         do {

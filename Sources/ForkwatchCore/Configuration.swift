@@ -154,6 +154,12 @@ public struct LauncherConfiguration: Hashable, Sendable {
     public var maxWorkers: Int?
     /// A cgroup v2 directory the workers join (and that is emptied with cgroup.kill); nil = none.
     public var workersCgroup: String?
+    /// The service SIGTTIN / SIGTTOU scale; nil = the first one.
+    public var scaleSignalService: String?
+    /// Bytes a control client may be owed before it is dropped.
+    public var controlBufferLimit = 1 << 20
+    /// Control-socket connections at once.
+    public var controlMaxClients = 512
     public var services: [ServiceSpec] = []
 
     // nova's options for managed services (`Service.create`), their workers read them.
@@ -197,6 +203,10 @@ public struct LauncherConfiguration: Hashable, Sendable {
             if let problem = service.http.validate() { return "service '\(service.name)': \(problem)" }
         }
         if let problem = checkTotalWorkers(services.reduce(0) { $0 + $1.workers }) { return problem }
+        if let name = scaleSignalService, !services.isEmpty, !seen.contains(name) {
+            return
+                "scale_signal_service names '\(name)', which is not a service here (\(services.map(\.name).joined(separator: ", ")))"
+        }
         return nil
     }
 

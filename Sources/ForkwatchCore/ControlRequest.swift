@@ -106,14 +106,20 @@ public enum ControlRequest: Hashable, Sendable {
 
 public struct ControlError: Error, Hashable, Sendable, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The master closes the connection after this line (the client was dropped or refused).
+    public let closing: Bool
+    public init(_ message: String, closing: Bool = false) {
+        self.message = message
+        self.closing = closing
+    }
     public var description: String { message }
 
-    /// `{"ok":false,"error":"…"}`
+    /// `{"ok":false,"error":"…"}`, with `"closing":true` when the master hangs up after it.
     public var line: String {
         var json = JSONObject()
         json.add("ok", false)
         json.add("error", message)
+        if closing { json.add("closing", true) }
         return json.string + "\n"
     }
 }

@@ -63,6 +63,10 @@ public struct Event: Sendable, Hashable {
         case stopped(exitCode: Int32)
         case configError(message: String)
         case logReopened(path: String, error: String?)
+        /// A reload's file no longer names `service`: its last worker is gone, and so is it.
+        case serviceRemoved(service: String)
+        /// A control-socket subscriber owed more than `control_buffer_limit` bytes was disconnected.
+        case subscriberDropped(pid: Int32, queued: Int, limit: Int)
         /// A periodic task ran in a worker: when (wall), how long, whether it raised, and when the
         /// worker will next run it (CLOCK_MONOTONIC). `timings` are the master's totals after it.
         case taskRun(
@@ -109,6 +113,8 @@ public struct Event: Sendable, Hashable {
         case .stopped: return "stopped"
         case .configError: return "config_error"
         case .logReopened: return "log_reopened"
+        case .serviceRemoved: return "service_removed"
+        case .subscriberDropped: return "subscriber_dropped"
         case .listening: return "listening"
         case .acceptQueue: return "accept_queue"
         case .taskRun: return "task_run"

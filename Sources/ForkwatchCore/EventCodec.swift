@@ -103,6 +103,12 @@ public enum EventCodec {
         case .logReopened(let path, let error):
             json.add("path", path)
             json.addOptional("error", error)
+        case .serviceRemoved(let service):
+            json.add("service", service)
+        case .subscriberDropped(let pid, let queued, let limit):
+            json.add("pid", Int(pid))
+            json.add("queued", queued)
+            json.add("limit", limit)
         case .taskRun(
             let pid, let service, let task, let started, let duration, let ok, let error, let nextDue, let timings):
             json.add("pid", Int(pid))

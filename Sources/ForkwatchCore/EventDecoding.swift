@@ -133,6 +133,10 @@ extension EventCodec {
             kind = .configError(message: try str("message"))
         case "log_reopened":
             kind = .logReopened(path: try str("path"), error: json["error"]?.string)
+        case "service_removed":
+            kind = .serviceRemoved(service: try str("service"))
+        case "subscriber_dropped":
+            kind = .subscriberDropped(pid: try pid(), queued: try int("queued"), limit: try int("limit"))
         case "task_run":
             kind = .taskRun(
                 pid: try pid(), service: try str("service"), task: try str("task"),

@@ -50,6 +50,10 @@ extension Event {
             return "configuration error: \(message)"
         case .logReopened(let path, let error):
             return "log file \(path) reopened" + (error.map { ": FAILED, \($0)" } ?? "")
+        case .serviceRemoved(let service):
+            return "service \(service) removed: the configuration no longer names it and its last worker is gone"
+        case .subscriberDropped(let pid, let queued, let limit):
+            return "control subscriber pid \(pid) dropped: \(queued) bytes not read (control_buffer_limit \(limit))"
         case .taskRun(let pid, let service, let task, _, let duration, let ok, let error, _, let timings):
             return "\(pid) \(service): periodic task \(task) " + (ok ? "ran" : "FAILED")
                 + " in \(Self.duration(duration))"
@@ -165,6 +169,13 @@ extension Event {
             return "The new configuration was rejected as a whole; the running one is unchanged."
         case .logReopened:
             return "SIGUSR1: the log file was closed and opened again (for logrotate)."
+        case .serviceRemoved:
+            return "A reload found the service gone from the file: its workers got SIGTERM (SIGKILL after "
+                + "graceful_shutdown_timeout), none was replaced, and the service left the table with the last one."
+        case .subscriberDropped:
+            return "A subscriber that stops reading is owed every event since: past control_buffer_limit bytes the "
+                + "master hangs up on it (Redis's client-output-buffer-limit) so its memory stays bounded; a "
+                + "dashboard reconnects and starts again from a snapshot."
         case .taskRun:
             return
                 "oslo's run_periodic_tasks: a due task's last run moves to the nearest spacing boundary before it runs "

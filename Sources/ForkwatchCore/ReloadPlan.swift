@@ -38,8 +38,8 @@ public struct ReloadPlan: Sendable, Hashable {
     public private(set) var updates: [Update] = []
     /// Services the file names that are not running: started with the file's count.
     public private(set) var added: [ServiceSpec] = []
-    /// Services the file no longer names: kept running until the master stops.
-    public private(set) var kept: [String] = []
+    /// Services the file no longer names: their workers are stopped (gracefully) and not replaced.
+    public private(set) var removed: [String] = []
 
     /// `new` nil: the file was not re-read (no file); only the restart happens. Service names
     /// are unique in both (`LauncherConfiguration.validate`).
@@ -70,8 +70,8 @@ public struct ReloadPlan: Sendable, Hashable {
                     scaleTo: countChanged && spec.workers != service.spec.workers ? spec.workers : nil))
         }
         for service in running where !new.services.contains(where: { $0.name == service.spec.name }) {
-            changes.append("\(service.spec.name): no longer in the configuration, kept running until the master stops")
-            kept.append(service.spec.name)
+            changes.append("\(service.spec.name): no longer in the configuration, its workers stopped")
+            removed.append(service.spec.name)
         }
     }
 

@@ -35,6 +35,20 @@ public enum Settings {
         help: "a cgroup v2 directory delegated to the master (not its own): every worker joins it at its fork, "
             + "and what is left in it is killed (cgroup.kill) when the master stops and when the next one starts",
         at: \.workersCgroup)
+    public static let scaleSignalService = Setting<LauncherConfiguration, String>(
+        "scale_signal_service", flag: "scale-signal-service", defaultText: "the first service",
+        range: .nonEmpty("a service name"),
+        help: "the service SIGTTIN adds a worker to and SIGTTOU takes one from (gunicorn's signals)",
+        at: \.scaleSignalService)
+    public static let controlBufferLimit = Setting<LauncherConfiguration, Int>(
+        "control_buffer_limit", flag: "control-buffer-limit", default: 1 << 20, defaultText: "1 MiB",
+        range: .within(4096...(1 << 30)),
+        help: "bytes a control client may be owed (replies and events it has not read) before the master drops it",
+        at: \.controlBufferLimit)
+    public static let controlMaxClients = Setting<LauncherConfiguration, Int>(
+        "control_max_clients", flag: "control-max-clients", default: 512, range: .within(1...100_000),
+        help: "control-socket connections at once; the next one is refused with an error line",
+        at: \.controlMaxClients)
     public static let reportInterval = Setting<LauncherConfiguration, Double>(
         "report_interval", flag: "report-interval", default: 10, range: .above(0),
         help: "seconds between heartbeats into the services table (nova)", at: \.reportInterval)
@@ -138,7 +152,8 @@ public enum Settings {
 
     public static let launcher: [AnySetting<LauncherConfiguration>] = [
         gracefulShutdownTimeout.erased, restartMethod.erased, bootWindow.erased, crashLoopThreshold.erased,
-        forkThrottleInterval.erased, logFile.erased, maxWorkers.erased, workersCgroup.erased, reportInterval.erased,
+        forkThrottleInterval.erased, logFile.erased, maxWorkers.erased, workersCgroup.erased,
+        scaleSignalService.erased, controlBufferLimit.erased, controlMaxClients.erased, reportInterval.erased,
         periodicEnable.erased,
         periodicFuzzyDelay.erased, periodicIntervalMax.erased, runExternalPeriodicTasks.erased, serviceDownTime.erased,
         database.erased, host.erased, transportURL.erased, controlExchange.erased,
@@ -192,7 +207,6 @@ public enum Settings {
         lines += [
             "| | `--events FILE` | | | every event as a JSON line (`-` = stdout) |",
             "| | `--control-socket PATH` | see below | | the control socket, or `none` |",
-            "| | `--control-buffer-limit` | 8 MiB | >= 4096 | unread output a control client may leave before it is dropped |",
         ]
         return lines.joined(separator: "\n") + "\n"
     }

@@ -56,6 +56,14 @@ public struct WorkerTable: Sendable {
         /// the file changed it (not undoing a TTIN or a scale request).
         public var configuredWorkers: Int
         public var rolling: RollingRestart?
+        /// A reload's file no longer names it: its workers are stopping and none is replaced;
+        /// it leaves the table with the last one. `killAt`: when survivors get SIGKILL (nil:
+        /// never, or already sent).
+        public var removal: Removal?
+    }
+
+    public struct Removal: Sendable, Hashable {
+        public var killAt: Double?
     }
 
     public enum Phase: Sendable, Hashable {
@@ -110,6 +118,7 @@ public struct WorkerTable: Sendable {
         if case .stopping(_, let killAt?, _) = phase { deadlines.append(killAt) }
         for service in services {
             if let at = service.pendingForkAt { deadlines.append(at) }
+            if let at = service.removal?.killAt { deadlines.append(at) }
             if service.state == .crashLooping, let since = service.crashLoopSince {
                 for worker in workers.values where worker.service == service.spec.name && worker.forkedAt >= since {
                     deadlines.append(worker.forkedAt + options.bootWindow)
@@ -259,6 +268,13 @@ public struct WorkerTable: Sendable {
         guard let index = index(of: worker.service) else { return actions }
 
         services[index].rolling?.exited(pid: pid)
+        if services[index].removal != nil, phase == .running {
+            if !workers.values.contains(where: { $0.service == worker.service }) {
+                services.remove(at: index)
+                actions.append(.emit(.serviceRemoved(service: worker.service)))
+            }
+            return actions + exitIfAllFailed()
+        }
 
         switch phase {
         case .running:
@@ -299,12 +315,7 @@ public struct WorkerTable: Sendable {
                             "\(signal.name) from the kernel (terminal job control) ignored; scale with kill -\(signal.name == "SIGTTIN" ? "TTIN" : "TTOU") from a shell"
                     )))
         case (.ttin, .running), (.ttou, .running):
-            if let first = services.first {
-                let target = first.spec.workers + (signal == .ttin ? 1 : -1)
-                actions += scale(
-                    service: first.spec.name, to: max(1, target), reason: "\(signal.name) from pid \(senderPid)",
-                    now: now)
-            }
+            actions += scaleBySignal(signal, senderPid: senderPid, now: now)
         case (.usr1, _):
             actions.append(.reopenLog)
             // gunicorn's USR1: the workers reopen the log file too. Built-in Swift workers only:
@@ -324,6 +335,24 @@ public struct WorkerTable: Sendable {
         return actions
     }
 
+    /// SIGTTIN / SIGTTOU: one worker more or less for `scale_signal_service`, else the first
+    /// service (and the scale event says which rule chose it).
+    private mutating func scaleBySignal(_ signal: Signal, senderPid: Int32, now: Double) -> [Action] {
+        let chosen = options.scaleSignalService
+        guard let target = chosen.flatMap({ service(named: $0) }) ?? services.first(where: { $0.removal == nil }) else {
+            return []
+        }
+        let name = target.spec.name
+        let count = target.spec.workers + (signal == .ttin ? 1 : -1)
+        guard count >= 1 else {
+            return [.emit(.notice(message: "\(signal.name) ignored: \(name) has 1 worker, the fewest it can have"))]
+        }
+        let which =
+            chosen == nil
+            ? "\(name) is the first service; scale_signal_service names another" : "scale_signal_service is \(name)"
+        return scale(service: name, to: count, reason: "\(signal.name) from pid \(senderPid); \(which)", now: now)
+    }
+
     /// Timers: throttled forks now due, the stop deadline, crash-loop recovery.
     public mutating func tick(now: Double) -> [Action] {
         var actions: [Action] = []
@@ -336,6 +365,16 @@ public struct WorkerTable: Sendable {
             actions += killAll(reason: reason)
         }
         for index in services.indices {
+            if let killAt = services[index].removal?.killAt, now >= killAt {
+                services[index].removal?.killAt = nil
+                let name = services[index].spec.name
+                let reason =
+                    "\(name) was removed by a reload and graceful_shutdown_timeout "
+                    + "(\(JSONObject.number(options.gracefulShutdownTimeout, decimals: 1)) s) expired"
+                actions += workers(of: name).map {
+                    .signal(pid: $0.pid, signal: .kill, reason: reason, origin: "master")
+                }
+            }
             if let due = services[index].pendingForkAt, now >= due {
                 let reason = services[index].pendingForkReason
                 services[index].pendingForkAt = nil
@@ -378,6 +417,9 @@ public struct WorkerTable: Sendable {
     /// Sets a service's worker count: forks the missing ones, retires the oldest extra ones.
     public mutating func scale(service name: String, to count: Int, reason: String, now: Double) -> [Action] {
         guard phase == .running, let index = index(of: name) else { return [] }
+        if services[index].removal != nil {
+            return [.emit(.notice(message: "scale \(name): the service is being removed (a reload dropped it)"))]
+        }
         if let problem = scaleRefusal(service: name, to: count) {
             return [.emit(.notice(message: "scale \(name): \(problem)"))]
         }
@@ -419,6 +461,7 @@ public struct WorkerTable: Sendable {
         for update in plan.updates {
             guard let index = index(of: update.service) else { continue }
             services[index].spec.program = update.program
+            services[index].removal = nil  // named again before its last worker was gone
             services[index].throttle.interval = options.forkThrottleInterval
             if let count = update.configuredWorkers { services[index].configuredWorkers = count }
         }
@@ -430,7 +473,10 @@ public struct WorkerTable: Sendable {
         }
         let method = options.restartMethod
         var actions: [Action] = [.emit(.reload(method: method, changes: plan.summary))]
-        for index in services.indices {
+        for name in plan.removed {
+            actions += remove(name, now: now)
+        }
+        for index in services.indices where services[index].removal == nil {
             let name = services[index].spec.name
             if services[index].state != .running {
                 services[index].state = .running
@@ -445,6 +491,34 @@ public struct WorkerTable: Sendable {
                     service: name, to: count, reason: "reload: workers changed in the configuration", now: now)
             }
             actions += reconcile(index, now: now, reason: method == .rolling ? .rolling : .reload)
+        }
+        return actions
+    }
+
+    /// A service the reloaded file no longer names: SIGTERM to its workers, none replaced,
+    /// SIGKILL to survivors after graceful_shutdown_timeout (oslo's graceful stop, for one
+    /// service); it leaves the table with its last worker.
+    private mutating func remove(_ name: String, now: Double) -> [Action] {
+        guard let index = index(of: name), services[index].removal == nil else { return [] }
+        let timeout = options.gracefulShutdownTimeout
+        services[index].removal = Removal(killAt: timeout > 0 ? now + timeout : nil)
+        services[index].rolling = nil
+        services[index].pendingForkAt = nil
+        let running = workers(of: name)
+        guard !running.isEmpty else {
+            services.remove(at: index)
+            return [.emit(.serviceRemoved(service: name))]
+        }
+        var actions: [Action] = []
+        for worker in running {
+            workers[worker.pid]?.stopRequested = true
+            // One already retiring (a scale down, a rolling step) has had its SIGTERM.
+            guard !worker.retiring else { continue }
+            workers[worker.pid]?.retiring = true
+            actions.append(
+                .signal(
+                    pid: worker.pid, signal: .term, reason: "reload: \(name) is no longer in the configuration",
+                    origin: "master"))
         }
         return actions
     }
@@ -478,6 +552,7 @@ public struct WorkerTable: Sendable {
     /// Workers wanted minus workers counted (retiring ones do not count; a rolling step wants one extra).
     private func deficit(_ index: Int) -> Int {
         let service = services[index]
+        guard service.removal == nil else { return 0 }  // being removed: nothing is forked for it
         // Counted in place: this runs at least twice per exit, on the respawn path.
         var counted = service.forksInFlight
         for worker in workers.values where !worker.retiring && worker.service == service.spec.name { counted += 1 }

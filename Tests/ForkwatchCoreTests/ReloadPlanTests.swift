@@ -36,7 +36,7 @@ import Testing
         #expect(update.configuredWorkers == newConfigured)
         #expect(update.scaleTo == scaleTo)
         #expect(plan.changes == (change.map { [$0] } ?? []))
-        #expect(plan.added.isEmpty && plan.kept.isEmpty)
+        #expect(plan.added.isEmpty && plan.removed.isEmpty)
     }
 
     @Test func newServicesAreAddedAndMissingOnesKept() {
@@ -47,10 +47,10 @@ import Testing
         #expect(plan.added.map(\.name) == ["worker"])
         #expect(plan.added.first?.workers == 3)
         #expect(plan.updates.map(\.service) == ["api"])
-        #expect(plan.kept == ["db"])
+        #expect(plan.removed == ["db"])
         #expect(
             plan.summary
-                == "worker: new service; db: no longer in the configuration, kept running until the master stops")
+                == "worker: new service; db: no longer in the configuration, its workers stopped")
     }
 
     @Test func optionChangesComeFirstThenServicesInTheFilesOrder() {
@@ -74,7 +74,7 @@ import Testing
     @Test func withoutANewFileNothingChanges() {
         let current = configuration([("api", 2)])
         let plan = ReloadPlan(running: [running("api", workers: 3, configured: 2)], current: current, new: nil)
-        #expect(plan.changes.isEmpty && plan.updates.isEmpty && plan.added.isEmpty && plan.kept.isEmpty)
+        #expect(plan.changes.isEmpty && plan.updates.isEmpty && plan.added.isEmpty && plan.removed.isEmpty)
         #expect(plan.summary == "none")
     }
 

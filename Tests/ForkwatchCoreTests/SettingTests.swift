@@ -62,6 +62,18 @@ import Testing
             "workers_cgroup", ["/sys/fs/cgroup/forkwatch.service/workers"],
             [("", "workers_cgroup must be a path, got ''")]
         ),
+        ("scale_signal_service", ["api"], [("", "scale_signal_service must be a service name, got ''")]),
+        (
+            "control_buffer_limit", ["4096", "1073741824"],
+            [
+                ("4095", "control_buffer_limit must be 4096-1073741824, got 4095"),
+                ("1073741825", "control_buffer_limit must be 4096-1073741824, got 1073741825"),
+            ]
+        ),
+        (
+            "control_max_clients", ["1", "100000"],
+            [("0", "control_max_clients must be 1-100000, got 0")]
+        ),
         (
             "report_interval", ["0.001", "10"],
             [("0", "report_interval must be > 0, got 0"), ("-1", "report_interval must be > 0, got -1")]

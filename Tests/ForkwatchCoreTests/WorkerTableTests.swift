@@ -360,3 +360,100 @@ struct ScriptedMaster {
         #expect(master.pids(of: "api").count == 1)
     }
 }
+
+/// Issue 13: a reload that drops a service stops it; SIGTTIN/SIGTTOU say which service they scale.
+@Suite struct WorkerTableRemovalTests {
+    /// api: 100 101, db: 102 103.
+    private func started(_ timeout: Double = 5) -> ScriptedMaster {
+        var master = ScriptedMaster([("api", 2), ("db", 2)]) { $0.gracefulShutdownTimeout = timeout }
+        master.start()
+        master.events.removeAll()
+        return master
+    }
+
+    private func reload(_ master: inout ScriptedMaster, keeping services: [(String, Int)]) {
+        var configuration = master.table.configuration
+        configuration.services = services.map { ServiceSpec(name: $0.0, program: .builtin("idle"), workers: $0.1) }
+        configuration.restartMethod = .mutate
+        master.perform(master.table.applyReload(configuration, error: nil, now: master.now))
+    }
+
+    @Test func aDroppedServiceGetsSIGTERMAndIsNotReplacedThenLeavesTheTable() {
+        var master = started()
+        reload(&master, keeping: [("api", 2)])
+        #expect(master.signals.filter { $0.signal == .term }.map(\.pid) == [102, 103])
+        #expect(master.signals.filter { $0.signal == .hup }.map(\.pid) == [100, 101], "api is reloaded as usual")
+        let forksBefore = master.forks.count
+        master.exit(102)
+        #expect(master.forks.count == forksBefore, "not replaced")
+        #expect(master.table.service(named: "db") != nil)
+        master.exit(103)
+        #expect(master.table.service(named: "db") == nil)
+        #expect(master.events.last == .serviceRemoved(service: "db"))
+        #expect(master.table.configuration.services.map(\.name) == ["api"])
+    }
+
+    @Test func survivorsGetSIGKILLAfterTheGracefulTimeout() {
+        var master = started(5)
+        reload(&master, keeping: [("api", 2)])
+        master.signals.removeAll()
+        #expect(master.table.nextDeadline == master.now + 5, "the master wakes for it")
+        master.advance(4.9)
+        #expect(master.signals.isEmpty)
+        master.advance(0.2)
+        #expect(master.signals.map(\.pid) == [102, 103] && master.signals.allSatisfy { $0.signal == .kill })
+        master.advance(10)
+        #expect(master.signals.count == 2, "once")
+    }
+
+    @Test func aServiceNamedAgainBeforeItsWorkersAreGoneIsBroughtBack() {
+        var master = started()
+        reload(&master, keeping: [("api", 2)])
+        reload(&master, keeping: [("api", 2), ("db", 2)])
+        master.exit(102)
+        master.exit(103)
+        master.advance(2)  // past the throttle: db forked 4 times at once
+        // The two stopping workers did not count: two new ones were forked.
+        #expect(master.table.service(named: "db") != nil)
+        #expect(master.pids(of: "db").count == 2 && !master.pids(of: "db").contains(102))
+        #expect(!master.events.contains(.serviceRemoved(service: "db")))
+    }
+
+    @Test func aScaleOfAServiceBeingRemovedIsRefused() {
+        var master = started()
+        reload(&master, keeping: [("api", 2)])
+        master.perform(master.table.scale(service: "db", to: 5, reason: "test", now: master.now))
+        #expect(master.events.last == .notice(message: "scale db: the service is being removed (a reload dropped it)"))
+    }
+
+    @Test func ttinScalesTheServiceTheOptionNames() {
+        var master = ScriptedMaster([("api", 1), ("db", 1)]) { $0.scaleSignalService = "db" }
+        master.start()
+        master.signal(.ttin)
+        #expect(master.table.service(named: "db")?.spec.workers == 2)
+        #expect(master.table.service(named: "api")?.spec.workers == 1)
+        #expect(
+            master.events.contains(
+                .scale(service: "db", from: 1, to: 2, reason: "SIGTTIN from pid 1; scale_signal_service is db")))
+    }
+
+    @Test func withoutTheOptionTheFirstServiceIsScaledAndTheEventSaysSo() {
+        var master = ScriptedMaster([("api", 1), ("db", 1)])
+        master.start()
+        master.signal(.ttou)
+        #expect(master.events.last == .notice(message: "SIGTTOU ignored: api has 1 worker, the fewest it can have"))
+        master.signal(.ttin)
+        #expect(
+            master.events.contains(
+                .scale(
+                    service: "api", from: 1, to: 2,
+                    reason: "SIGTTIN from pid 1; api is the first service; scale_signal_service names another")))
+    }
+
+    @Test func theOptionMustNameAService() {
+        var configuration = LauncherConfiguration()
+        configuration.services = [ServiceSpec(name: "api", program: .builtin("idle"), workers: 1)]
+        configuration.scaleSignalService = "nope"
+        #expect(configuration.validate() == "scale_signal_service names 'nope', which is not a service here (api)")
+    }
+}

@@ -196,6 +196,51 @@ final class TmuxSession {
         throw TestFailure("no control socket at \(path)")
     }
 
+    @Test func aDashboardDroppedForFallingBehindReconnectsFromASnapshotAndSaysSo() throws {
+        guard TmuxSession.available else {
+            Issue.record("tmux is not installed (.ci/run installs it)")
+            return
+        }
+        let socket = NSTemporaryDirectory() + "forkwatch-e2e-\(UUID().uuidString.prefix(8))/ctl.sock"
+        let eventsFile = NSTemporaryDirectory() + "forkwatch-e2e-\(UUID().uuidString.prefix(8)).events"
+        defer { try? FileManager.default.removeItem(atPath: eventsFile) }
+        let session = try TmuxSession()
+        try session.waitFor("a shell prompt") { $0.contains("$") }
+        try session.type(
+            "\(forkwatchBinary) run --workers 4 --fork-throttle-interval 0 --control-buffer-limit 65536 "
+                + "--control-socket \(socket) --events \(eventsFile) -- /bin/sh -c 'exit 1'")
+        try session.press("Enter")
+        try session.waitFor("the dashboard") { $0.contains("WORKERS") }
+        let watcher = try ControlClient(path: socket)
+        let masterPid = try snapshot(watcher).masterPid
+        defer { kill(masterPid, SIGKILL) }
+        let shellPid = try #require(
+            Int32(
+                try session.tmux(["display-message", "-p", "-t", session.name, "#{pane_pid}"])
+                    .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let dashboard = try #require(Proc.children(of: shellPid).first { Proc.comm(of: $0) == "forkwatch" })
+
+        // Stopped (kill -STOP: the dashboard reads Ctrl-Z as a key), it reads nothing while the
+        // crash loop writes events at full speed; the shell takes the terminal back meanwhile.
+        kill(dashboard, SIGSTOP)
+        let dropped = Proc.eventually(timeout: 30) {
+            let events = (try? String(contentsOfFile: eventsFile, encoding: .utf8)) ?? ""
+            return events.contains("\"type\":\"subscriber_dropped\"")
+                && events.contains("\"pid\":\(dashboard),\"queued\"")
+        }
+        #expect(dropped, "the master never dropped the stopped dashboard")
+        try session.waitFor("the shell's job report") { $0.contains("Stopped") }
+        try session.type("fg")
+        try session.press("Enter")
+        try session.waitFor("the reconnection message") { $0.contains("reconnected: re-synced from a fresh snapshot") }
+        try session.waitFor("the whole screen again") { $0.contains("WORKERS") && $0.contains("/4 workers") }
+        try session.type("q")
+        try session.waitFor("the quit question") { $0.lowercased().contains("stop the services") }
+        try session.type("s")
+        try session.waitFor("the shell back") { $0.contains("services stopped") }
+        #expect(Proc.eventually(timeout: 30) { !Proc.isRunning(masterPid) && !Proc.isRunning(dashboard) })
+    }
+
     private func snapshot(_ client: ControlClient) throws -> Snapshot {
         try client.send(.status)
         let line = try #require(try client.readLine())

@@ -130,6 +130,12 @@ final class LaunchedMaster {
         return any
     }
 
+    /// Reads what has arrived without waiting: a test busy elsewhere keeps the master's blocking
+    /// event writes to this pipe from stalling it.
+    func readArrivedEvents() {
+        while pump(timeout: 0) {}
+    }
+
     /// The next event of `type` (after the last one returned) that satisfies `predicate`.
     @discardableResult
     func waitFor(

@@ -35,8 +35,10 @@ public final class DashboardApp {
         model = DashboardModel(title: title, mode: mode, utcOffset: offset)
         // Signals the dashboard answers itself: a kill from outside restores the terminal, and
         // SIGWINCH comes here instead of to ncurses' own handler (which would interrupt poll).
-        try Posix.block([.term, .int, .hup, Signal(rawValue: SIGWINCH)])
-        signalFD = try Posix.signalFD([.term, .int, .hup, Signal(rawValue: SIGWINCH)])
+        // SIGCONT (it still continues the process) says the screen needs drawing whole.
+        let handled: [Signal] = [.term, .int, .hup, Signal(rawValue: SIGWINCH), Signal(rawValue: SIGCONT)]
+        try Posix.block(handled)
+        signalFD = try Posix.signalFD(handled)
     }
 
     deinit {
@@ -50,11 +52,15 @@ public final class DashboardApp {
 
     /// Follows the master at `socketPath` until the user quits or the master goes away.
     public func runLive(socketPath: String, masterPid: Int32?) throws -> Outcome {
-        let client = try ControlClient(path: socketPath)
+        var client = try ControlClient(path: socketPath)
         try client.send(.subscribe)
         Posix.setNonBlocking(client.fd)
         var stopping = false
         var knownMaster = masterPid
+        /// The master's last word before it hung up on this dashboard (`"closing":true`).
+        var droppedBecause: String?
+        var masterStopped = false
+        var lastReconnect = -Double.infinity
         render(force: true)
         while true {
             let now = Posix.monotonicNow()
@@ -69,16 +75,37 @@ public final class DashboardApp {
                     guard let json = try? JSONValue.parse(line) else { continue }
                     // A reply to a request has no "type"; events do (and some carry an "ok").
                     if json["type"] == nil {
+                        if json["closing"]?.bool == true { droppedBecause = json["error"]?.string ?? line }
                         if json["ok"]?.bool == false { model.showMessage("master: " + (json["error"]?.string ?? line)) }
                         continue
                     }
                     guard let event = try? EventCodec.decode(json) else { continue }
                     if case .snapshot(let snapshot) = event.kind { knownMaster = snapshot.masterPid }
                     model.apply(event)
-                    if case .stopped(let code) = event.kind, stopping { return .stoppedMaster(exitCode: code) }
+                    if case .stopped(let code) = event.kind {
+                        if stopping { return .stoppedMaster(exitCode: code) }
+                        masterStopped = true
+                    }
                 }
                 if closed {
                     if stopping { return .stoppedMaster(exitCode: nil) }
+                    // Hung up on while the master lives (this dashboard fell behind by more than
+                    // control_buffer_limit, say while it was suspended): connect again and start
+                    // over from a snapshot. At most once every 2 s, so a master that is going
+                    // away is not chased.
+                    if !masterStopped, Posix.monotonicNow() - lastReconnect >= 2,
+                        let again = try? ControlClient(path: socketPath), (try? again.send(.subscribe)) != nil
+                    {
+                        lastReconnect = Posix.monotonicNow()
+                        Posix.setNonBlocking(again.fd)
+                        client = again
+                        model.showMessage(
+                            "reconnected: re-synced from a fresh snapshot ("
+                                + (droppedBecause.map { "the master said: \($0)" } ?? "the master hung up") + ")")
+                        droppedBecause = nil
+                        render(force: true)
+                        continue
+                    }
                     model.showMessage("the master has exited; press q to leave")
                     render(force: true)
                     return try waitForQuitAfterMasterGone()
@@ -277,6 +304,9 @@ public final class DashboardApp {
                     resizeterm(Int32(size.ws_row), Int32(size.ws_col))
                 }
                 terminal.invalidate()
+                render(force: true)
+            } else if signal.rawValue == SIGCONT {
+                terminal.resumeAfterStop()
                 render(force: true)
             } else {
                 return signal

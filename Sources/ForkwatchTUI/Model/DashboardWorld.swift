@@ -208,7 +208,10 @@ struct DashboardWorld: Sendable {
             phase = .escalated(survivors: survivors)
         case .stopped(let code):
             phase = .stopped(exitCode: code)
-        case .forkRefused, .execFailed, .signalReceived, .configError, .logReopened, .notice:
+        case .serviceRemoved(let name):
+            services.removeAll { $0.name == name }
+            tasks.removeAll { $0.service == name }
+        case .forkRefused, .execFailed, .signalReceived, .configError, .logReopened, .notice, .subscriberDropped:
             break
         }
         log.append(event)

@@ -102,8 +102,10 @@ extension DashboardRenderer {
             if case .signaled = status { return Frame.Style(bold: !expected, color: .red) }
             if status == .exited(code: 0) { return .plain }
             return Frame.Style(bold: !expected, color: .red)
-        case .throttle, .notice:
+        case .throttle, .notice, .subscriberDropped:
             return Frame.Style(color: .yellow)
+        case .serviceRemoved:
+            return .plain
         case .listening, .acceptQueue, .rpcStats:
             return .plain
         case .taskRun(_, _, _, _, _, let ok, _, _, _), .heartbeat(_, _, let ok, _, _):

@@ -93,6 +93,16 @@ public final class Terminal {
     }
 
     /// Forces a full repaint (after a resize).
+    /// After the process was stopped and continued (kill -STOP, a debugger, a shell's `fg`):
+    /// whoever had the terminal meanwhile may have changed its modes and its contents, so the
+    /// curses modes are set again and the next frame is drawn whole.
+    public func resumeAfterStop() {
+        raw()
+        noecho()
+        curs_set(0)
+        invalidate()
+    }
+
     public func invalidate() {
         previous = nil
         clearok(cn_stdscr(), true)
