@@ -137,3 +137,11 @@ if [ "$FULL" = "1" ]; then
     "$PY" bench/trust.py --forkwatch .build/release/forkwatch --out "${BENCH_OUT:-docs/benchmarks.md}" \
         --command "bash bench/run.sh" || echo "bench/trust.py: a row did not hold (see the table)" >&2
 fi
+
+# 8. Reliability: the master never starves (issue 13): reap latency at rest and under a request
+#    flood + 500 subscribers that never read, 10,000 respawns, a 10,000-signal storm.
+if [ "$FULL" = "1" ]; then
+    step "reliability: soak (about 3 minutes)"
+    "$PY" bench/soak.py --forkwatch .build/release/forkwatch --out "${BENCH_OUT:-docs/benchmarks.md}" \
+        --command "bash bench/run.sh"
+fi

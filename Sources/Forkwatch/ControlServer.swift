@@ -4,8 +4,9 @@ import ForkwatchCore
 /// uid checked with SO_PEERCRED, newline-delimited JSON. Non-blocking and driven by the
 /// master's poll loop, and bounded everywhere, so no client can hold up a reap (issue 13):
 /// - work: a pass reads at most `bytesPerRead` from a client and answers at most
-///   `requestsPerClient` of its requests and `requestsPerPass` in all, the clients taking turns;
-///   a client's further lines wait for the next pass, after the signals;
+///   `requestsPerClient` of its requests, the clients taking turns one request at a time, for at
+///   most a millisecond (the master's budget); further lines wait for the next pass, after the
+///   signals;
 /// - memory: event lines are kept once for all subscribers (`BroadcastLog`); a client owed more
 ///   than `control_buffer_limit` bytes is dropped with a last line saying why (Redis's
 ///   client-output-buffer-limit); a client with replies piling up is not read until it reads
@@ -36,7 +37,6 @@ final class ControlServer {
         /// Connections at once; the next is refused.
         var maxClients: Int
         static let requestsPerClient = 16
-        static let requestsPerPass = 64
         static let bytesPerRead = 65_536
         static let acceptsPerPass = 64
         /// A client owed this many bytes of replies is not read until it takes them.
@@ -69,6 +69,10 @@ final class ControlServer {
     private var dropped: [Dropped] = []
     /// Which client's requests come first next pass.
     private var turn = 0
+    /// This pass's clients with lines to answer, in turn order, and what each has had.
+    private var waiting: [Int32] = []
+    private var taken: [Int32: Int] = [:]
+    private var nextInTurn = 0
     /// Connections refused at `maxClients` since the last notice (one notice a second at most).
     private var refusedAtCap = 0
     private var refusalNoticeAt = -Double.infinity
@@ -163,7 +167,7 @@ final class ControlServer {
     private(set) var acceptPausedUntil: Double?
 
     /// Handles readiness on one of `pollSet`'s fds: accepts, writes what a client can take,
-    /// reads (bounded) what it sent. Requests are taken with `takeRequests`.
+    /// reads (bounded) what it sent. Requests are taken with `beginRequests` and `nextRequest`.
     func handle(fd: Int32, revents: Int16) {
         if fd == listenFD {
             acceptSome()
@@ -254,49 +258,56 @@ final class ControlServer {
 
     // MARK: - Requests
 
-    /// Up to `requestsPerPass` requests (or parse errors), at most `requestsPerClient` from any
-    /// one client, the clients taking turns from pass to pass.
-    func takeRequests() -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
-        let waiting = clients.values.filter { $0.mayHaveLines && !$0.hangUp && !$0.closeAfterFlush }.map(\.fd).sorted()
-        guard !waiting.isEmpty else { return [] }
+    /// Starts a pass's requests: the clients with lines to answer take turns, from a different
+    /// one each pass.
+    func beginRequests() {
+        waiting = clients.values.filter { $0.mayHaveLines && !$0.hangUp && !$0.closeAfterFlush }.map(\.fd).sorted()
+        taken.removeAll(keepingCapacity: true)
+        nextInTurn = 0
+        guard !waiting.isEmpty else { return }
         turn = (turn + 1) % waiting.count
-        var requests: [(client: Int32, request: Result<ControlRequest, ControlError>)] = []
-        for fd in waiting[turn...] + waiting[..<turn] {
-            let room = min(Limits.requestsPerClient, Limits.requestsPerPass - requests.count)
-            guard room > 0 else { break }
-            requests += takeLines(of: fd, max: room)
-        }
-        return requests
+        waiting = Array(waiting[turn...] + waiting[..<turn])
     }
 
-    private func takeLines(of fd: Int32, max: Int) -> [(client: Int32, request: Result<ControlRequest, ControlError>)] {
-        var requests: [(client: Int32, request: Result<ControlRequest, ControlError>)] = []
-        while requests.count < max {
-            guard let next = clients[fd]?.inbox.next() else {
-                clients[fd]?.mayHaveLines = false
-                if clients[fd]?.inbox.isOverLimit == true {
-                    requests.append(
-                        refuse(fd, "request line over the \(ControlRequest.maxLineBytes)-byte limit"))
-                } else if let client = clients[fd], client.inputEnded, !client.output.isSubscribed {
+    /// The next request (or parse error) of this pass, one client after another, at most
+    /// `requestsPerClient` from any one; nil when none is left for this pass.
+    func nextRequest() -> (client: Int32, request: Result<ControlRequest, ControlError>)? {
+        while !waiting.isEmpty {
+            nextInTurn %= waiting.count
+            let fd = waiting[nextInTurn]
+            if taken[fd, default: 0] < Limits.requestsPerClient, let request = takeLine(of: fd) {
+                taken[fd, default: 0] += 1
+                nextInTurn += 1
+                return request
+            }
+            waiting.remove(at: nextInTurn)  // nothing more from it this pass
+        }
+        return nil
+    }
+
+    private func takeLine(of fd: Int32) -> (client: Int32, request: Result<ControlRequest, ControlError>)? {
+        while let client = clients[fd], !client.hangUp, !client.closeAfterFlush {
+            guard let next = clients[fd]!.inbox.next() else {
+                clients[fd]!.mayHaveLines = false
+                if client.inbox.isOverLimit {
+                    return refuse(fd, "request line over the \(ControlRequest.maxLineBytes)-byte limit")
+                }
+                if client.inputEnded, !client.output.isSubscribed {
                     // Everything it asked is taken: close once the answers are out.
                     clients[fd]!.hangUp = true
                 }
-                break
+                return nil
             }
             switch next {
             case .success(let line):
                 if line.allSatisfy({ $0 == " " || $0 == "\r" }) { continue }
-                requests.append((fd, ControlRequest.parse(line)))
+                return (fd, ControlRequest.parse(line))
             case .failure(let tooLong):
-                requests.append(
-                    refuse(
-                        fd,
-                        "request line of \(tooLong.length) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
-                )
+                return refuse(
+                    fd, "request line of \(tooLong.length) bytes is over the \(ControlRequest.maxLineBytes)-byte limit")
             }
-            if clients[fd]?.hangUp == true { break }
         }
-        return requests
+        return nil
     }
 
     /// A line over the limit ends the session: this error is its last reply.

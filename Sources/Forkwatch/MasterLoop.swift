@@ -51,6 +51,8 @@ final class MasterLoop {
     /// child that dies as fast as it is forked) can never keep the master from its signals.
     private var forkQueue: [(service: String, reason: ForkReason)] = []
     private static let forksPerPass = 64
+    /// Seconds of control requests a pass may spend before the loop looks at signals again.
+    private static let controlBudget = 0.001
     /// The workers' process groups and what they leave behind.
     private let groups: WorkerGroups
     /// The cgroup every worker joins, when one was given.
@@ -143,7 +145,10 @@ final class MasterLoop {
                 for (index, entry) in controlSet.enumerated() where revents[index + 1] != 0 {
                     control.handle(fd: entry.fd, revents: revents[index + 1])
                 }
-                for (client, request) in control.takeRequests() where exitCode == nil {
+                // At most a millisecond of requests a pass, then back to the signals.
+                let until = Posix.monotonicNow() + Self.controlBudget
+                control.beginRequests()
+                while exitCode == nil, Posix.monotonicNow() < until, let (client, request) = control.nextRequest() {
                     switch request {
                     case .success(let request): handle(.control(client: client, request: request))
                     case .failure(let error): control.send(client, error.line)
@@ -283,8 +288,11 @@ final class MasterLoop {
         }
     }
 
+    /// Reads a child's status lines: 64 KiB a pass at most (a worker writing as fast as it can
+    /// waits for the next pass, after the signals), up to 1 MiB at once when it has been reaped.
     private func readPipe(of pid: Int32, untilEOF: Bool = false) {
-        while let pipe = pipes[pid] {
+        var budget = untilEOF ? 1 << 20 : 65_536
+        while budget > 0, let pipe = pipes[pid] {
             let chunk: [UInt8]
             do {
                 guard let bytes = try Posix.read(pipe.fd) else {
@@ -302,6 +310,7 @@ final class MasterLoop {
                 handle(.childPipeClosed(pid: pid))
                 return
             }
+            budget -= chunk.count
             pipes[pid]!.lines.append(chunk)
             while let next = pipes[pid]?.lines.next() {
                 let line: String
@@ -404,7 +413,9 @@ final class MasterLoop {
     private func runQueuedForks(limit: Int) -> Int {
         let taken = Array(forkQueue.prefix(max(0, limit)))
         forkQueue.removeFirst(taken.count)
-        for (service, reason) in taken {
+        for (index, (service, reason)) in taken.enumerated() {
+            // A child that died meanwhile is reaped between two forks, not after the batch.
+            if index > 0 { drainSignals() }
             if exitCode == nil, table.phase == .running {
                 fork(service: service, reason: reason)
             } else {

@@ -64,6 +64,7 @@ import Testing
         var stuck: Set<Int32> = []
         var readerLines = 0
         var readerGaps = 0
+        var readerExits = Set<Int32>()
         var lastMono = 0.0
         func sample() {
             master.readArrivedEvents()
@@ -75,7 +76,8 @@ import Testing
             if closed { readerGaps += 1 }
             for line in lines {
                 readerLines += 1
-                guard let mono = (try? JSONValue.parse(line))?["mono"]?.double else { continue }
+                guard let event = try? JSONValue.parse(line), let mono = event["mono"]?.double else { continue }
+                if event["type"]?.string == "exit", let pid = event["pid"]?.int32 { readerExits.insert(pid) }
                 if mono < lastMono { readerGaps += 1 }
                 lastMono = mono
             }
@@ -110,6 +112,7 @@ import Testing
         #expect(dropped >= 150, "only \(dropped) of 200 non-reading subscribers dropped")
         #expect(status["type"]?.string == "snapshot")
         #expect(readerLines > 100 && readerGaps == 0)
+        #expect(readerExits.contains(steady[0]), "the subscriber that keeps up saw the killed worker's exit")
         #expect(master.all("subscriber_dropped").allSatisfy { ($0["limit"] as? Int) == 65_536 })
         withExtendedLifetime(flood) {}
         master.signal(SIGTERM)

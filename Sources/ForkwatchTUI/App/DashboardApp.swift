@@ -60,7 +60,8 @@ public final class DashboardApp {
         /// The master's last word before it hung up on this dashboard (`"closing":true`).
         var droppedBecause: String?
         var masterStopped = false
-        var lastReconnect = -Double.infinity
+        /// This connection brought a snapshot: the master was alive on it.
+        var snapshotOnThisConnection = false
         render(force: true)
         while true {
             let now = Posix.monotonicNow()
@@ -80,7 +81,10 @@ public final class DashboardApp {
                         continue
                     }
                     guard let event = try? EventCodec.decode(json) else { continue }
-                    if case .snapshot(let snapshot) = event.kind { knownMaster = snapshot.masterPid }
+                    if case .snapshot(let snapshot) = event.kind {
+                        knownMaster = snapshot.masterPid
+                        snapshotOnThisConnection = true
+                    }
                     model.apply(event)
                     if case .stopped(let code) = event.kind {
                         if stopping { return .stoppedMaster(exitCode: code) }
@@ -90,13 +94,13 @@ public final class DashboardApp {
                 if closed {
                     if stopping { return .stoppedMaster(exitCode: nil) }
                     // Hung up on while the master lives (this dashboard fell behind by more than
-                    // control_buffer_limit, say while it was suspended): connect again and start
-                    // over from a snapshot. At most once every 2 s, so a master that is going
-                    // away is not chased.
-                    if !masterStopped, Posix.monotonicNow() - lastReconnect >= 2,
+                    // control_buffer_limit, say while it was stopped): connect again and start
+                    // over from a snapshot. Only after a connection that brought one, so a
+                    // master that is going away is not chased.
+                    if !masterStopped, snapshotOnThisConnection,
                         let again = try? ControlClient(path: socketPath), (try? again.send(.subscribe)) != nil
                     {
-                        lastReconnect = Posix.monotonicNow()
+                        snapshotOnThisConnection = false
                         Posix.setNonBlocking(again.fd)
                         client = again
                         model.showMessage(
