@@ -16,10 +16,10 @@ import Logging
 /// - publishing waits for the broker's confirm (oslo's send connections run in confirm mode);
 /// - consumers acknowledge after handling (at-least-once; oslo acks before), with prefetch 1
 ///   so that the workers' threads share a topic queue fairly;
-/// - a consumer whose connection fails makes it again on oslo's schedule (`ReconnectBackoff`:
-///   `rabbit_retry_interval`, `rabbit_retry_backoff`, `rabbit_interval_max`, after
-///   `kombu_reconnect_delay`) and declares its queues again; a message not acknowledged before
-///   the failure is delivered again by the broker;
+/// - a consumer whose connection fails makes it again when an oslo server's listener would
+///   (`ReconnectBackoff`: `rabbit_retry_interval`, `rabbit_retry_backoff`, `rabbit_interval_max`,
+///   `kombu_reconnect_delay`, the rounds of oslo's poll) and declares its queues again; a
+///   message not acknowledged before the failure is delivered again by the broker;
 /// - a message whose content type is not `application/json` is rejected without requeue, as
 ///   oslo's consumers do.
 ///
@@ -54,6 +54,8 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     private let publishLock = NSLock()
     private var publisher: AMQPConnection?
     private var declaredExchanges: Set<String> = []
+    private let consumersLock = NSLock()
+    private var consumersMade = 0
     private let replyPoolLock = NSLock()
     private var replyPool: [RabbitConsumer] = []
 
@@ -191,8 +193,18 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
 
     // MARK: Consuming
 
+    /// A server's consumers, one per thread, sit at different phases of oslo's poll round
+    /// (`ReconnectBackoff.phase`): after a loss they try at different moments, as several oslo
+    /// listeners do, so that the worker finds its broker again sooner than any one of them.
     public func serverConsumer(topic: String, server: String, fanout: Bool) throws -> RPCConsumer {
-        RabbitConsumer(transport: self, kind: .server(topic: topic, server: server, fanout: fanout))
+        let index = consumersLock.withLock {
+            defer { consumersMade += 1 }
+            return consumersMade % consumerThreads
+        }
+        var schedule = reconnect
+        schedule.phase = (Double(index) + 0.5) / Double(consumerThreads)
+        return RabbitConsumer(
+            transport: self, kind: .server(topic: topic, server: server, fanout: fanout), backoff: schedule)
     }
 
     /// Reply consumers are kept and reused (a connection and a queue per call would cost a
@@ -312,6 +324,9 @@ final class RabbitConsumer: RPCConsumer {
     private var connection: AMQPConnection?
     private var fanoutQueue: String?
     private var retryAt = Date.distantPast
+    /// When the last message came (monotonic seconds): oslo's poll timeout follows it.
+    private var lastMessage: Double?
+    private var clock: Double { ProcessInfo.processInfo.systemUptime }
     private var backoff: ReconnectBackoff
     /// Set by `interrupt()` from the thread that stops the server.
     private let interruption = NSLock()
@@ -330,10 +345,10 @@ final class RabbitConsumer: RPCConsumer {
         return false
     }
 
-    init(transport: RabbitTransport, kind: Kind) {
+    init(transport: RabbitTransport, kind: Kind, backoff: ReconnectBackoff? = nil) {
         self.transport = transport
         self.kind = kind
-        backoff = transport.reconnect
+        self.backoff = backoff ?? transport.reconnect
     }
 
     var replyQueue: String? {
@@ -384,7 +399,7 @@ final class RabbitConsumer: RPCConsumer {
             backoff.connected()
         } catch {
             if throwing { throw error }
-            let wait = backoff.failed()
+            let wait = backoff.failed(at: clock)
             log.error("\(error). Trying again in \(wait.settingText) seconds.")
             if reports { transport.status.send(.notice("RPC: \(error). Trying again in \(wait.settingText) seconds.")) }
             retryAt = Date().addingTimeInterval(wait)
@@ -406,12 +421,13 @@ final class RabbitConsumer: RPCConsumer {
             if left <= 0 { return nil }
             do {
                 guard let message = try connection.next(timeout: min(left, 0.5)) else { continue }
+                lastMessage = clock
                 // The tag carries the connection generation so a stale ack is recognised.
                 return RPCDelivery(
                     tag: Int64(bitPattern: message.tag) | Int64(generation & 0x7fff) << 48,
                     queue: message.key, body: message.body, contentType: message.contentType)
             } catch {
-                let wait = backoff.lost()
+                let wait = backoff.lost(at: clock, lastMessage: lastMessage)
                 log.error(
                     "AMQP connection lost: \(error); reconnecting in \(wait.settingText) seconds (messages not acknowledged are delivered again)"
                 )
@@ -431,7 +447,7 @@ final class RabbitConsumer: RPCConsumer {
         guard let connection, Int(delivery.tag >> 48) == generation & 0x7fff else { return }
         do { try answer(connection, UInt64(delivery.tag & 0xffff_ffff_ffff)) } catch {
             self.connection = nil
-            retryAt = Date().addingTimeInterval(backoff.lost())
+            retryAt = Date().addingTimeInterval(backoff.lost(at: clock, lastMessage: lastMessage))
             throw error
         }
     }
