@@ -240,8 +240,14 @@ int fw_amqp_publish(fw_amqp *amqp, const char *exchange, const char *key, const 
     }
 }
 
+static void copy_bytes(char *out, size_t size, amqp_bytes_t bytes) {
+    size_t n = bytes.len < size - 1 ? bytes.len : size - 1;
+    memcpy(out, bytes.bytes, n);
+    out[n] = 0;
+}
+
 int fw_amqp_next(fw_amqp *amqp, int timeout_ms, char **body, size_t *length, uint64_t *delivery_tag, char *key,
-                 size_t key_size) {
+                 size_t key_size, char *content_type, size_t content_type_size) {
     amqp_envelope_t envelope;
     struct timeval timeout = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     amqp_maybe_release_buffers(amqp->conn);
@@ -272,13 +278,18 @@ int fw_amqp_next(fw_amqp *amqp, int timeout_ms, char **body, size_t *length, uin
         (*body)[envelope.message.body.len] = 0;
     }
     *delivery_tag = envelope.delivery_tag;
-    size_t n = envelope.routing_key.len < key_size - 1 ? envelope.routing_key.len : key_size - 1;
-    memcpy(key, envelope.routing_key.bytes, n);
-    key[n] = 0;
+    copy_bytes(key, key_size, envelope.routing_key);
+    content_type[0] = 0;
+    if (envelope.message.properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
+        copy_bytes(content_type, content_type_size, envelope.message.properties.content_type);
     amqp_destroy_envelope(&envelope);
     return *body ? 1 : -1;
 }
 
 int fw_amqp_ack(fw_amqp *amqp, uint64_t delivery_tag) {
     return check_status(amqp, amqp_basic_ack(amqp->conn, 1, delivery_tag, 0), "basic.ack");
+}
+
+int fw_amqp_reject(fw_amqp *amqp, uint64_t delivery_tag) {
+    return check_status(amqp, amqp_basic_reject(amqp->conn, 1, delivery_tag, 0), "basic.reject");
 }

@@ -21,6 +21,8 @@ struct RPCCommand: ParsableCommand {
         @Option(name: .long, help: "Aim at one host's servers (topic.HOST), as prepare(server:).") var server: String?
         @Option(name: .long, help: "The request context as a JSON object.") var context: String = "{}"
         @Option(name: .long, help: "Target version, e.g. 4.5.") var version: String?
+        @Option(name: .long, help: "The endpoint's namespace (oslo's Target.namespace), e.g. baseapi.")
+        var namespace: String?
         @Option(name: .long, help: "The services database (default: \(ServicesStore.defaultPath)).") var db: String?
         @Option(
             name: .long,
@@ -47,7 +49,8 @@ struct RPCCommand: ParsableCommand {
                 throw UsageError("\(error)")
             }
             let client = RPCClient(
-                transport: transport, target: RPCTarget(topic: topic, server: server, version: version))
+                transport: transport,
+                target: RPCTarget(topic: topic, server: server, namespace: namespace, version: version))
             return (args, context, client)
         }
     }

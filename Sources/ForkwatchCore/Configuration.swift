@@ -184,6 +184,18 @@ public struct LauncherConfiguration: Hashable, Sendable {
     public var transportURL: String?
     /// oslo's `control_exchange`: the topic exchange of RPC on a broker.
     public var controlExchange = "openstack"
+    /// oslo's `rabbit_retry_interval`, `rabbit_retry_backoff`, `rabbit_interval_max`: how a
+    /// RabbitMQ connection is made again (`ReconnectBackoff`).
+    public var rabbitRetryInterval = 1
+    public var rabbitRetryBackoff = 2
+    public var rabbitIntervalMax = 30
+
+    /// The reconnect schedule these options give.
+    public var reconnectBackoff: ReconnectBackoff {
+        ReconnectBackoff(
+            retryInterval: Double(rabbitRetryInterval), retryBackoff: Double(rabbitRetryBackoff),
+            intervalMax: Double(rabbitIntervalMax))
+    }
 
     public init() {}
 

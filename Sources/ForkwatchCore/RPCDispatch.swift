@@ -83,7 +83,10 @@ public struct RPCEndpoint: Sendable {
 
 /// oslo's `RPCDispatcher.dispatch`: the first endpoint whose namespace matches and whose version
 /// is compatible runs the method; `_private` names are refused; otherwise NoSuchMethod or
-/// UnsupportedVersion. Errors thrown by the method become failures in oslo's format.
+/// UnsupportedVersion. Errors thrown by the method become failures in oslo's format, and so does
+/// a malformed request, at the step where Python raises on it: a method that is not a string at
+/// the first compatible endpoint (TypeError), args that are not an object once the method is
+/// found (AttributeError).
 public enum RPCDispatcher {
     public static func dispatch(_ request: RPCRequest, to endpoints: [RPCEndpoint]) -> Result<JSONValue, RPCFailure> {
         let version = request.version ?? "1.0"
@@ -91,7 +94,13 @@ public enum RPCDispatcher {
         for endpoint in endpoints where endpoint.namespace == request.namespace {
             guard RPCVersion.isCompatible(current: endpoint.version, requested: version) else { continue }
             compatible = true
+            if let malformation = request.malformation, case .method = malformation {
+                return .failure(.malformed(malformation))
+            }
             guard !request.method.hasPrefix("_"), let method = endpoint.methods[request.method] else { continue }
+            if let malformation = request.malformation, case .args = malformation {
+                return .failure(.malformed(malformation))
+            }
             var context = request.context
             context["client_timeout"] = request.callMonitorTimeout.map(JSONValue.number) ?? .null
             do {

@@ -22,6 +22,8 @@ public struct RPCRequest: Equatable, Sendable {
     public var callMonitorTimeout: Double?
     public var uniqueId: String
     public var context: [String: JSONValue]
+    /// A field oslo's dispatcher trips over, found by `decode`: the call still gets its failure.
+    public var malformation: RPCMalformation?
 
     public init(
         method: String, args: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
@@ -59,14 +61,27 @@ public struct RPCRequest: Equatable, Sendable {
     /// The message body: oslo's 2.0 envelope around the payload.
     public var body: String { RPCEnvelope.wrap(JSONValue.serialize(fields: payload)) }
 
-    public static func decode(_ body: String) throws(RPCDecodeError) -> RPCRequest {
+    /// The request in a body. A body oslo could not read at all (not `application/json`, not
+    /// JSON, an envelope of another version) throws: it is rejected, and a call gets no reply.
+    /// A readable one whose `method` is missing or not a string, or whose `args` is not an
+    /// object, decodes with its `malformation`: the dispatcher answers it with oslo's failure.
+    public static func decode(
+        _ body: String, contentType: String = RPCEnvelope.contentType
+    ) throws(RPCDecodeError) -> RPCRequest {
+        try RPCEnvelope.checkContentType(contentType)
         let payload = try RPCEnvelope.unwrap(body)
-        guard case .string(let method)? = payload["method"] else { throw RPCDecodeError("no method in the message") }
-        var request = RPCRequest(method: method, uniqueId: payload["_unique_id"]?.string ?? "")
+        guard case .object = payload else { throw RPCDecodeError("the payload is not a JSON object") }
+        var request = RPCRequest(method: "", uniqueId: payload["_unique_id"]?.string ?? "")
+        switch payload["method"] {
+        case .string(let method)?: request.method = method
+        case let other:
+            request.method = other?.pythonText ?? "None"
+            request.malformation = .method(other ?? .null)
+        }
         switch payload["args"] {
         case .object(let args)?: request.args = args
-        case nil, .null?: break
-        default: throw RPCDecodeError("args is not an object")
+        case nil: break
+        case let other?: if request.malformation == nil { request.malformation = .args(other) }
         }
         request.namespace = payload["namespace"]?.string
         request.version = payload["version"]?.string
@@ -80,6 +95,14 @@ public struct RPCRequest: Equatable, Sendable {
         }
         return request
     }
+}
+
+/// A request field oslo's `RPCDispatcher.dispatch` cannot use; it fails the way Python does.
+public enum RPCMalformation: Equatable, Sendable {
+    /// `method` missing (null) or not a string: `hasattr(endpoint, method)` raises TypeError.
+    case method(JSONValue)
+    /// `args` not an object (null included): `args.items()` raises AttributeError.
+    case args(JSONValue)
 }
 
 /// A reply to a call: one message with `ending: true` (oslo.messaging ≥ 4.0).
@@ -175,10 +198,35 @@ public struct RPCFailure: Error, Equatable, Sendable, CustomStringConvertible {
             className: "UnsupportedVersion", module: "oslo_messaging.rpc.dispatcher",
             message: "Endpoint does not support RPC version \(version). Attempted method: \(method)")
     }
+
+    /// What Python 3.11 raises on a malformed request, word for word.
+    public static func malformed(_ malformation: RPCMalformation) -> RPCFailure {
+        switch malformation {
+        case .method(let value):
+            return RPCFailure(
+                className: "TypeError", module: "builtins",
+                message: "attribute name must be string, not '\(value.pythonTypeName)'")
+        case .args(let value):
+            return RPCFailure(
+                className: "AttributeError", module: "builtins",
+                message: "'\(value.pythonTypeName)' object has no attribute 'items'")
+        }
+    }
 }
 
-enum RPCEnvelope {
+public enum RPCEnvelope {
     static let version = "2.0"
+    /// The only content type oslo's consumers decode (kombu's json); any other is rejected.
+    public static let contentType = "application/json"
+
+    /// kombu decodes a body by its AMQP content type: with another one (or none) the payload is
+    /// not a dict, `RabbitMessage` fails, and the message is rejected without a reply.
+    static func checkContentType(_ contentType: String) throws(RPCDecodeError) {
+        guard contentType == Self.contentType else {
+            throw RPCDecodeError(
+                "content type \(contentType.isEmpty ? "(none)" : "'\(contentType)'") is not \(Self.contentType)")
+        }
+    }
 
     static func wrap(_ payload: String) -> String {
         JSONValue.serialize(fields: [("oslo.version", .string(version)), ("oslo.message", .string(payload))])
@@ -218,6 +266,28 @@ public enum RPCVersion {
 }
 
 extension JSONValue {
+    /// The Python type `json.loads` gives this value (for Python's own error messages).
+    var pythonTypeName: String {
+        switch self {
+        case .null: return "NoneType"
+        case .bool: return "bool"
+        case .number(let number): return number == number.rounded() && abs(number) < 9.0e15 ? "int" : "float"
+        case .string: return "str"
+        case .array: return "list"
+        case .object: return "dict"
+        }
+    }
+
+    /// Python's `str()` of this value, for scalars (oslo formats a bad method name with `%s`).
+    var pythonText: String {
+        switch self {
+        case .null: return "None"
+        case .bool(let flag): return flag ? "True" : "False"
+        case .string(let text): return text
+        default: return serialized
+        }
+    }
+
     /// Compact JSON text. Object keys are written in sorted order (stable output).
     public var serialized: String {
         var out = ""

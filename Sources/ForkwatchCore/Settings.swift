@@ -87,6 +87,19 @@ public enum Settings {
     public static let controlExchange = Setting<LauncherConfiguration, String>(
         "control_exchange", default: "openstack", range: .nonEmpty("a name"),
         help: "the RPC topic exchange on a broker (oslo's)", at: \.controlExchange)
+    public static let rabbitRetryInterval = Setting<LauncherConfiguration, Int>(
+        "rabbit_retry_interval", default: 1, range: .atLeast(1),
+        help: "RabbitMQ: seconds before the first retry of a connection that failed (oslo's; kombu's interval_start)",
+        at: \.rabbitRetryInterval)
+    public static let rabbitRetryBackoff = Setting<LauncherConfiguration, Int>(
+        "rabbit_retry_backoff", default: 2, range: .atLeast(0),
+        help: "RabbitMQ: seconds each failed retry adds to the wait (oslo's; kombu's interval_step)",
+        at: \.rabbitRetryBackoff)
+    public static let rabbitIntervalMax = Setting<LauncherConfiguration, Int>(
+        "rabbit_interval_max", default: 30, range: .atLeast(1),
+        help: "RabbitMQ: the longest wait between retries, seconds (oslo's); oslo's kombu_reconnect_delay (1 s) "
+            + "comes on top after a lost connection",
+        at: \.rabbitIntervalMax)
 
     // MARK: One service (`services.NAME.…`)
 
@@ -156,7 +169,8 @@ public enum Settings {
         scaleSignalService.erased, controlBufferLimit.erased, controlMaxClients.erased, reportInterval.erased,
         periodicEnable.erased,
         periodicFuzzyDelay.erased, periodicIntervalMax.erased, runExternalPeriodicTasks.erased, serviceDownTime.erased,
-        database.erased, host.erased, transportURL.erased, controlExchange.erased,
+        database.erased, host.erased, transportURL.erased, controlExchange.erased, rabbitRetryInterval.erased,
+        rabbitRetryBackoff.erased, rabbitIntervalMax.erased,
     ]
     public static let service: [AnySetting<ServiceSpec>] = [workers.erased]
     public static let listenSocket: [AnySetting<ListenSpec>] = [

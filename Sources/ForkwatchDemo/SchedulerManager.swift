@@ -31,7 +31,8 @@ final class SchedulerManager: Manager, @unchecked Sendable {
     /// nova-scheduler's RPC API (version 4.5), reduced: `select_destinations` (call) picks a
     /// host for an instance; `update_instance_info` and `sync_instance_info` (casts, fanned out
     /// by nova's computes) are recorded. `echo` and `fail`, on an endpoint of version 1.0, are
-    /// for trying RPC by hand, in tests and from Python.
+    /// for trying RPC by hand, in tests and from Python. nova's `baseapi` endpoint (namespace
+    /// `baseapi`, version 1.1, every nova service has it) answers `ping`.
     override var rpcEndpoints: [RPCEndpoint] {
         let host = self.host
         return [
@@ -83,6 +84,15 @@ final class SchedulerManager: Manager, @unchecked Sendable {
                         className: "ValueError", module: "builtins", message: (try? call.string("msg")) ?? "boom")
                 },
             ]),
+            // nova/baseapi.py: `ping(context, arg, timeout=None)` returns {'service': …, 'arg': arg}.
+            RPCEndpoint(
+                namespace: "baseapi", version: "1.1",
+                methods: [
+                    RPCMethod("ping") { call in
+                        try call.only(["arg", "timeout"])
+                        return .object(["service": .string("scheduler"), "arg": try call.value("arg")])
+                    }
+                ]),
         ]
     }
 }

@@ -90,21 +90,25 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
                 continue
             }
             guard let delivery else { continue }
-            handle(delivery)
-            do { try consumer.acknowledge(delivery) } catch { log.error("acknowledging a message failed: \(error)") }
+            do {
+                if handle(delivery) { try consumer.acknowledge(delivery) } else { try consumer.reject(delivery) }
+            } catch {
+                log.error("acknowledging a message failed: \(error)")
+            }
         }
     }
 
-    private func handle(_ delivery: RPCDelivery) {
+    /// Handles a message; false when it could not be read (it is rejected, and a call gets no
+    /// reply: oslo's consumer callback fails before its dispatcher sees it).
+    private func handle(_ delivery: RPCDelivery) -> Bool {
         let request: RPCRequest
         do {
-            request = try RPCRequest.decode(delivery.body)
+            request = try RPCRequest.decode(delivery.body, contentType: delivery.contentType)
         } catch {
-            // Not a message oslo could read: logged and dropped (oslo rejects it without requeue).
             log.error("Failed to process message from \(delivery.queue) ... skipping it: \(error)")
             record("(malformed)", seconds: 0, failed: true)
-            notice("RPC: a message on \(delivery.queue) is not one (\(error)); dropped")
-            return
+            notice("RPC: a message on \(delivery.queue) is not one (\(error)); rejected")
+            return false
         }
         let duplicate = lock.withLock { () -> Bool in
             if !request.uniqueId.isEmpty && recentIds.contains(request.uniqueId) { return true }
@@ -114,7 +118,7 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
         }
         if duplicate {
             log.info("ignoring duplicate message \(request.uniqueId)")
-            return
+            return true
         }
         lock.withLock {
             stats.began(request.method)
@@ -149,6 +153,7 @@ public final class RPCServer: RPCServing, @unchecked Sendable {
             stats.ended(request.method, seconds: seconds, failed: failed)
             statsChanged = true
         }
+        return true
     }
 
     private var lastNotice = Date.distantPast
@@ -198,7 +203,8 @@ public enum RPCServices {
             guard !endpoints.isEmpty else { return nil }
             let transport = try RPCTransports.make(
                 url: configuration.transportURL, database: service.database,
-                controlExchange: configuration.controlExchange, status: service.status)
+                controlExchange: configuration.controlExchange, reconnect: configuration.reconnectBackoff,
+                status: service.status)
             let server = RPCServer(
                 transport: transport, topic: service.topic, host: service.host, endpoints: endpoints,
                 status: service.status)

@@ -1,4 +1,5 @@
 import Forkwatch
+import ForkwatchCore
 import Foundation
 
 /// Where a message goes (oslo.messaging's routing, reference §1).
@@ -19,11 +20,14 @@ public struct RPCDelivery: Sendable {
     public let tag: Int64
     public let queue: String
     public let body: String
+    /// The AMQP content-type property ("" for none); the embedded transport's are all JSON.
+    public let contentType: String
 
-    public init(tag: Int64, queue: String, body: String) {
+    public init(tag: Int64, queue: String, body: String, contentType: String = RPCEnvelope.contentType) {
         self.tag = tag
         self.queue = queue
         self.body = body
+        self.contentType = contentType
     }
 }
 
@@ -54,10 +58,17 @@ public protocol RPCConsumer: AnyObject {
     /// The next message, or nil when none came within `timeout` (or `interrupt` was called).
     func next(timeout: Double) throws -> RPCDelivery?
     func acknowledge(_ delivery: RPCDelivery) throws
+    /// Drops a message that could not be read (oslo's reject without requeue).
+    func reject(_ delivery: RPCDelivery) throws
     /// Wakes a `next` waiting on another thread (to stop).
     func interrupt()
     /// Stops consuming; a fanout or reply queue of its own is deleted.
     func close()
+}
+
+extension RPCConsumer {
+    /// Where rejecting is not a thing of its own (the embedded transport), the message is done with.
+    public func reject(_ delivery: RPCDelivery) throws { try acknowledge(delivery) }
 }
 
 /// A transport that cannot be built or used (a bad URL, a database without the RPC tables).
@@ -69,18 +80,21 @@ public struct RPCTransportError: Error, CustomStringConvertible {
 public enum RPCTransports {
     /// Builds the transport a URL names. `sqlite:` (or nothing) is the embedded transport in the
     /// services database `database`.
-    /// scheme → (url, services database, control exchange, status channel) → transport.
-    static let factories: [String: @Sendable (String, String, String, StatusChannel) throws -> RPCTransport] = [
-        "sqlite": { _, database, _, _ in try EmbeddedTransport(path: database) },
-        "rabbit": { url, _, exchange, status in try RabbitTransport(url: url, controlExchange: exchange, status: status)
-        },
-    ]
+    /// scheme → (url, services database, control exchange, reconnect schedule, status channel) → transport.
+    static let factories:
+        [String: @Sendable (String, String, String, ReconnectBackoff, StatusChannel) throws -> RPCTransport] = [
+            "sqlite": { _, database, _, _, _ in try EmbeddedTransport(path: database) },
+            "rabbit": { url, _, exchange, reconnect, status in
+                try RabbitTransport(url: url, controlExchange: exchange, reconnect: reconnect, status: status)
+            },
+        ]
 
-    /// `controlExchange`: oslo's `control_exchange` (`openstack`), for a broker. `status`: where
-    /// a worker's transport reports a lost broker.
+    /// `controlExchange`: oslo's `control_exchange` (`openstack`), for a broker. `reconnect`:
+    /// oslo's `rabbit_retry_*` schedule, for a broker. `status`: where a worker's transport
+    /// reports a lost broker.
     public static func make(
         url: String?, database: String, controlExchange: String = "openstack",
-        status: StatusChannel = .none
+        reconnect: ReconnectBackoff = ReconnectBackoff(), status: StatusChannel = .none
     ) throws -> RPCTransport {
         let url = url ?? "sqlite:"
         guard let colon = url.firstIndex(of: ":") else {
@@ -93,6 +107,6 @@ public enum RPCTransports {
                     "transport_url: no '\(scheme)' transport (known: \(factories.keys.sorted().joined(separator: ", ")))"
             )
         }
-        return try factory(url, database, controlExchange, status)
+        return try factory(url, database, controlExchange, reconnect, status)
     }
 }

@@ -1,5 +1,6 @@
 import CForkwatchAMQP
 import Forkwatch
+import ForkwatchCore
 import Foundation
 import Logging
 
@@ -15,9 +16,12 @@ import Logging
 /// - publishing waits for the broker's confirm (oslo's send connections run in confirm mode);
 /// - consumers acknowledge after handling (at-least-once; oslo acks before), with prefetch 1
 ///   so that the workers' threads share a topic queue fairly;
-/// - a connection that fails is made again, after 1, 2, 4 … 30 s (oslo's rabbit_retry_backoff),
-///   and its queues declared again; a message not acknowledged before the failure is delivered
-///   again by the broker.
+/// - a consumer whose connection fails makes it again when an oslo server's listener would
+///   (`ReconnectBackoff`: `rabbit_retry_interval`, `rabbit_retry_backoff`, `rabbit_interval_max`,
+///   `kombu_reconnect_delay`, the rounds of oslo's poll) and declares its queues again; a
+///   message not acknowledged before the failure is delivered again by the broker;
+/// - a message whose content type is not `application/json` is rejected without requeue, as
+///   oslo's consumers do.
 ///
 /// librabbitmq connections are not thread-safe: every consumer has its own; publishing goes
 /// through one connection under a lock.
@@ -42,12 +46,16 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     public let controlExchange: String
     /// Seconds of the AMQP heartbeat (oslo's heartbeat_timeout_threshold, 60).
     public let heartbeat: Int
+    /// When a consumer tries its connection again (oslo's `rabbit_retry_*`).
+    public let reconnect: ReconnectBackoff
     /// Where a worker's consumer reports a lost or found broker (as a `notice`).
     public let status: StatusChannel
     private let log = Logger(label: "rpc.rabbit")
     private let publishLock = NSLock()
     private var publisher: AMQPConnection?
     private var declaredExchanges: Set<String> = []
+    private let consumersLock = NSLock()
+    private var consumersMade = 0
     private let replyPoolLock = NSLock()
     private var replyPool: [RabbitConsumer] = []
 
@@ -58,12 +66,14 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
     }
 
     public init(
-        url: String, controlExchange: String = "openstack", heartbeat: Int = 60, status: StatusChannel = .none
+        url: String, controlExchange: String = "openstack", heartbeat: Int = 60,
+        reconnect: ReconnectBackoff = ReconnectBackoff(), status: StatusChannel = .none
     ) throws {
         address = try Self.parse(url)
         self.status = status
         self.controlExchange = controlExchange
         self.heartbeat = heartbeat
+        self.reconnect = reconnect
     }
 
     /// oslo's `TransportURL.parse` for one broker: `rabbit://user:pass@host:port/vhost`,
@@ -183,14 +193,28 @@ public final class RabbitTransport: RPCTransport, @unchecked Sendable {
 
     // MARK: Consuming
 
+    /// A server's consumers, one per thread, sit at different phases of oslo's poll round
+    /// (`ReconnectBackoff.phase`): after a loss they try at different moments, as several oslo
+    /// listeners do, so that the worker finds its broker again sooner than any one of them.
     public func serverConsumer(topic: String, server: String, fanout: Bool) throws -> RPCConsumer {
-        RabbitConsumer(transport: self, kind: .server(topic: topic, server: server, fanout: fanout))
+        let index = consumersLock.withLock {
+            defer { consumersMade += 1 }
+            return consumersMade % consumerThreads
+        }
+        var schedule = reconnect
+        schedule.phase = (Double(index) + 0.5) / Double(consumerThreads)
+        return RabbitConsumer(
+            transport: self, kind: .server(topic: topic, server: server, fanout: fanout), backoff: schedule)
     }
 
     /// Reply consumers are kept and reused (a connection and a queue per call would cost a
-    /// handshake each): a stale reply to an earlier call is skipped by its `_msg_id`.
+    /// handshake each): a stale reply to an earlier call is skipped by its `_msg_id`. One whose
+    /// broker went away since (a restart: its queue is gone) is dropped, not handed out: the
+    /// reply would come back undelivered and the call would wait for its timeout.
     public func replyConsumer() throws -> RPCConsumer {
-        if let pooled = replyPoolLock.withLock({ replyPool.popLast() }) { return pooled }
+        while let pooled = replyPoolLock.withLock({ replyPool.popLast() }) {
+            if pooled.isConnected() { return pooled }
+        }
         let consumer = RabbitConsumer(transport: self, kind: .reply(queue: "reply_\(RPCIds.hex())"))
         try consumer.connectIfNeeded(throwing: true)
         return consumer
@@ -264,24 +288,31 @@ final class AMQPConnection {
         return rc == 1
     }
 
-    func next(timeout: Double) throws -> (tag: UInt64, key: String, body: String)? {
+    func next(timeout: Double) throws -> (tag: UInt64, key: String, body: String, contentType: String)? {
         var body: UnsafeMutablePointer<CChar>?
         var length = 0
         var tag: UInt64 = 0
         var key = [CChar](repeating: 0, count: 256)
-        let rc = fw_amqp_next(handle, Int32(max(1, (timeout * 1000).rounded())), &body, &length, &tag, &key, key.count)
+        var contentType = [CChar](repeating: 0, count: 256)
+        let rc = fw_amqp_next(
+            handle, Int32(max(0, (timeout * 1000).rounded())), &body, &length, &tag, &key, key.count, &contentType,
+            contentType.count)
         try check(rc)
         guard rc == 1, let body else { return nil }
         defer { free(body) }
         let text = String(decoding: UnsafeRawBufferPointer(start: body, count: length), as: UTF8.self)
-        return (tag, String(decoding: key.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), text)
+        func string(_ chars: [CChar]) -> String {
+            String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return (tag, string(key), text, string(contentType))
     }
 
     func ack(_ tag: UInt64) throws { try check(fw_amqp_ack(handle, tag)) }
+    func reject(_ tag: UInt64) throws { try check(fw_amqp_reject(handle, tag)) }
 }
 
 /// A consumer on its own connection: declares what it consumes (oslo's server or reply queues),
-/// consumes with prefetch 1, reconnects with backoff when the connection fails.
+/// consumes with prefetch 1, reconnects on oslo's schedule when the connection fails.
 final class RabbitConsumer: RPCConsumer {
     enum Kind {
         case server(topic: String, server: String, fanout: Bool)
@@ -293,7 +324,10 @@ final class RabbitConsumer: RPCConsumer {
     private var connection: AMQPConnection?
     private var fanoutQueue: String?
     private var retryAt = Date.distantPast
-    private var backoff = 1.0
+    /// When the last message came (monotonic seconds): oslo's poll timeout follows it.
+    private var lastMessage: Double?
+    private var clock: Double { ProcessInfo.processInfo.systemUptime }
+    private var backoff: ReconnectBackoff
     /// Set by `interrupt()` from the thread that stops the server.
     private let interruption = NSLock()
     private var interruptedFlag = false
@@ -311,9 +345,10 @@ final class RabbitConsumer: RPCConsumer {
         return false
     }
 
-    init(transport: RabbitTransport, kind: Kind) {
+    init(transport: RabbitTransport, kind: Kind, backoff: ReconnectBackoff? = nil) {
         self.transport = transport
         self.kind = kind
+        self.backoff = backoff ?? transport.reconnect
     }
 
     var replyQueue: String? {
@@ -321,7 +356,7 @@ final class RabbitConsumer: RPCConsumer {
         return nil
     }
 
-    /// Connects and declares; on failure waits (1, 2, 4 … 30 s) before the next try.
+    /// Connects and declares; on failure waits (`ReconnectBackoff`) before the next try.
     func connectIfNeeded(throwing: Bool = false) throws {
         guard connection == nil else { return }
         guard Date() >= retryAt else { return }
@@ -353,7 +388,7 @@ final class RabbitConsumer: RPCConsumer {
             }
             self.connection = connection
             generation += 1
-            if backoff > 1 {
+            if generation > 1 {
                 log.info("Reconnected to AMQP server on \(transport.address.host):\(transport.address.port)")
                 if reports {
                     transport.status.send(
@@ -361,13 +396,13 @@ final class RabbitConsumer: RPCConsumer {
                             "RPC: reconnected to AMQP server on \(transport.address.host):\(transport.address.port)"))
                 }
             }
-            backoff = 1
+            backoff.connected()
         } catch {
             if throwing { throw error }
-            log.error("\(error). Trying again in \(Int(backoff)) seconds.")
-            if reports { transport.status.send(.notice("RPC: \(error). Trying again in \(Int(backoff)) seconds.")) }
-            retryAt = Date().addingTimeInterval(backoff)
-            backoff = min(30, backoff * 2)
+            let wait = backoff.failed(at: clock)
+            log.error("\(error). Trying again in \(wait.settingText) seconds.")
+            if reports { transport.status.send(.notice("RPC: \(error). Trying again in \(wait.settingText) seconds.")) }
+            retryAt = Date().addingTimeInterval(wait)
         }
     }
 
@@ -386,29 +421,52 @@ final class RabbitConsumer: RPCConsumer {
             if left <= 0 { return nil }
             do {
                 guard let message = try connection.next(timeout: min(left, 0.5)) else { continue }
+                lastMessage = clock
                 // The tag carries the connection generation so a stale ack is recognised.
                 return RPCDelivery(
                     tag: Int64(bitPattern: message.tag) | Int64(generation & 0x7fff) << 48,
-                    queue: message.key, body: message.body)
+                    queue: message.key, body: message.body, contentType: message.contentType)
             } catch {
-                log.error("AMQP connection lost: \(error); messages not acknowledged are delivered again")
+                let wait = backoff.lost(at: clock, lastMessage: lastMessage)
+                log.error(
+                    "AMQP connection lost: \(error); reconnecting in \(wait.settingText) seconds (messages not acknowledged are delivered again)"
+                )
                 if reports { transport.status.send(.notice("RPC: AMQP connection lost (\(error)); reconnecting")) }
                 self.connection = nil
-                retryAt = Date()
+                retryAt = Date().addingTimeInterval(wait)
             }
         }
         return nil
     }
 
-    func acknowledge(_ delivery: RPCDelivery) throws {
+    func acknowledge(_ delivery: RPCDelivery) throws { try settle(delivery) { try $0.ack($1) } }
+
+    func reject(_ delivery: RPCDelivery) throws { try settle(delivery) { try $0.reject($1) } }
+
+    private func settle(_ delivery: RPCDelivery, _ answer: (AMQPConnection, UInt64) throws -> Void) throws {
         guard let connection, Int(delivery.tag >> 48) == generation & 0x7fff else { return }
-        do { try connection.ack(UInt64(delivery.tag & 0xffff_ffff_ffff)) } catch {
+        do { try answer(connection, UInt64(delivery.tag & 0xffff_ffff_ffff)) } catch {
             self.connection = nil
+            retryAt = Date().addingTimeInterval(backoff.lost(at: clock, lastMessage: lastMessage))
             throw error
         }
     }
 
     func interrupt() { interrupted = true }
+
+    /// Whether the connection still stands, without a round trip: a broker that closed it (a
+    /// restart) left its connection.close or the socket's end to read. A delivery waiting is
+    /// a late reply to an earlier call: acknowledged and dropped.
+    func isConnected() -> Bool {
+        guard let connection else { return false }
+        do {
+            while let late = try connection.next(timeout: 0) { try connection.ack(late.tag) }
+            return true
+        } catch {
+            self.connection = nil
+            return false
+        }
+    }
 
     func close() {
         if case .reply = kind, connection != nil {

@@ -36,7 +36,85 @@ import Testing
             try RPCRequest.decode(#"{"oslo.version": "3.0", "oslo.message": "{}"}"#)
         }
         #expect(throws: RPCDecodeError.self) { try RPCRequest.decode("not json") }
-        #expect(throws: RPCDecodeError.self) { try RPCRequest.decode(#"{"args": {}}"#) }
+        #expect(throws: RPCDecodeError.self) {
+            try RPCRequest.decode(#"{"oslo.version": "2.0", "oslo.message": "[]"}"#)
+        }
+    }
+
+    /// kombu decodes by the AMQP content type: anything but application/json (none included)
+    /// is not a message oslo reads, whatever the body.
+    @Test(arguments: ["text/plain", "", "application/x-python-serialize", "application/json; charset=utf-8"])
+    func aBodyOfAnotherContentTypeIsNotRead(contentType: String) {
+        let body = RPCRequest(method: "echo", msgId: "m", replyQueue: "q", uniqueId: "u").body
+        #expect(throws: RPCDecodeError.self) { try RPCRequest.decode(body, contentType: contentType) }
+        #expect((try? RPCRequest.decode(body, contentType: "application/json"))?.method == "echo")
+    }
+
+    /// A readable call with a bad method or args keeps its reply routing, so that it is answered
+    /// (oslo's dispatcher raises on it); the failure is the one Python 3.11 raises.
+    @Test(arguments: [
+        (#"{}"#, RPCMalformation.method(.null), "TypeError", "attribute name must be string, not 'NoneType'"),
+        (#"{"method": null}"#, .method(.null), "TypeError", "attribute name must be string, not 'NoneType'"),
+        (#"{"method": 42}"#, .method(.number(42)), "TypeError", "attribute name must be string, not 'int'"),
+        (#"{"method": 1.5}"#, .method(.number(1.5)), "TypeError", "attribute name must be string, not 'float'"),
+        (
+            #"{"method": ["echo"]}"#, .method(.array([.string("echo")])), "TypeError",
+            "attribute name must be string, not 'list'"
+        ),
+        (
+            #"{"method": "echo", "args": [1]}"#, .args(.array([.number(1)])), "AttributeError",
+            "'list' object has no attribute 'items'"
+        ),
+        (
+            #"{"method": "echo", "args": "x"}"#, .args(.string("x")), "AttributeError",
+            "'str' object has no attribute 'items'"
+        ),
+        (
+            #"{"method": "echo", "args": null}"#, .args(.null), "AttributeError",
+            "'NoneType' object has no attribute 'items'"
+        ),
+        (
+            #"{"method": "echo", "args": true}"#, .args(.bool(true)), "AttributeError",
+            "'bool' object has no attribute 'items'"
+        ),
+    ])
+    func aMalformedCallIsAnsweredWithPythonsError(
+        fields: String, malformation: RPCMalformation, className: String, message: String
+    ) throws {
+        var payload = try JSONValue.parse(fields)
+        if case .object(var object) = payload {
+            object["_msg_id"] = .string("m1")
+            object["_reply_q"] = .string("reply_q")
+            object["_unique_id"] = .string("u1")
+            payload = .object(object)
+        }
+        let request = try RPCRequest.decode(RPCEnvelope.wrap(payload.serialized))
+        #expect(request.malformation == malformation)
+        #expect(request.isCall && request.msgId == "m1" && request.replyQueue == "reply_q")
+        let endpoints = [RPCEndpoint(methods: [RPCMethod("echo") { _ in .null }])]
+        guard case .failure(let failure) = RPCDispatcher.dispatch(request, to: endpoints) else {
+            Issue.record("dispatched")
+            return
+        }
+        #expect(failure.className == className && failure.module == "builtins" && failure.message == message)
+        #expect(failure.args == [.string(message)])
+    }
+
+    /// Where Python raises decides the failure: no compatible endpoint is UnsupportedVersion
+    /// before the method is looked at, and bad args never matter for a method nobody has.
+    @Test func aMalformedCallFailsWhereOslosDispatcherWould() throws {
+        let endpoints = [RPCEndpoint(methods: [RPCMethod("echo") { _ in .null }])]
+        func failure(_ payload: String) throws -> RPCFailure? {
+            guard case .failure(let failure) = RPCDispatcher.dispatch(try RPCRequest.decode(payload), to: endpoints)
+            else { return nil }
+            return failure
+        }
+        let versioned = try failure(#"{"method": 42, "version": "2.0"}"#)
+        #expect(versioned?.className == "UnsupportedVersion")
+        #expect(versioned?.message == "Endpoint does not support RPC version 2.0. Attempted method: 42")
+        #expect(try failure(#"{"version": "2.0"}"#)?.message.hasSuffix("Attempted method: None") == true)
+        #expect(try failure(#"{"method": "nope", "args": [1]}"#)?.className == "NoSuchMethod")
+        #expect(try failure(#"{"method": "_echo", "args": [1]}"#)?.className == "NoSuchMethod")
     }
 
     @Test func repliesCarryResultOrAnOsloFailure() throws {

@@ -94,6 +94,15 @@ import Testing
         ),
         ("control_exchange", ["nova"], [("", "control_exchange must be a name, got ''")]),
         (
+            "rabbit_retry_interval", ["1", "60"],
+            [
+                ("0", "rabbit_retry_interval must be >= 1, got 0"),
+                ("0.5", "rabbit_retry_interval must be a whole number >= 1, got '0.5'"),
+            ]
+        ),
+        ("rabbit_retry_backoff", ["0", "2"], [("-1", "rabbit_retry_backoff must be >= 0, got -1")]),
+        ("rabbit_interval_max", ["1", "30"], [("0", "rabbit_interval_max must be >= 1, got 0")]),
+        (
             "workers", ["1", "100000"],
             [
                 ("0", "workers must be 1-100000, got 0"), ("100001", "workers must be 1-100000, got 100001"),

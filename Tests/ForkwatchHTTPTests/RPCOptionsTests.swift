@@ -4,7 +4,7 @@ import Testing
 
 @testable import ForkwatchCLI
 
-/// oslo's `transport_url` and `control_exchange` in a config file.
+/// oslo's `transport_url`, `control_exchange` and `rabbit_*` reconnect options in a config file.
 @Suite struct RPCOptionsTests {
     @Test func theTransportAndTheExchangeAreRead() throws {
         let configuration = try ConfigFile.parse(
@@ -12,6 +12,22 @@ import Testing
         #expect(configuration.transportURL == "rabbit://nova:s3cret@mq:5672/os")
         #expect(configuration.controlExchange == "nova")
         #expect(LauncherConfiguration().controlExchange == "openstack" && LauncherConfiguration().transportURL == nil)
+    }
+
+    /// oslo's reconnect options, by their names, become the RabbitMQ consumers' schedule.
+    @Test func theReconnectOptionsAreRead() throws {
+        let configuration = try ConfigFile.parse(
+            "rabbit_retry_interval: 2\nrabbit_retry_backoff: 0\nrabbit_interval_max: 10\n", path: "t.yaml")
+        #expect(
+            configuration.reconnectBackoff
+                == ReconnectBackoff(retryInterval: 2, retryBackoff: 0, intervalMax: 10, reconnectDelay: 1))
+        #expect(LauncherConfiguration().reconnectBackoff == ReconnectBackoff())
+        do {
+            _ = try ConfigFile.parse("rabbit_interval_max: 0\n", path: "t.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains("rabbit_interval_max must be >= 1, got 0"))
+        }
     }
 
     @Test func aTransportThatIsNeitherIsRefused() {

@@ -126,7 +126,7 @@ import Testing
         #expect(
             valueError?.className == "ValueError" && valueError?.module == "builtins" && valueError?.message == "kaboom"
         )
-        // Not JSON, JSON without a method, a cast of an unknown method: logged, dropped.
+        // Not JSON (rejected), a cast without a method and one of an unknown method (failed): logged.
         try transport.publish(to: "scheduler", body: "not json at all")
         try transport.publish(to: "scheduler", body: #"{"oslo.version": "2.0", "oslo.message": "{\"args\": {}}"}"#)
         try client.cast("no_such_cast")
@@ -147,6 +147,28 @@ import Testing
             }
             #expect(message.hasPrefix("Timed out waiting for a reply to message ID "))
         }
+        master.signal(SIGTERM)
+        #expect(try master.waitExit() == 0)
+    }
+
+    /// `forkwatch rpc call --namespace`: a method of an endpoint with a namespace (nova's
+    /// `baseapi` ping) is reachable from the command line, and only with its namespace.
+    @Test func theCLICallsAMethodOfANamespacedEndpoint() throws {
+        let (master, _, _, _) = try startSchedulers(1)
+        let ping = try runToCompletion(
+            [
+                forkwatchBinary, "rpc", "call", "--db", database, "--namespace", "baseapi", "--version", "1.1",
+                "--timeout", "10", "scheduler", "ping", #"{"arg": "hi"}"#,
+            ], timeout: 30)
+        #expect(ping.status == 0, "\(ping.output)")
+        let result = try JSONValue.parse(try #require(ping.output.split(separator: "\n").last.map(String.init)))
+        #expect(result == .object(["service": .string("scheduler"), "arg": .string("hi")]), "\(ping.output)")
+        let without = try runToCompletion(
+            [
+                forkwatchBinary, "rpc", "call", "--db", database, "--version", "1.1", "--timeout", "10", "scheduler",
+                "ping", #"{"arg": "hi"}"#,
+            ], timeout: 30)
+        #expect(without.status == 1 && without.output.contains("UnsupportedVersion"), "\(without.output)")
         master.signal(SIGTERM)
         #expect(try master.waitExit() == 0)
     }

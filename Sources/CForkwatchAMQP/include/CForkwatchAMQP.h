@@ -34,12 +34,16 @@ int fw_amqp_confirm_select(fw_amqp *amqp);
 int fw_amqp_publish(fw_amqp *amqp, const char *exchange, const char *key, const char *body, size_t length,
                     const char *expiration, int mandatory);
 
-/// The next delivery, waiting up to timeout_ms: 1 with *body (malloc'd, free it) and the
-/// routing key copied into `key`, 0 on timeout, -1 on error. Heartbeats are handled meanwhile.
+/// The next delivery, waiting up to timeout_ms: 1 with *body (malloc'd, free it), the routing
+/// key copied into `key` and the content-type property into `content_type` ("" when the message
+/// has none), 0 on timeout, -1 on error. Heartbeats are handled meanwhile.
 int fw_amqp_next(fw_amqp *amqp, int timeout_ms, char **body, size_t *length, uint64_t *delivery_tag,
-                 char *key, size_t key_size);
+                 char *key, size_t key_size, char *content_type, size_t content_type_size);
 /// Acknowledges a delivery once handled (a message that is not an RPC one too: it is dropped,
 /// as oslo's reject without requeue drops it).
 int fw_amqp_ack(fw_amqp *amqp, uint64_t delivery_tag);
+/// basic.reject without requeue: what oslo does with a message it cannot read (the broker
+/// drops it, or dead-letters it where a policy says so).
+int fw_amqp_reject(fw_amqp *amqp, uint64_t delivery_tag);
 
 #endif
