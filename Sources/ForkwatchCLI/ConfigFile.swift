@@ -55,7 +55,9 @@ public enum ConfigFile {
             switch error {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
                 .composer(_, let problem, let mark, _):
-                throw ConfigError(path: path, line: mark.line, message: "not valid YAML: \(problem)")
+                // libyaml marks a problem found at the end of the input on a line after the last one.
+                throw ConfigError(
+                    path: path, line: min(mark.line, lineCount(text)), message: "not valid YAML: \(problem)")
             default:
                 throw ConfigError(path: path, line: nil, message: "not valid YAML: \(error)")
             }
@@ -166,6 +168,20 @@ public enum ConfigFile {
             specs.append(spec)
         }
         return specs
+    }
+
+    /// The lines of `text` as libyaml counts them (breaks: LF, CR, CR LF, NEL, LS, PS); at least 1.
+    static func lineCount(_ text: String) -> Int {
+        var breaks = 0
+        var previous: Unicode.Scalar?
+        var endsWithBreak = false
+        for scalar in text.unicodeScalars {
+            let isBreak = ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(scalar)
+            if isBreak && !(scalar == "\n" && previous == "\r") { breaks += 1 }
+            endsWithBreak = isBreak
+            previous = scalar
+        }
+        return max(1, breaks + (endsWithBreak || text.isEmpty ? 0 : 1))
     }
 
     /// A YAML value as a setting takes it.
