@@ -58,6 +58,22 @@ public enum ConfigFile {
                 // libyaml marks a problem found at the end of the input on a line after the last one.
                 throw ConfigError(
                     path: path, line: min(mark.line, lineCount(text)), message: "not valid YAML: \(problem)")
+            case .reader(let problem, let offset, _, _):
+                // `offset` counts Characters: the problem is on the line holding the next one.
+                throw ConfigError(
+                    path: path, line: offset.map { lineCount(String(text.prefix($0)) + "x") },
+                    message: "not valid YAML: \(problem)")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                // Yams's description holds a snippet (several lines), and the key it places is the
+                // first in an order that is total only over distinct scalar keys: other keys get no
+                // line rather than one that changes from run to run.
+                let names = duplicates.sorted()
+                let placed = Set(names).count == names.count && !names.contains("<uncovertable>")
+                throw ConfigError(
+                    path: path, line: placed ? context.mark.line : nil,
+                    message:
+                        "not valid YAML: \(names.count == 1 ? "key" : "keys") \(names.map { "'\($0)'" }.joined(separator: ", ")) given more than once"
+                )
             default:
                 throw ConfigError(path: path, line: nil, message: "not valid YAML: \(error)")
             }
