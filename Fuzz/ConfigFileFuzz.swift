@@ -48,7 +48,7 @@ public func fuzzConfigFile(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let second: Result<LauncherConfiguration, ConfigError> = Result { () throws(ConfigError) in
         try ConfigFile.parse(text, path: "fuzz.yaml")
     }
-    require(first == second, "two parses of the same text differ")
+    require(first == second, "two parses of the same text differ:\n\(first)\n\(second)")
     return 0
 }
 
