@@ -46,7 +46,8 @@ public enum ConfigFile {
         _ text: String, path: String, onto base: LauncherConfiguration = LauncherConfiguration()
     ) throws(ConfigError) -> LauncherConfiguration {
         func fail(_ node: Node?, _ message: String) -> ConfigError {
-            ConfigError(path: path, line: node?.mark?.line, message: message)
+            // An empty value at the end of the input is marked on a line after the last one.
+            ConfigError(path: path, line: node?.mark.map { min($0.line, lineCount(text)) }, message: message)
         }
         let root: Node?
         do {
@@ -55,7 +56,7 @@ public enum ConfigFile {
             switch error {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
                 .composer(_, let problem, let mark, _):
-                // libyaml marks a problem found at the end of the input on a line after the last one.
+                // libyaml marks a problem found at the end of the input on a line after the last one too.
                 throw ConfigError(
                     path: path, line: min(mark.line, lineCount(text)), message: "not valid YAML: \(problem)")
             case .reader(let problem, let offset, _, _):

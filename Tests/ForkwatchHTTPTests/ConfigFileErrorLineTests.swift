@@ -2,8 +2,8 @@ import Testing
 
 @testable import ForkwatchCLI
 
-/// Where a YAML error is reported: a line of the file, even when libyaml finds the problem at the
-/// end of the input (it puts its mark on a line after the last one there). Found by fuzzing
+/// Where a configuration error is reported: a line of the file, even when it is found at the end
+/// of the input (libyaml puts its mark on a line after the last one there). Found by fuzzing
 /// (Fuzz/ConfigFileFuzz.swift): `forkwatch.yaml:3` for a file of two lines.
 @Suite struct ConfigFileErrorLineTests {
     @Test(arguments: [
@@ -12,6 +12,8 @@ import Testing
         ("services:\n  web: [\n", 2),
         ("services:\n  web: \"unterminated", 2),
         ("key: 'open\r\n", 1),
+        // A key without a value: the empty value's mark is at the end of the input too.
+        ("services:\n  ? nosuch\n", 2),
     ])
     func anErrorAtTheEndOfTheFileNamesItsLastLine(yaml: String, line: Int) {
         #expect(throws: ConfigError.self) { try ConfigFile.parse(yaml, path: "t.yaml") }
