@@ -46,7 +46,8 @@ public enum ConfigFile {
         _ text: String, path: String, onto base: LauncherConfiguration = LauncherConfiguration()
     ) throws(ConfigError) -> LauncherConfiguration {
         func fail(_ node: Node?, _ message: String) -> ConfigError {
-            ConfigError(path: path, line: node?.mark?.line, message: message)
+            // An empty value at the end of the input is marked on a line after the last one.
+            ConfigError(path: path, line: node?.mark.map { min($0.line, lineCount(text)) }, message: message)
         }
         let root: Node?
         do {
@@ -55,7 +56,25 @@ public enum ConfigFile {
             switch error {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
                 .composer(_, let problem, let mark, _):
-                throw ConfigError(path: path, line: mark.line, message: "not valid YAML: \(problem)")
+                // libyaml marks a problem found at the end of the input on a line after the last one too.
+                throw ConfigError(
+                    path: path, line: min(mark.line, lineCount(text)), message: "not valid YAML: \(problem)")
+            case .reader(let problem, let offset, _, _):
+                // `offset` counts Characters: the problem is on the line holding the next one.
+                throw ConfigError(
+                    path: path, line: offset.map { lineCount(String(text.prefix($0)) + "x") },
+                    message: "not valid YAML: \(problem)")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                // Yams's description holds a snippet (several lines), and the key it places is the
+                // first in an order that is total only over distinct scalar keys: other keys get no
+                // line rather than one that changes from run to run.
+                let names = duplicates.sorted()
+                let placed = Set(names).count == names.count && !names.contains("<uncovertable>")
+                throw ConfigError(
+                    path: path, line: placed ? context.mark.line : nil,
+                    message:
+                        "not valid YAML: \(names.count == 1 ? "key" : "keys") \(names.map { "'\($0)'" }.joined(separator: ", ")) given more than once"
+                )
             default:
                 throw ConfigError(path: path, line: nil, message: "not valid YAML: \(error)")
             }
@@ -166,6 +185,20 @@ public enum ConfigFile {
             specs.append(spec)
         }
         return specs
+    }
+
+    /// The lines of `text` as libyaml counts them (breaks: LF, CR, CR LF, NEL, LS, PS); at least 1.
+    static func lineCount(_ text: String) -> Int {
+        var breaks = 0
+        var previous: Unicode.Scalar?
+        var endsWithBreak = false
+        for scalar in text.unicodeScalars {
+            let isBreak = ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(scalar)
+            if isBreak && !(scalar == "\n" && previous == "\r") { breaks += 1 }
+            endsWithBreak = isBreak
+            previous = scalar
+        }
+        return max(1, breaks + (endsWithBreak || text.isEmpty ? 0 : 1))
     }
 
     /// A YAML value as a setting takes it.

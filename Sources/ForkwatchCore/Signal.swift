@@ -44,14 +44,15 @@ public struct Signal: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { name }
 
-    /// Parses `TERM`, `SIGTERM`, `term` or `15`. Nil for anything else.
+    /// Parses `TERM`, `SIGTERM`, `term`, `15` or `SIG37` (what `name` writes for a signal without a
+    /// classic name). Nil for anything else.
     public init?(name text: String) {
         let upper = text.uppercased()
-        if let number = Int32(upper), number > 0, number < 65 {
+        let bare = upper.hasPrefix("SIG") ? String(upper.dropFirst(3)) : upper
+        if let number = Int32(bare), number > 0, number < 65 {
             self.init(rawValue: number)
             return
         }
-        let bare = upper.hasPrefix("SIG") ? String(upper.dropFirst(3)) : upper
         guard let entry = Self.names.first(where: { $0.1 == bare }) else { return nil }
         self.init(rawValue: entry.0)
     }
