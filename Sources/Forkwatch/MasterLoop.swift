@@ -218,10 +218,14 @@ final class MasterLoop {
     private func nextDeadline() -> Double? {
         if statsWanted, nextStatsAt == nil { nextStatsAt = Posix.monotonicNow() }
         if !statsWanted { nextStatsAt = nil }
-        // More forks due, or requests read and not answered: poll, then go on.
-        if !forkQueue.isEmpty || control?.hasUnansweredLines == true { return Posix.monotonicNow() }
-        return [table.nextDeadline, nextStatsAt, control?.acceptPausedUntil, control?.nextDeadline].compactMap { $0 }
-            .min()
+        let now = Posix.monotonicNow()
+        if !forkQueue.isEmpty { return now }  // more forks due: poll, then go on
+        // Requests read and not answered wait a millisecond, as long as a pass may spend on
+        // them: a flood gets half of the master's time at most, and the master sleeps in poll
+        // between passes, so a SIGCHLD wakes it (and the scheduler favours a waking task).
+        let unanswered = control?.hasUnansweredLines == true ? now + Self.controlBudget : nil
+        return [table.nextDeadline, nextStatsAt, control?.acceptPausedUntil, control?.nextDeadline, unanswered]
+            .compactMap { $0 }.min()
     }
 
     private func sampleStatsIfDue(now: Double) {
