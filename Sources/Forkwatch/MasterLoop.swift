@@ -123,7 +123,7 @@ final class MasterLoop {
         }
         publishWorkerCounts()
         perform(table.start(now: Posix.monotonicNow()))
-        runQueuedForks(limit: forkQueue.count)  // the first workers, all before the first poll
+        runQueuedForks(limit: forkQueue.count, reapBetween: false)  // the first workers, all before the first poll
         flushEvents()
         warmUpLoopPaths()
         // From here on the master runs its loop's few paths: the code start-up ran once is unmapped.
@@ -414,12 +414,13 @@ final class MasterLoop {
     /// Forks up to `limit` queued workers; returns how many it took from the queue. A fork
     /// asked for while running and queued past a stop is given back to the table as failed.
     @discardableResult
-    private func runQueuedForks(limit: Int) -> Int {
+    private func runQueuedForks(limit: Int, reapBetween: Bool = true) -> Int {
         let taken = Array(forkQueue.prefix(max(0, limit)))
         forkQueue.removeFirst(taken.count)
         for (index, (service, reason)) in taken.enumerated() {
-            // A child that died meanwhile is reaped between two forks, not after the batch.
-            if index > 0 { drainSignals() }
+            // A child that died meanwhile is reaped between two forks, not after the batch (but
+            // every first worker is forked, as oslo starts them all, before any is judged).
+            if reapBetween, index > 0 { drainSignals() }
             if exitCode == nil, table.phase == .running {
                 fork(service: service, reason: reason)
             } else {
