@@ -321,14 +321,15 @@ def main():
     all_lat = [x for v in lat.values() for x in v]
     peak_rss = max(s["rss"] for s in samples)
     zombie_samples = sum(1 for s in samples if s["zombies"] > 0)
-    fw_version = subprocess.run([args.forkwatch, "--version"], capture_output=True, text=True).stdout.strip()
+    fw_version = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     lines = [
         START,
         "## Reliability: the master never starves (soak)",
         "",
         f"One run of `{args.command}` "
         f"({args.respawns:,} respawns, {args.signals:,} signals, {args.slow} slow subscribers; "
-        f"{took:.0f} s; forkwatch {fw_version or 'release build'}, {os.cpu_count()} cores). "
+        f"{took:.0f} s; forkwatch git {fw_version or '?'}, release build, {os.cpu_count()} cores). "
         f"{WORKERS} workers of `sh -c \"trap '' HUP; exec sleep\"`, `fork_throttle_interval: 0`, "
         "`restart_method: mutate`. Reap latency: `time.monotonic()` before `kill(pid, SIGKILL)` → the `mono` of "
         "the master's `exit` event for that pid (CLOCK_MONOTONIC both), so it includes the kill, the kernel's "
@@ -361,6 +362,26 @@ def main():
     ]
     if args.fuzz:
         lines.append(f"- Fuzzing: {args.fuzz}")
+    one_at_a_time = [x for phase in ("rest", "abuse", "after") for x in lat.get(phase, [])]
+
+    def met(ok):
+        return "met" if ok else "**not met**"
+
+    rest99, abuse99 = percentile(lat.get("rest", []), 99), percentile(lat.get("abuse", []), 99)
+    lines += [
+        "",
+        f"Targets (issue 13): reap p99 ≤ 5 ms at rest ({rest99:.2f} ms) and under the abuse ({abuse99:.2f} ms): "
+        f"{met(rest99 <= 5 and abuse99 <= 5)}; master RSS ≤ 32 MiB under abuse (peak {peak_rss / 1024:.1f} MiB): "
+        f"{met(peak_rss <= 32 * 1024)}; fds flat ({start['fds']} → {end['fds']}): {met(end['fds'] <= start['fds'])}; "
+        f"no zombie older than 10 ms: {met(all(x <= 10 for x in one_at_a_time))} for the kills one at a time "
+        f"({sum(1 for x in one_at_a_time if x > 10)} of {len(one_at_a_time)}), "
+        f"{met(all(x <= 10 for x in lat.get('drive', [])))} in the drive "
+        f"({sum(1 for x in lat.get('drive', []) if x > 10)} of {len(lat.get('drive', []))}: kills as fast as workers come "
+        "up, the 2 cores saturated by the driver, the flooder, the dashboard and the forks; the master itself used a "
+        "third of a core). Before this work (the issue's report, the same kinds of abuse): a flood kept a SIGKILLed "
+        "worker a zombie for 9.0 s, and 500 subscribers that never read took the master from 9.8 MB to 448 MB with "
+        "3-8 zombies at every sample.",
+    ]
     lines += ["", END, ""]
     section = "\n".join(lines)
     print(section)
