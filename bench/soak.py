@@ -173,11 +173,17 @@ class Soak:
         return True
 
     def reap_samples(self, phase, count):
-        """One worker at a time, 20 ms apart, each waited for (its replacement up)."""
+        """One worker at a time, 20 ms apart, each waited for (its replacement up). The count
+        to wait for is the one found at the start: the storm's TTIN and TTOU may have moved it
+        (signals of one kind sent close together arrive as one)."""
         done = 0
+        want = len(self.live_workers())
+        deadline = time.monotonic() + 120
         while done < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{phase}: workers never came back to {want}")
             live = self.live_workers()
-            if len(live) < WORKERS:
+            if len(live) < want:
                 time.sleep(0.005)
                 continue
             if self.kill(random.choice(live), phase):
@@ -229,6 +235,24 @@ class Soak:
             if sent % 400 == 0:
                 time.sleep(0.01)  # a storm, not a fork bomb: reloads and scales get to run
         return sent
+
+    def cleanup(self):
+        for s in self.slow:
+            s.close()
+        if self.tmux:
+            subprocess.run(["tmux", "kill-session", "-t", self.tmux], check=False, stderr=subprocess.DEVNULL)
+        for h in self.helpers:
+            if h.poll() is None:
+                h.kill()
+                h.wait()
+        master = getattr(self, "master", None)
+        if master is not None and master.poll() is None:
+            master.send_signal(signal.SIGTERM)
+            try:
+                master.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                master.kill()
+                master.wait()
 
     def stop(self):
         for s in self.slow:
@@ -282,7 +306,7 @@ def main():
     ap.add_argument("--respawns", type=int, default=10_000)
     ap.add_argument("--signals", type=int, default=10_000)
     ap.add_argument("--slow", type=int, default=500)
-    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--fuzz", default="", help="the fuzzing line for the table (from bench/fuzz.sh)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "benchmarks.md"))
     ap.add_argument("--command", default="python3 bench/soak.py --forkwatch .build/release/forkwatch",
@@ -291,6 +315,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="fw-soak-")
     soak = Soak(args, tmp)
     began = time.monotonic()
+    try:
+        measure(soak, args, tmp, began)
+    finally:
+        soak.cleanup()  # after an exception on the way too: nothing is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(soak, args, tmp, began):
     soak.start()
     start = dict(soak.sampler.samples[0])
     print("at rest: reap samples", flush=True)
@@ -386,7 +418,6 @@ def main():
     section = "\n".join(lines)
     print(section)
     replace_section(args.out, START, END, section)
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
