@@ -147,7 +147,20 @@ public struct WorkerTable: Sendable {
             restarts: services[index].restarts)
         workers[pid]!.slot = slot
         services[index].rolling?.forked(pid: pid)
-        return [.emit(.fork(pid: pid, service: name, reason: reason, generation: services[index].generation))]
+        let forkEvent = Action.emit(
+            .fork(pid: pid, service: name, reason: reason, generation: services[index].generation))
+        guard services[index].removal == nil else {
+            // Queued before a reload dropped its service: stopped like the others.
+            workers[pid]!.retiring = true
+            workers[pid]!.stopRequested = true
+            return [
+                forkEvent,
+                .signal(
+                    pid: pid, signal: .term, reason: "reload: \(name) is no longer in the configuration",
+                    origin: "master"),
+            ]
+        }
+        return [forkEvent]
     }
 
     /// Why `service` may not go to `count` workers, or nil: the one declared range of a worker

@@ -419,6 +419,19 @@ struct ScriptedMaster {
         #expect(!master.events.contains(.serviceRemoved(service: "db")))
     }
 
+    @Test func aForkQueuedBeforeTheReloadIsStoppedLikeTheOthers() {
+        var master = started()
+        reload(&master, keeping: [("api", 2)])
+        master.signals.removeAll()
+        master.perform(master.table.forked(pid: 500, service: "db", reason: .respawn, now: master.now))
+        #expect(master.signals.map(\.pid) == [500] && master.signals.first?.signal == .term)
+        master.exit(102)
+        master.exit(103)
+        #expect(master.table.service(named: "db") != nil, "500 still runs")
+        master.exit(500)
+        #expect(master.table.service(named: "db") == nil)
+    }
+
     @Test func aScaleOfAServiceBeingRemovedIsRefused() {
         var master = started()
         reload(&master, keeping: [("api", 2)])
