@@ -224,8 +224,10 @@ class Soak:
         return killed
 
     def signal_storm(self, total):
+        """Also kills one worker every 100 ms of it (phase "storm"): the reap latency during it."""
         sent = 0
         kinds = [signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD]
+        next_kill = time.monotonic()
         while sent < total:
             block = kinds[:]
             random.shuffle(block)
@@ -234,6 +236,11 @@ class Soak:
                 sent += 1
             if sent % 400 == 0:
                 time.sleep(0.01)  # a storm, not a fork bomb: reloads and scales get to run
+            if time.monotonic() >= next_kill:
+                live = self.live_workers()
+                if live:
+                    self.kill(random.choice(live), "storm")
+                next_kill = time.monotonic() + 0.1
         return sent
 
     def cleanup(self):
@@ -374,6 +381,7 @@ def measure(soak, args, tmp, began):
         + " | ".join(row("abuse")) + " |",
         "| the 10,000-respawn drive (every worker killed as soon as it is up), abuse on | "
         + " | ".join(row("drive")) + " |",
+        "| during the signal storm, one kill every 100 ms, abuse on | " + " | ".join(row("storm")) + " |",
         "| after the signal storm, abuse on | " + " | ".join(row("after")) + " |",
         "",
         "| figure | start | end (abuse off, before SIGTERM) | peak |",
@@ -394,7 +402,7 @@ def measure(soak, args, tmp, began):
     ]
     if args.fuzz:
         lines.append(f"- Fuzzing: {args.fuzz}")
-    one_at_a_time = [x for phase in ("rest", "abuse", "after") for x in lat.get(phase, [])]
+    one_at_a_time = [x for phase in ("rest", "abuse", "storm", "after") for x in lat.get(phase, [])]
 
     def met(ok):
         return "met" if ok else "**not met**"
