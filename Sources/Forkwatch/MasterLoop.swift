@@ -52,7 +52,11 @@ final class MasterLoop {
     private var forkQueue: [(service: String, reason: ForkReason)] = []
     private static let forksPerPass = 64
     /// Seconds of control requests a pass may spend before the loop looks at signals again.
-    private static let controlBudget = 0.001
+    private static let controlBudget = 0.0005
+    /// How long requests left over from a pass wait in poll: with the budget, a flood gets a
+    /// fifth of the master's time at most, and the master mostly sleeps, so a SIGCHLD finds it
+    /// asleep and the scheduler runs it at once.
+    private static let controlPause = 0.002
     /// The workers' process groups and what they leave behind.
     private let groups: WorkerGroups
     /// The cgroup every worker joins, when one was given.
@@ -145,7 +149,7 @@ final class MasterLoop {
                 for (index, entry) in controlSet.enumerated() where revents[index + 1] != 0 {
                     control.handle(fd: entry.fd, revents: revents[index + 1])
                 }
-                // At most a millisecond of requests a pass, then back to the signals.
+                // At most half a millisecond of requests a pass, then back to the signals.
                 let until = Posix.monotonicNow() + Self.controlBudget
                 control.beginRequests()
                 while exitCode == nil, Posix.monotonicNow() < until, let (client, request) = control.nextRequest() {
@@ -220,10 +224,8 @@ final class MasterLoop {
         if !statsWanted { nextStatsAt = nil }
         let now = Posix.monotonicNow()
         if !forkQueue.isEmpty { return now }  // more forks due: poll, then go on
-        // Requests read and not answered wait a millisecond, as long as a pass may spend on
-        // them: a flood gets half of the master's time at most, and the master sleeps in poll
-        // between passes, so a SIGCHLD wakes it (and the scheduler favours a waking task).
-        let unanswered = control?.hasUnansweredLines == true ? now + Self.controlBudget : nil
+        // Requests read and not answered wait `controlPause` (see there).
+        let unanswered = control?.hasUnansweredLines == true ? now + Self.controlPause : nil
         return [table.nextDeadline, nextStatsAt, control?.acceptPausedUntil, control?.nextDeadline, unanswered]
             .compactMap { $0 }.min()
     }
