@@ -377,7 +377,7 @@ final class ControlServer {
                 drop(fd, reason: nil)  // the client went away
                 return
             }
-            clients[fd]!.output.wrote(written, of: chunk, in: log)
+            clients[fd]!.output.wrote(written, of: chunk)
             if written < chunk.count { return }  // full: POLLOUT says when it takes more
         }
         if let client = clients[fd], client.closeAfterFlush { drop(fd, reason: nil) }

@@ -36,7 +36,7 @@ public struct BroadcastLog: Sendable {
 /// What one control client has been sent and is still owed: its replies (a subscriber's
 /// snapshot among them), each placed at the event-log position it was queued at, and, for a
 /// subscriber, its position in the shared `BroadcastLog`. Replies and events go out in the
-/// order they were made. Pure: the control server writes `next(in:)` and reports `wrote(_:)`.
+/// order they were made. Pure: the control server writes `next(in:)` and reports `wrote(_:of:)`.
 public struct ControlOutput: Sendable {
     /// A subscriber's position in the log (nil: not subscribed).
     public private(set) var cursor: Int?
@@ -77,7 +77,7 @@ public struct ControlOutput: Sendable {
     }
 
     /// `count` bytes of `next(in:)` were written.
-    public mutating func wrote(_ count: Int, of chunk: ArraySlice<UInt8>, in log: BroadcastLog) {
+    public mutating func wrote(_ count: Int, of chunk: ArraySlice<UInt8>) {
         guard count > 0 else { return }
         endsMidLine = chunk[chunk.startIndex + count - 1] != UInt8(ascii: "\n")
         if let first = replies.first, cursor == nil || first.at <= cursor! {

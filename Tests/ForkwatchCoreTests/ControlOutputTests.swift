@@ -12,7 +12,7 @@ import Testing
         while let next = output.next(in: log) {
             let count = min(chunk, next.count)
             written += next.prefix(count)
-            output.wrote(count, of: next, in: log)
+            output.wrote(count, of: next)
         }
         return String(decoding: written, as: UTF8.self)
     }
@@ -46,10 +46,10 @@ import Testing
         output.subscribe(logEnd: log.end)
         log.append(bytes("event\n"))
         let next = output.next(in: log)!
-        output.wrote(3, of: next, in: log)
+        output.wrote(3, of: next)
         #expect(output.endsMidLine)
         #expect(output.pending(logEnd: log.end) == 3)
-        output.wrote(3, of: output.next(in: log)!, in: log)
+        output.wrote(3, of: output.next(in: log)!)
         #expect(!output.endsMidLine)
     }
 
